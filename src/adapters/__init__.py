@@ -1,0 +1,1 @@
+"""Everything that touches the outside world: HTTP, SQLite, outbound clients, CLI, config."""

@@ -1,0 +1,72 @@
+"""The `sentry-jira` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from adapters.config import ConfigError, Settings, load_settings
+
+
+def fail_config(err: ConfigError) -> None:
+    click.echo(f"sentry-jira: configuration error: {err}", err=True)
+    sys.exit(2)
+
+
+def settings_from_env(host: str = "127.0.0.1", port: int = 8080) -> Settings:
+    try:
+        return load_settings(os.environ, host=host, port=port)
+    except ConfigError as err:
+        fail_config(err)
+        raise  # unreachable
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """sentry-jira: a Jira Cloud (Atlassian Connect) app that syncs issues to Sentry."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on.",
+)
+def serve(host: str, port: int) -> None:
+    """Run the HTTP service."""
+    import uvicorn
+
+    from adapters.http.app import create_app
+    from adapters.wiring import bootstrap
+
+    settings = settings_from_env(host, port)
+    try:
+        container = bootstrap(settings)
+    except ConfigError as err:
+        fail_config(err)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = create_app(container)
+    try:
+        # No access log: a request line can carry a `jwt=` query parameter.
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            log_level="info",
+            h11_max_incomplete_event_size=1 << 20,
+        )
+    finally:
+        container.close()
+
+
+if __name__ == "__main__":
+    main()

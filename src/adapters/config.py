@@ -1,0 +1,194 @@
+"""Configuration (SPEC §3.1): every environment variable parsed and validated here, once."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import attrs
+
+from core.jira_hosts import HostPattern, parse_host_patterns
+from core.settings import AppSettings
+
+PREFIX = "SENTRY_JIRA_"
+DEFAULT_JIRA_HOSTS = "https://*.atlassian.net,https://*.jira.com"
+DEFAULT_INSTALL_KEYS_URL = "https://connect-install-keys.atlassian.com"
+
+
+class ConfigError(Exception):
+    """A bad configuration value; the message is one line naming the variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+
+
+@attrs.frozen
+class Settings:
+    """The whole configuration: the core's part plus what only adapters need."""
+
+    app: AppSettings
+    database: Path
+    secret_keys: tuple[str, ...] = attrs.field(repr=False)  # () = use the key file
+    install_keys_url: str = DEFAULT_INSTALL_KEYS_URL
+    admin_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
+    http_timeout_seconds: float = 10.0
+    max_body_bytes: int = 5_242_880
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    @property
+    def key_file(self) -> Path:
+        """Where the generated secret key lives when SENTRY_JIRA_SECRET_KEY is unset."""
+        return self.database.with_name(self.database.name + ".key")
+
+    @property
+    def install_keys_timeout_seconds(self) -> float:
+        return min(self.http_timeout_seconds, 3.0)
+
+
+def load_settings(
+    environ: Mapping[str, str], *, host: str = "127.0.0.1", port: int = 8080
+) -> Settings:
+    """Build Settings from the environment; raise ConfigError on the first bad value."""
+    env = {k: v for k, v in environ.items() if k.startswith(PREFIX)}
+
+    def get(name: str) -> str | None:
+        value = env.get(PREFIX + name)
+        return value.strip() if value is not None and value.strip() != "" else None
+
+    base_url = _base_url(get("BASE_URL") or f"http://{_url_host(host)}:{port}")
+    app_key = get("APP_KEY") or f"{urlsplit(base_url).hostname}.jira"
+    if not _is_app_key(app_key):
+        raise ConfigError(PREFIX + "APP_KEY", "use 1-64 letters, digits, '.', '-' or '_'")
+    leeway = _int(PREFIX + "JWT_LEEWAY_SECONDS", get("JWT_LEEWAY_SECONDS"), 30, low=0, high=60)
+    try:
+        hosts: tuple[HostPattern, ...] = parse_host_patterns(
+            get("JIRA_HOSTS") or DEFAULT_JIRA_HOSTS
+        )
+    except ValueError as err:
+        raise ConfigError(PREFIX + "JIRA_HOSTS", str(err)) from None
+    app = AppSettings(
+        base_url=base_url,
+        app_key=app_key,
+        app_name=get("APP_NAME") or "Sentry",
+        jira_hosts=hosts,
+        use_email_scope=_bool(PREFIX + "USE_EMAIL_SCOPE", get("USE_EMAIL_SCOPE")),
+        jwt_leeway_seconds=leeway,
+        retry_base_seconds=_float(
+            PREFIX + "RETRY_BASE_SECONDS", get("RETRY_BASE_SECONDS"), 2.0, low=0.01, high=3600
+        ),
+        max_attempts=_int(PREFIX + "MAX_ATTEMPTS", get("MAX_ATTEMPTS"), 12, low=1, high=100),
+        retention_days=_int(
+            PREFIX + "RETENTION_DAYS", get("RETENTION_DAYS"), 30, low=3, high=36500
+        ),
+    )
+    database = Path(get("DATABASE") or "./sentry-jira.db")
+    if database.is_dir():
+        raise ConfigError(PREFIX + "DATABASE", "is a directory, expected a file path")
+    install_keys_url = get("INSTALL_KEYS_URL") or DEFAULT_INSTALL_KEYS_URL
+    _plain_url(PREFIX + "INSTALL_KEYS_URL", install_keys_url)
+    return Settings(
+        app=app,
+        database=database,
+        secret_keys=_fernet_keys(get("SECRET_KEY")),
+        install_keys_url=install_keys_url.rstrip("/"),
+        admin_tokens=_tokens(PREFIX + "ADMIN_TOKEN", get("ADMIN_TOKEN")),
+        http_timeout_seconds=_float(
+            PREFIX + "HTTP_TIMEOUT_SECONDS", get("HTTP_TIMEOUT_SECONDS"), 10.0, low=0.1, high=300
+        ),
+        max_body_bytes=_int(
+            PREFIX + "MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 5_242_880, low=1024, high=1 << 30
+        ),
+        host=host,
+        port=port,
+    )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _plain_url(variable: str, value: str) -> None:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ConfigError(variable, "not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(variable, "must be an absolute http(s) URL")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(variable, "must not carry user info, a query or a fragment")
+
+
+def _base_url(value: str) -> str:
+    _plain_url(PREFIX + "BASE_URL", value)
+    return value.rstrip("/")
+
+
+def _is_app_key(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in ".-_") for c in value)
+
+
+def _int(variable: str, value: str | None, default: int, *, low: int, high: int) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(variable, f"expected an integer, got {value[:40]!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(variable, f"must be between {low} and {high}")
+    return number
+
+
+def _float(variable: str, value: str | None, default: float, *, low: float, high: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(variable, f"expected a number, got {value[:40]!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(variable, f"must be between {low} and {high}")
+    return number
+
+
+def _bool(variable: str, value: str | None) -> bool:
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(variable, "expected true or false")
+
+
+def _tokens(variable: str, value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    tokens = tuple(t.strip() for t in value.split(","))
+    if any(len(t) < 16 for t in tokens):
+        raise ConfigError(variable, "each token must be at least 16 characters")
+    return tokens
+
+
+def _fernet_keys(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    keys = tuple(k.strip() for k in value.split(","))
+    for key in keys:
+        try:
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            raise ConfigError(
+                PREFIX + "SECRET_KEY",
+                "each key must be a Fernet key (32 url-safe base64-encoded bytes)",
+            )
+    return keys

@@ -1,0 +1,31 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router
+from litestar.openapi import OpenAPIConfig
+
+from adapters.http import descriptor
+from adapters.http.errors import EXCEPTION_HANDLERS
+from adapters.http.transport import guard_factory
+from adapters.wiring import Container
+
+VERSION = "0.1.0"
+
+
+def create_app(container: Container) -> Litestar:
+    """Build the app around a container; routes live under the base URL's path (SPEC §5)."""
+    base_path = container.settings.app.base_path
+    handlers = [*descriptor.routes(container)]
+    return Litestar(
+        route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[guard_factory(container.settings.max_body_bytes)],
+        request_max_body_size=container.settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="sentry-jira", version=VERSION, path=f"{base_path}/schema"
+        ),
+        on_startup=[container.startup],
+        on_shutdown=[container.shutdown],
+        debug=False,
+    )

@@ -1,0 +1,36 @@
+"""D1/D2: the descriptor routes, and /health."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get
+from litestar.handlers import HTTPRouteHandler
+
+from adapters.wiring import Container
+from core.describe import describe
+from core.errors import Unavailable
+
+
+def routes(container: Container) -> list[HTTPRouteHandler]:
+    descriptor = describe(container.settings.app)  # configuration only: build once
+
+    @get(
+        ["/extensions/jira/descriptor/", "/atlassian-connect.json"],
+        sync_to_thread=False,
+        summary="Atlassian Connect app descriptor (D1)",
+    )
+    def get_descriptor() -> dict[str, Any]:
+        return descriptor
+
+    @get("/health", summary="Liveness and storage health")
+    async def health() -> Response[dict[str, Any]]:
+        try:
+            figures = await container.health()
+        except Unavailable:
+            return Response(
+                {"status": "unavailable", "detail": "the database does not answer"}, status_code=503
+            )
+        return Response({"status": "ok", **figures})
+
+    return [get_descriptor, health]

@@ -1,0 +1,90 @@
+"""Transport checks of SPEC §5 that run after routing (404/405) and before any handler.
+
+Order on the Connect POST routes: 405 (Litestar's router, with `Allow`) → 431 → 413 → 415.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+MAX_HEADER_BYTES = 16 * 1024
+JSON_BODY_OPT = "json_body"  # route handler opt: the route takes a JSON request body
+
+
+async def send_json_error(
+    send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """Answer with the JSON error shape without touching the request body."""
+    body = json.dumps({"detail": detail}).encode()
+    start: Any = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *(headers or []),
+        ],
+    }
+    await send(start)
+    end: Any = {"type": "http.response.body", "body": body}
+    await send(end)
+
+
+class TransportGuard:
+    """ASGI middleware: header size (431), declared body size (413), content type (415)."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if cast(str, scope["type"]) != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = list(scope["headers"])
+        if sum(len(name) + len(value) + 4 for name, value in headers) > MAX_HEADER_BYTES:
+            await send_json_error(send, 431, "request headers are too large")
+            return
+        content_length: bytes | None = None
+        content_type: bytes | None = None
+        for name, value in headers:
+            if name == b"content-length":
+                content_length = value
+            elif name == b"content-type":
+                content_type = value
+        if content_length is not None:
+            if not content_length.isdigit():
+                await send_json_error(send, 400, "invalid Content-Length")
+                return
+            if int(content_length) > self.max_body_bytes:
+                await send_json_error(send, 413, "request body is too large")
+                return
+        if _wants_json(scope) and not _is_json(content_type):
+            await send_json_error(send, 415, "the body must be application/json")
+            return
+        await self.app(scope, receive, send)
+
+
+def _wants_json(scope: Scope) -> bool:
+    handler: Any = scope.get("route_handler")
+    return bool(handler is not None and handler.opt.get(JSON_BODY_OPT))
+
+
+def _is_json(content_type: bytes | None) -> bool:
+    if content_type is None:
+        return False
+    media_type = content_type.split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json"
+
+
+def guard_factory(max_body_bytes: int) -> Any:
+    """A middleware factory for Litestar's `middleware=[...]`."""
+
+    def factory(app: ASGIApp) -> ASGIApp:
+        return TransportGuard(app, max_body_bytes=max_body_bytes)
+
+    return factory

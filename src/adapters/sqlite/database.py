@@ -1,0 +1,172 @@
+"""The SQLite foundation: connection, pragmas, migrations, write transactions, key check.
+
+A sqlite3 connection belongs to the thread that made it, so each `Database` owns one
+thread and every call hops to it. Write transactions start with `BEGIN IMMEDIATE` so
+that concurrent writers (other processes, the CLI) wait on the busy timeout instead of
+failing with SQLITE_BUSY half-way through a deferred transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from adapters.crypto import SecretBox, SecretBoxError
+from core.errors import Unavailable
+
+T = TypeVar("T")
+
+KEY_CHECK_PLAINTEXT = "sentry-jira key check"
+
+
+class KeyMismatchError(Exception):
+    """The database holds encrypted data that the configured keys cannot read."""
+
+
+class Database:
+    """One SQLite database file, one connection, one thread."""
+
+    def __init__(self, path: Path, box: SecretBox, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = path
+        self.box = box
+        self._busy_timeout_ms = busy_timeout_ms
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._thread_local = threading.local()
+        self._db: sqlite_utils.Database = self._executor.submit(self._connect).result()
+
+    def _connect(self) -> sqlite_utils.Database:
+        # isolation_level=None: the driver opens no implicit transactions; we do it.
+        conn = sqlite3.connect(
+            str(self.path), isolation_level=None, timeout=self._busy_timeout_ms / 1000
+        )
+        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a committed transaction survives a process crash; a power
+        # loss may lose the last transactions (docs/operations.md).
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        self._thread_local.owner = True
+        return sqlite_utils.Database(conn)
+
+    # -- running work on the connection's thread ---------------------------------------
+
+    async def read(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run `fn(db)` on the connection's thread, outside any write transaction."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._guarded, fn, False)
+
+    async def write(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Run `fn(db)` inside `BEGIN IMMEDIATE` … `COMMIT` on the connection's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._guarded, fn, True)
+
+    def read_sync(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Blocking `read`, for callers without an event loop (start-up, CLI)."""
+        return self._executor.submit(self._guarded, fn, False).result()
+
+    def write_sync(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        """Blocking `write`, for callers without an event loop (start-up, CLI)."""
+        return self._executor.submit(self._guarded, fn, True).result()
+
+    def _guarded(self, fn: Callable[[sqlite_utils.Database], T], transaction: bool) -> T:
+        try:
+            if transaction:
+                return self._in_transaction(fn)
+            return fn(self._db)
+        except sqlite3.OperationalError as err:
+            raise Unavailable(_unavailable_reason(err), retry_after=1) from err
+        except sqlite3.DatabaseError as err:
+            # Integrity and programming errors are bugs or conflicts, not an outage.
+            if type(err) is not sqlite3.DatabaseError:
+                raise
+            raise Unavailable("the database cannot be read", retry_after=5) from err
+
+    def _in_transaction(self, fn: Callable[[sqlite_utils.Database], T]) -> T:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(db)
+        except BaseException:
+            db.rollback()
+            raise
+        db.execute("COMMIT")
+        return result
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def migrate(self, migration_sets: Iterable[Migrations]) -> None:
+        """Apply pending migrations; concurrent starters serialise on BEGIN IMMEDIATE."""
+        for migrations in migration_sets:
+            self.write_sync(migrations.apply)
+
+    def check_key(self) -> None:
+        """Refuse keys that cannot read this database; mark a fresh database with ours."""
+
+        def check(db: sqlite_utils.Database) -> None:
+            row = next(db.query("SELECT value FROM meta WHERE key = 'key_check'"), None)
+            if row is None:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('key_check', ?)",
+                    [self.box.encrypt(KEY_CHECK_PLAINTEXT)],
+                )
+                return
+            try:
+                plain = self.box.decrypt(row["value"])
+            except SecretBoxError:
+                plain = None
+            if plain != KEY_CHECK_PLAINTEXT:
+                raise KeyMismatchError("the database holds data encrypted with another secret key")
+
+        self.write_sync(check)
+
+    async def ping(self) -> None:
+        """Raise Unavailable when the database file does not answer a fresh reader.
+
+        A new read-only connection notices what the long-lived one may not (the file
+        replaced, corrupted or made unreadable under it).
+        """
+
+        def probe(_: sqlite_utils.Database) -> None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1)
+            try:
+                conn.execute("SELECT count(*) FROM meta").fetchone()
+            finally:
+                conn.close()
+
+        await self.read(probe)
+
+    def close(self) -> None:
+        try:
+            self._executor.submit(self._db.close).result()
+        finally:
+            self._executor.shutdown(wait=True)
+
+
+def holds_encrypted_data(path: Path) -> bool:
+    """True when a database file exists and already carries a key check (read-only look)."""
+    if not path.exists():
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT 1 FROM meta WHERE key = 'key_check'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return path.stat().st_size > 0
+    return row is not None
+
+
+def _unavailable_reason(err: sqlite3.OperationalError) -> str:
+    text = str(err).lower()
+    if "locked" in text or "busy" in text:
+        return "the database is busy; retry shortly"
+    return "the database is unavailable"

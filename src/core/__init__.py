@@ -1,0 +1,1 @@
+"""Framework-free domain and use cases of sentry-jira (SPEC §2)."""

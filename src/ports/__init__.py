@@ -1,0 +1,1 @@
+"""Protocols the core needs from the outside world (SPEC §2)."""

@@ -1,0 +1,38 @@
+"""/health: 200 while the database answers, 503 when it does not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar.testing import AsyncTestClient
+
+from adapters.http.app import create_app
+from adapters.wiring import bootstrap
+from tests.support.builders import a_settings
+
+
+async def test_health_is_200_on_a_working_database(tmp_path: Path) -> None:
+    container = bootstrap(a_settings(tmp_path))
+    try:
+        async with AsyncTestClient(app=create_app(container)) as client:
+            response = await client.get("/health")
+    finally:
+        container.close()
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+async def test_health_is_503_when_the_database_is_unreadable(tmp_path: Path) -> None:
+    container = bootstrap(a_settings(tmp_path))
+    try:
+        async with AsyncTestClient(app=create_app(container)) as client:
+            assert (await client.get("/health")).status_code == 200
+            db_file = tmp_path / "sentry-jira.db"
+            for name in ("sentry-jira.db-wal", "sentry-jira.db-shm"):
+                (tmp_path / name).unlink(missing_ok=True)
+            db_file.write_bytes(b"this is not a sqlite database" * 200)
+            response = await client.get("/health")
+    finally:
+        container.close()
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
