@@ -29,3 +29,35 @@ class Unavailable(ServiceError):
     def __init__(self, detail: str, retry_after: int = 5) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class UpstreamError(ServiceError):
+    """A call to Jira or Sentry failed; subclasses say how (S8, W9)."""
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The upstream answered 429 (S8: answered 429 with its `Retry-After`, 30 when absent)."""
+
+    def __init__(self, detail: str, retry_after: int = 30) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream did not answer within the timeout (S8: 504)."""
+
+
+class UpstreamRefused(UpstreamError):
+    """The upstream refused the app's credentials, 401/403 (S8: 502 with its own text)."""
+
+
+class UpstreamNotFound(UpstreamError):
+    """The upstream answered 404 for the named resource."""
+
+
+class UpstreamFailed(UpstreamError):
+    """Any other upstream failure: 5xx, 410, HTML, invalid JSON, a refused host (S8: 502)."""
+
+    def __init__(self, detail: str, status: int | None = None) -> None:
+        super().__init__(detail)
+        self.status = status

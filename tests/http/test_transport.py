@@ -158,3 +158,30 @@ async def test_an_unexpected_error_is_500_without_a_trace() -> None:
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error"}
     assert "secret-value" not in response.text
+
+
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (b'{"a": "\xff"}', "the body is not valid UTF-8"),
+        (b'{"a": ', "the body is not valid JSON"),
+        (b"", "the body is not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "the body is nested too deeply"),
+    ],
+)
+async def test_400_for_a_body_that_is_not_utf8_json(raw: bytes, detail: str) -> None:
+    from adapters.http.body import decode_json
+
+    app = probe_app()
+
+    @post("/decodes/", opt={JSON_BODY_OPT: True}, status_code=200)
+    async def decodes(request: Request[Any, Any, Any]) -> dict[str, str]:
+        decode_json(await request.body())
+        return {"status": "decoded"}
+
+    app.register(decodes)
+    async with AsyncTestClient(app=app) as client:
+        response = await client.post("/decodes/", content=raw,
+                                     headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json() == {"detail": detail}

@@ -8,16 +8,39 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from core.errors import BadRequest, NotFound, ServiceError, Unauthorized, Unavailable
+from core.errors import (
+    BadRequest,
+    NotFound,
+    ServiceError,
+    Unauthorized,
+    Unavailable,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRefused,
+    UpstreamTimeout,
+)
 
 log = logging.getLogger("sentry_jira.http")
 
+# Most specific first: the first matching kind decides.
 STATUS_OF: dict[type[ServiceError], int] = {
     BadRequest: 400,
     Unauthorized: 401,
     NotFound: 404,
     Unavailable: 503,
+    UpstreamRateLimited: 429,
+    UpstreamTimeout: 504,
+    UpstreamRefused: 502,
+    UpstreamError: 502,
 }
+
+# S8: what a client is told about an upstream failure (never upstream HTML or text).
+UPSTREAM_DETAIL = {
+    UpstreamRateLimited: "Jira is rate limiting requests; retry later",
+    UpstreamTimeout: "Jira did not answer in time",
+    UpstreamRefused: "Jira refused the app's credentials; reinstall the app or check its permissions",
+}
+GENERIC_UPSTREAM_DETAIL = "Something went wrong while communicating with Jira"
 
 
 def error_response(
@@ -28,14 +51,12 @@ def error_response(
 
 def service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 500)
-    headers = None
-    if isinstance(exc, Unavailable):
-        headers = {"Retry-After": str(exc.retry_after)}
     retry_after = getattr(exc, "retry_after", None)
-    if headers is None and retry_after is not None:
-        headers = {"Retry-After": str(retry_after)}
-    status = getattr(exc, "status_code", status)
-    return error_response(status, exc.detail, headers)
+    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+    detail = exc.detail
+    if isinstance(exc, UpstreamError):
+        detail = UPSTREAM_DETAIL.get(type(exc), GENERIC_UPSTREAM_DETAIL)
+    return error_response(status, detail, headers)
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
