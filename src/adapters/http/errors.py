@@ -38,7 +38,9 @@ STATUS_OF: dict[type[ServiceError], int] = {
 UPSTREAM_DETAIL = {
     UpstreamRateLimited: "Jira is rate limiting requests; retry later",
     UpstreamTimeout: "Jira did not answer in time",
-    UpstreamRefused: "Jira refused the app's credentials; reinstall the app or check its permissions",
+    UpstreamRefused: (
+        "Jira refused the app's credentials; reinstall the app or check its permissions"
+    ),
 }
 GENERIC_UPSTREAM_DETAIL = "Something went wrong while communicating with Jira"
 
