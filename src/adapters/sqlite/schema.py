@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from adapters.sqlite import inbox
+
 foundation = Migrations("sentry_jira.foundation")
 
 
@@ -28,4 +30,4 @@ def create_meta_and_tenants(db: sqlite_utils.Database) -> None:
     )
 
 
-ALL_MIGRATIONS: tuple[Migrations, ...] = (foundation,)
+ALL_MIGRATIONS: tuple[Migrations, ...] = (foundation, inbox.migrations)

@@ -1,0 +1,75 @@
+"""In-memory inbox with the same dedupe and lease semantics as SQLite."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import attrs
+
+from ports.inbox import ClaimedDelivery, InboxStats, NewDelivery
+
+
+@attrs.define
+class _Row:
+    id: int
+    delivery: NewDelivery
+    not_before: datetime
+    attempts: int = 0
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    done: bool = False
+
+
+class MemoryInbox:
+    def __init__(self) -> None:
+        self._rows: dict[int, _Row] = {}
+        self._keys: set[tuple[int, str]] = set()
+
+    async def record(self, delivery: NewDelivery) -> bool:
+        key = (delivery.tenant_id, delivery.delivery_id)
+        if key in self._keys:
+            return False
+        self._keys.add(key)
+        row_id = len(self._rows) + 1
+        self._rows[row_id] = _Row(row_id, delivery, not_before=delivery.received_at)
+        return True
+
+    async def claim(self, owner: str, *, now: datetime, lease_seconds: float,
+                    limit: int = 1) -> list[ClaimedDelivery]:
+        due = sorted(
+            (r for r in self._rows.values()
+             if not r.done and r.not_before <= now
+             and (r.claimed_until is None or r.claimed_until <= now)),
+            key=lambda r: (r.not_before, r.id))[:limit]
+        claimed = []
+        for row in due:
+            row.claimed_by = owner
+            row.claimed_until = now + timedelta(seconds=lease_seconds)
+            row.attempts += 1
+            d = row.delivery
+            claimed.append(ClaimedDelivery(
+                id=row.id, tenant_id=d.tenant_id, delivery_id=d.delivery_id,
+                issue_id=d.issue_id, issue_key=d.issue_key, body=d.body,
+                received_at=d.received_at, attempts=row.attempts - 1,
+                claimed_until=row.claimed_until))
+        return claimed
+
+    async def complete(self, id: int, owner: str) -> bool:
+        row = self._rows.get(id)
+        if row is None or row.done or row.claimed_by != owner:
+            return False
+        row.done, row.claimed_by, row.claimed_until = True, None, None
+        return True
+
+    async def release(self, id: int, owner: str, *, not_before: datetime) -> bool:
+        row = self._rows.get(id)
+        if row is None or row.done or row.claimed_by != owner:
+            return False
+        row.claimed_by, row.claimed_until, row.not_before = None, None, not_before
+        return True
+
+    async def stats(self, now: datetime) -> InboxStats:
+        pending = [r for r in self._rows.values() if not r.done]
+        oldest = min((r.delivery.received_at for r in pending), default=None)
+        age = None if oldest is None else max(0.0, (now - oldest).total_seconds())
+        return InboxStats(pending=len(pending), oldest_pending_seconds=age)

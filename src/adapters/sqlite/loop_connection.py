@@ -1,0 +1,150 @@
+"""A second SQLite connection that lives on the event loop's thread: the hot path's.
+
+The acknowledgement path (W3/W4) makes one short indexed read and one insert per delivery.
+Hopping to the storage thread for each would cost more than the work itself, so this
+connection runs them in place. It never waits on a lock while holding the loop: its busy
+timeout is 0 and a busy database is retried with `asyncio.sleep`, then reported as
+`Unavailable` (W10). Writes from concurrent requests are grouped into one transaction per
+loop turn (group commit), which keeps the commit cost per delivery small under load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from core.errors import Unavailable
+
+T = TypeVar("T")
+
+BUSY_RETRY_SECONDS = 2.0  # how long a write may wait for the lock before W10's 503
+RETRY_AFTER_SECONDS = 1
+
+
+class LoopConnection:
+    """SQLite connection owned by the thread running the event loop (opened lazily)."""
+
+    def __init__(self, path: Path, *, busy_retry_seconds: float = BUSY_RETRY_SECONDS) -> None:
+        self.path = path
+        self.busy_retry_seconds = busy_retry_seconds
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._flush_scheduled = False
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=0,
+                                   check_same_thread=True)
+            conn.execute("PRAGMA busy_timeout=0")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+        return self._conn
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits to the database file."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A short read in place; retried while the database is busy."""
+        deadline = time.monotonic() + self.busy_retry_seconds
+        delay = 0.001
+        while True:
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as err:
+                if not _is_busy(err) or time.monotonic() >= deadline:
+                    raise _unavailable(err) from err
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `fn(conn)` for the next group transaction; the future has its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._pending.append((fn, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            # call_soon: requests that arrive in this loop turn join the same transaction.
+            loop.call_soon(lambda: loop.create_task(self._flush()))
+        return future
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self._flush_scheduled = False  # later arrivals schedule their own flush
+        deadline = time.monotonic() + self.busy_retry_seconds
+        delay = 0.001
+        while True:
+            try:
+                # Synchronous: no other coroutine runs inside this transaction.
+                self._commit(batch)
+                return
+            except sqlite3.OperationalError as err:
+                if not _is_busy(err) or time.monotonic() >= deadline:
+                    _fail(batch, _unavailable(err))
+                    return
+            except sqlite3.DatabaseError as err:
+                _fail(batch, _unavailable(err))
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _commit(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
+                ) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            for fn, future in batch:
+                conn.execute("SAVEPOINT item")
+                try:
+                    results.append((future, fn(conn), None))
+                    conn.execute("RELEASE item")
+                except sqlite3.OperationalError as err:
+                    if _is_busy(err):
+                        raise  # the whole batch is retried
+                    conn.execute("ROLLBACK TO item")
+                    conn.execute("RELEASE item")
+                    results.append((future, None, _unavailable(err)))
+                except Exception as err:  # one item's own error stays its own
+                    conn.execute("ROLLBACK TO item")
+                    conn.execute("RELEASE item")
+                    results.append((future, None, err))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        for future, result, error in results:
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _fail(batch: list[tuple[Any, asyncio.Future[Any]]], error: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
+
+
+def _is_busy(err: sqlite3.OperationalError) -> bool:
+    text = str(err).lower()
+    return "locked" in text or "busy" in text
+
+
+def _unavailable(err: sqlite3.Error) -> Unavailable:
+    if isinstance(err, sqlite3.OperationalError) and _is_busy(err):
+        return Unavailable("the database is busy; retry shortly", retry_after=RETRY_AFTER_SECONDS)
+    return Unavailable("the database is unavailable", retry_after=5)
