@@ -40,9 +40,8 @@ def main() -> None:
 )
 def serve(host: str, port: int) -> None:
     """Run the HTTP service."""
-    import uvicorn
-
     from adapters.http.app import create_app
+    from adapters.server import run_server
     from adapters.wiring import bootstrap
 
     settings = settings_from_env(host, port)
@@ -51,19 +50,8 @@ def serve(host: str, port: int) -> None:
     except ConfigError as err:
         fail_config(err)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    app = create_app(container)
     try:
-        # No access log: a request line can carry a `jwt=` query parameter.
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
-            log_level="info",
-            h11_max_incomplete_event_size=1 << 20,
-        )
+        run_server(create_app(container), host=host, port=port)
     finally:
         container.close()
 

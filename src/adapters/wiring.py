@@ -9,10 +9,14 @@ import attrs
 from adapters.clock import SystemClock
 from adapters.config import ConfigError, Settings
 from adapters.crypto import SecretBox, read_or_create_key_file
+from adapters.memory.inbox import MemoryInbox
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
+from adapters.sqlite.inbox import SqliteInbox
+from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.schema import ALL_MIGRATIONS
 from adapters.sqlite.tenants import SqliteTenantStore
 from ports.clock import Clock
+from ports.inbox import Inbox
 from ports.tenants import TenantStore
 
 
@@ -24,18 +28,26 @@ class Container:
     tenants: TenantStore
     clock: Clock
     database: Database | None = None
+    inbox: Inbox = attrs.field(factory=MemoryInbox)
+    loop_connection: LoopConnection | None = None
 
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
 
     async def shutdown(self) -> None:
         """Lifespan end: close what startup opened."""
+        if self.loop_connection is not None:
+            self.loop_connection.close()
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
         if self.database is not None:
             await self.database.ping()
-        return {}
+        stats = await self.inbox.stats(self.clock.now())
+        return {
+            "queue_depth": stats.pending,
+            "oldest_pending_seconds": stats.oldest_pending_seconds,
+        }
 
     def close(self) -> None:
         if self.database is not None:
@@ -74,9 +86,12 @@ def open_database(settings: Settings) -> Database:
 def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
     database = open_database(settings)
+    loop_connection = LoopConnection(database.path)
     return Container(
         settings=settings,
         tenants=SqliteTenantStore(database),
         clock=SystemClock(),
         database=database,
+        inbox=SqliteInbox(database, loop_connection),
+        loop_connection=loop_connection,
     )

@@ -1,0 +1,1 @@
+"""The benchmark command (SPEC §7): `scripts/bench`."""
