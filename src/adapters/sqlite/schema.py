@@ -29,3 +29,8 @@ def create_meta_and_tenants(db: sqlite_utils.Database) -> None:
 
 
 ALL_MIGRATIONS: tuple[Migrations, ...] = (foundation,)
+
+# Appended by area (keep this list additive so branches merge cleanly).
+from adapters.sqlite.admin import admin as _admin_migrations  # noqa: E402
+
+ALL_MIGRATIONS += (_admin_migrations,)
