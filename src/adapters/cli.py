@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from adapters.cli_admin import admin_commands
 from adapters.config import ConfigError, Settings, load_settings
 
 
@@ -66,6 +67,10 @@ def serve(host: str, port: int) -> None:
         )
     finally:
         container.close()
+
+
+for _command in admin_commands:  # §A administration commands
+    main.add_command(_command)
 
 
 if __name__ == "__main__":
