@@ -14,6 +14,7 @@ from typing import Any
 from litestar import Request, Response, delete, get, post, put
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from adapters.admin_json import (
     account_json,
@@ -77,34 +78,38 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         return [tenant_json(view) for view in views]
 
     @get(TENANT, summary="Show a tenant (§A)")
-    async def show_tenant(request: AnyRequest, tenant_id: str) -> dict[str, Any]:
+    async def show_tenant(request: AnyRequest, tenant_id: FromPath[str]) -> dict[str, Any]:
         authorize(request, container)
         view = await admin.show_tenant(tenant_id, tenants=tenants, bindings=stores.bindings)
         return tenant_json(view)
 
     @put(ORG, summary="Bind an org or change its settings (§A)")
-    async def bind_org(request: AnyRequest, tenant_id: str, org: str) -> dict[str, Any]:
+    async def bind_org(
+        request: AnyRequest, tenant_id: FromPath[str], org: FromPath[str]
+    ) -> dict[str, Any]:
         authorize(request, container)
         command = BindOrg.parse(tenant_id, org, await json_body(request))
         binding = await admin.bind_org(command, tenants=tenants, bindings=stores.bindings)
         return binding_json(binding)
 
     @get(ORG, summary="Show an org binding (§A)")
-    async def show_binding(request: AnyRequest, tenant_id: str, org: str) -> dict[str, Any]:
+    async def show_binding(
+        request: AnyRequest, tenant_id: FromPath[str], org: FromPath[str]
+    ) -> dict[str, Any]:
         authorize(request, container)
         ref = OrgRef.parse(tenant_id, org)
         binding = await admin.show_binding(ref, tenants=tenants, bindings=stores.bindings)
         return binding_json(binding)
 
     @delete(ORG, summary="Unbind an org, with its links and account mappings (§A)")
-    async def unbind_org(request: AnyRequest, tenant_id: str, org: str) -> None:
+    async def unbind_org(request: AnyRequest, tenant_id: FromPath[str], org: FromPath[str]) -> None:
         authorize(request, container)
         ref = OrgRef.parse(tenant_id, org)
         await admin.unbind_org(ref, tenants=tenants, bindings=stores.bindings)
 
     @put(LINK, summary="Link a Jira issue key to Sentry issues, replacing the set (§A)")
     async def put_link(
-        request: AnyRequest, tenant_id: str, org: str, issue_key: str
+        request: AnyRequest, tenant_id: FromPath[str], org: FromPath[str], issue_key: FromPath[str]
     ) -> dict[str, Any]:
         authorize(request, container)
         command = PutLink.parse(tenant_id, org, issue_key, await json_body(request))
@@ -113,21 +118,23 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
 
     @get(LINK, summary="Show a link (§A)")
     async def get_link(
-        request: AnyRequest, tenant_id: str, org: str, issue_key: str
+        request: AnyRequest, tenant_id: FromPath[str], org: FromPath[str], issue_key: FromPath[str]
     ) -> dict[str, Any]:
         authorize(request, container)
         target = LinkRef.parse(tenant_id, org, issue_key)
         return link_json(await admin.get_link(target, tenants=tenants, links=stores.links))
 
     @delete(LINK, summary="Delete a link (§A)")
-    async def delete_link(request: AnyRequest, tenant_id: str, org: str, issue_key: str) -> None:
+    async def delete_link(
+        request: AnyRequest, tenant_id: FromPath[str], org: FromPath[str], issue_key: FromPath[str]
+    ) -> None:
         authorize(request, container)
         target = LinkRef.parse(tenant_id, org, issue_key)
         await admin.delete_link(target, tenants=tenants, links=stores.links)
 
     @put(ACCOUNT, summary="Map a Jira account to a Sentry user (§A)")
     async def map_account(
-        request: AnyRequest, tenant_id: str, org: str, account_id: str
+        request: AnyRequest, tenant_id: FromPath[str], org: FromPath[str], account_id: FromPath[str]
     ) -> dict[str, Any]:
         authorize(request, container)
         command = MapAccount.parse(tenant_id, org, account_id, await json_body(request))
@@ -135,13 +142,17 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         return account_json(mapping)
 
     @delete(ACCOUNT, summary="Remove an account mapping (§A)")
-    async def unmap_account(request: AnyRequest, tenant_id: str, org: str, account_id: str) -> None:
+    async def unmap_account(
+        request: AnyRequest, tenant_id: FromPath[str], org: FromPath[str], account_id: FromPath[str]
+    ) -> None:
         authorize(request, container)
         target = AccountRef.parse(tenant_id, org, account_id)
         await admin.unmap_account(target, tenants=tenants, accounts=stores.accounts)
 
     @post(SEARCH_TOKENS, summary="Issue a search token; shown once (§A, S1)")
-    async def create_search_token(request: AnyRequest, org: str) -> Response[dict[str, Any]]:
+    async def create_search_token(
+        request: AnyRequest, org: FromPath[str]
+    ) -> Response[dict[str, Any]]:
         authorize(request, container)
         issued = await admin.create_search_token(
             org, search_tokens=stores.search_tokens, clock=container.clock
@@ -154,13 +165,15 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         )
 
     @get(SEARCH_TOKENS, summary="List an org's search tokens (§A)")
-    async def list_search_tokens(request: AnyRequest, org: str) -> list[dict[str, Any]]:
+    async def list_search_tokens(request: AnyRequest, org: FromPath[str]) -> list[dict[str, Any]]:
         authorize(request, container)
         found = await admin.list_search_tokens(org, search_tokens=stores.search_tokens)
         return [search_token_json(token) for token in found]
 
     @delete(SEARCH_TOKENS + "/{token_id:str}", summary="Revoke a search token (§A)")
-    async def revoke_search_token(request: AnyRequest, org: str, token_id: str) -> None:
+    async def revoke_search_token(
+        request: AnyRequest, org: FromPath[str], token_id: FromPath[str]
+    ) -> None:
         authorize(request, container)
         ref = SearchTokenRef.parse(org, token_id)
         await admin.revoke_search_token(ref, search_tokens=stores.search_tokens)
