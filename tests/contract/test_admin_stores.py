@@ -194,10 +194,18 @@ async def test_links_are_kept_apart_by_tenant_org_and_key(world: World) -> None:
     await links.replace(Link(world.tenant_id, "acme", "P-2", ("2",)))  # one issue, two keys
     await links.replace(Link(world.tenant_id, "zeta", "P-1", ("9",)))
     await links.replace(Link(world.other_tenant_id, "acme", "P-1", ("8",)))
-    assert (await links.get(world.tenant_id, "acme", "P-1")).sentry_issue_ids == ("1", "2")  # type: ignore[union-attr]
-    assert (await links.get(world.tenant_id, "acme", "P-2")).sentry_issue_ids == ("2",)  # type: ignore[union-attr]
-    assert (await links.get(world.tenant_id, "zeta", "P-1")).sentry_issue_ids == ("9",)  # type: ignore[union-attr]
-    assert (await links.get(world.other_tenant_id, "acme", "P-1")).sentry_issue_ids == ("8",)  # type: ignore[union-attr]
+    assert await links.get(world.tenant_id, "acme", "P-1") == Link(
+        world.tenant_id, "acme", "P-1", ("1", "2")
+    )
+    assert await links.get(world.tenant_id, "acme", "P-2") == Link(
+        world.tenant_id, "acme", "P-2", ("2",)
+    )
+    assert await links.get(world.tenant_id, "zeta", "P-1") == Link(
+        world.tenant_id, "zeta", "P-1", ("9",)
+    )
+    assert await links.get(world.other_tenant_id, "acme", "P-1") == Link(
+        world.other_tenant_id, "acme", "P-1", ("8",)
+    )
 
 
 async def test_W7_rekey_moves_links_in_every_org_of_the_tenant_and_merges(world: World) -> None:
