@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from adapters.cli_admin import admin_commands
 from adapters.config import ConfigError, Settings, load_settings
 
 
@@ -54,6 +55,10 @@ def serve(host: str, port: int) -> None:
         run_server(create_app(container), host=host, port=port)
     finally:
         container.close()
+
+
+for _command in admin_commands:  # §A administration commands
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

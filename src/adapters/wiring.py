@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 
+from adapters.admin_stores import AdminStores, memory_admin_stores, sqlite_admin_stores
 from adapters.clock import SystemClock
 from adapters.config import ConfigError, Settings
 from adapters.crypto import SecretBox, read_or_create_key_file
@@ -30,6 +31,8 @@ class Container:
     database: Database | None = None
     inbox: Inbox = attrs.field(factory=MemoryInbox)
     loop_connection: LoopConnection | None = None
+    # §A stores; bootstrap puts the SQLite ones here, tests get in-memory fakes.
+    admin: AdminStores = attrs.field(factory=memory_admin_stores)
 
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
@@ -94,4 +97,5 @@ def bootstrap(settings: Settings) -> Container:
         database=database,
         inbox=SqliteInbox(database, loop_connection),
         loop_connection=loop_connection,
+        admin=sqlite_admin_stores(database),
     )

@@ -27,3 +27,6 @@ async def fake_client() -> AsyncIterator[AsyncTestClient[Litestar]]:
 
     async with AsyncTestClient(app=create_app(a_fake_container())) as client:
         yield client
+
+
+from tests.support.admin_api import api  # noqa: E402, F401 - the admin API fixture

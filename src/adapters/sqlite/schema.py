@@ -30,4 +30,7 @@ def create_meta_and_tenants(db: sqlite_utils.Database) -> None:
     )
 
 
-ALL_MIGRATIONS: tuple[Migrations, ...] = (foundation, inbox.migrations)
+from adapters.sqlite.admin import admin as _admin_migrations  # noqa: E402
+
+# One set per area, appended; order matters only within a set.
+ALL_MIGRATIONS: tuple[Migrations, ...] = (foundation, inbox.migrations, _admin_migrations)
