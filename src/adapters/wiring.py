@@ -5,14 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import httpx
 
 from adapters.clock import SystemClock
 from adapters.config import ConfigError, Settings
 from adapters.crypto import SecretBox, read_or_create_key_file
+from adapters.install_keys_http import HttpInstallKeys
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
+from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.schema import ALL_MIGRATIONS
 from adapters.sqlite.tenants import SqliteTenantStore
 from ports.clock import Clock
+from ports.install_keys import InstallKeys
+from ports.lifecycle import LifecycleStore
 from ports.tenants import TenantStore
 
 
@@ -24,12 +29,18 @@ class Container:
     tenants: TenantStore
     clock: Clock
     database: Database | None = None
+    # L1–L6: signed lifecycle callbacks (None: the lifecycle routes answer 503).
+    install_keys: InstallKeys | None = None
+    lifecycle: LifecycleStore | None = None
+    install_keys_client: httpx.AsyncClient | None = None  # closed at shutdown
 
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
 
     async def shutdown(self) -> None:
         """Lifespan end: close what startup opened."""
+        if self.install_keys_client is not None:
+            await self.install_keys_client.aclose()
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
@@ -74,9 +85,28 @@ def open_database(settings: Settings) -> Database:
 def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
     database = open_database(settings)
+    tenants = SqliteTenantStore(database)
+    keys_client = install_keys_client(settings)
     return Container(
         settings=settings,
-        tenants=SqliteTenantStore(database),
+        tenants=tenants,
         clock=SystemClock(),
         database=database,
+        install_keys=HttpInstallKeys(
+            keys_client,
+            settings.install_keys_url,
+            timeout_seconds=settings.install_keys_timeout_seconds,
+        ),
+        lifecycle=SqliteLifecycleStore(database, tenants),
+        install_keys_client=keys_client,
+    )
+
+
+def install_keys_client(settings: Settings) -> httpx.AsyncClient:
+    """§4.3: no redirects, timeout at most 3 s, a small pool."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.install_keys_timeout_seconds),
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
+        headers={"accept": "application/x-pem-file, text/plain"},
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from adapters.sqlite import lifecycle
+
 foundation = Migrations("sentry_jira.foundation")
 
 
@@ -29,3 +31,4 @@ def create_meta_and_tenants(db: sqlite_utils.Database) -> None:
 
 
 ALL_MIGRATIONS: tuple[Migrations, ...] = (foundation,)
+ALL_MIGRATIONS += (lifecycle.migrations,)
