@@ -93,11 +93,19 @@ class ConnectRequest:
 class ParsedToken:
     """A token split and decoded once; nothing in it is trusted until `verify_signature`."""
 
-    token_hash: str  # sha256 hex of the whole token: its identity for single use (§4.3)
+    token: str = attrs.field(repr=False)
     header: Mapping[str, Any]
     claims: Mapping[str, Any]
     signing_input: bytes = attrs.field(repr=False)
     signature: bytes = attrs.field(repr=False)
+
+    @property
+    def token_hash(self) -> str:
+        """sha256 hex of the whole token: its identity for single use (§4.3).
+
+        Computed on demand: only the lifecycle routes need it, not the webhook hot path.
+        """
+        return hashlib.sha256(self.token.encode("ascii")).hexdigest()
 
     @property
     def kid(self) -> str:
@@ -205,7 +213,7 @@ def parse_token(token: str, algorithm: Algorithm) -> ParsedToken:
             raise Unauthorized("the token has no valid key id")
     claims = _json_object(_segment(payload))
     return ParsedToken(
-        token_hash=hashlib.sha256(token.encode("ascii")).hexdigest(),
+        token=token,
         header=header,
         claims=claims,
         signing_input=token[: len(head) + 1 + len(payload)].encode("ascii"),

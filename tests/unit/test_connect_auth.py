@@ -9,6 +9,17 @@ from typing import Any
 
 import attrs
 import pytest
+from tests.support.builders import a_settings
+from tests.support.connect_tokens import (
+    INSTALLED,
+    hs256_token,
+    lifecycle_claims,
+    raw_hs256,
+    rs256_token,
+    signing_key,
+    tenant_claims,
+    unsigned_token,
+)
 
 from adapters.memory.clock import FixedClock
 from adapters.memory.tenants import MemoryTenantStore
@@ -25,17 +36,6 @@ from core.connect_auth import (
 from core.errors import Unauthorized
 from core.qsh import query_string_hash
 from core.tenant import Installation
-from tests.support.builders import a_settings
-from tests.support.connect_tokens import (
-    INSTALLED,
-    hs256_token,
-    lifecycle_claims,
-    raw_hs256,
-    rs256_token,
-    signing_key,
-    tenant_claims,
-    unsigned_token,
-)
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = a_settings().app
