@@ -618,3 +618,22 @@ async def test_the_routes_answer_503_without_lifecycle_ports(tmp_path: Path) -> 
             },
         )
     assert response.status_code == 503
+
+
+async def test_no_token_or_secret_reaches_the_logs_or_responses(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    token = a_lifecycle_token()
+    responses = [
+        await site.install(token),
+        await site.install(token, install_body(sharedSecret="other-" + "o" * 40)),
+        await site.install(a_lifecycle_token(aud="https://evil.example")),
+        await site.install(body=install_body(baseUrl="https://evil.example")),
+        await site.uninstall(),
+    ]
+    assert [r.status_code for r in responses] == [204, 401, 401, 400, 204]
+    for text in [caplog.text, *(r.text for r in responses)]:
+        assert token not in text
+        assert token.split(".")[2] not in text
+        assert FIXTURE_SECRET not in text
