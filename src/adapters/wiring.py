@@ -5,19 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import httpx
 
 from adapters.admin_stores import AdminStores, memory_admin_stores, sqlite_admin_stores
 from adapters.clock import SystemClock
 from adapters.config import ConfigError, Settings
 from adapters.crypto import SecretBox, read_or_create_key_file
+from adapters.install_keys_http import HttpInstallKeys
 from adapters.memory.inbox import MemoryInbox
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
 from adapters.sqlite.inbox import SqliteInbox
+from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.schema import ALL_MIGRATIONS
 from adapters.sqlite.tenants import SqliteTenantStore
 from ports.clock import Clock
 from ports.inbox import Inbox
+from ports.install_keys import InstallKeys
+from ports.lifecycle import LifecycleStore
 from ports.tenants import TenantStore
 
 
@@ -33,6 +38,10 @@ class Container:
     loop_connection: LoopConnection | None = None
     # §A stores; bootstrap puts the SQLite ones here, tests get in-memory fakes.
     admin: AdminStores = attrs.field(factory=memory_admin_stores)
+    # L1–L6: signed lifecycle callbacks (None: the lifecycle routes answer 503).
+    install_keys: InstallKeys | None = None
+    lifecycle: LifecycleStore | None = None
+    install_keys_client: httpx.AsyncClient | None = None  # closed at shutdown
 
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
@@ -41,6 +50,8 @@ class Container:
         """Lifespan end: close what startup opened."""
         if self.loop_connection is not None:
             self.loop_connection.close()
+        if self.install_keys_client is not None:
+            await self.install_keys_client.aclose()
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
@@ -90,12 +101,31 @@ def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
     database = open_database(settings)
     loop_connection = LoopConnection(database.path)
+    tenants = SqliteTenantStore(database)
+    keys_client = install_keys_client(settings)
     return Container(
         settings=settings,
-        tenants=SqliteTenantStore(database),
+        tenants=tenants,
         clock=SystemClock(),
         database=database,
         inbox=SqliteInbox(database, loop_connection),
         loop_connection=loop_connection,
         admin=sqlite_admin_stores(database),
+        install_keys=HttpInstallKeys(
+            keys_client,
+            settings.install_keys_url,
+            timeout_seconds=settings.install_keys_timeout_seconds,
+        ),
+        lifecycle=SqliteLifecycleStore(database, tenants),
+        install_keys_client=keys_client,
+    )
+
+
+def install_keys_client(settings: Settings) -> httpx.AsyncClient:
+    """§4.3: no redirects, timeout at most 3 s, a small pool."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.install_keys_timeout_seconds),
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
+        headers={"accept": "application/x-pem-file, text/plain"},
     )

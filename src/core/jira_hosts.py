@@ -17,6 +17,7 @@ from core.errors import BadRequest
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_NUMERIC_LABEL = re.compile(r"^(?:[0-9]+|0x[0-9a-f]*)$")
 
 
 @attrs.frozen
@@ -85,11 +86,17 @@ def _is_ip(host: str) -> bool:
 
 def _host_matches(pattern: list[str], labels: list[str]) -> bool:
     # `*` consumes one or more whole labels; everything else compares exactly.
+    # `*` never stands for a punycode (`xn--`) label: Jira site names are plain ASCII,
+    # so an IDN look-alike is only accepted when a pattern names it literally.
     if not pattern:
         return not labels
     head, rest = pattern[0], pattern[1:]
     if head == "*":
-        return any(_host_matches(rest, labels[n:]) for n in range(1, len(labels) - len(rest) + 1))
+        return any(
+            _host_matches(rest, labels[n:])
+            for n in range(1, len(labels) - len(rest) + 1)
+            if not any(label.startswith("xn--") for label in labels[:n])
+        )
     return bool(labels) and labels[0] == head and _host_matches(rest, labels[1:])
 
 
@@ -120,6 +127,10 @@ def check_jira_base_url(url: str, patterns: tuple[HostPattern, ...]) -> str:
     if port == _DEFAULT_PORTS[scheme]:
         port = None
     if not _is_ip(host) and not all(_LABEL.match(label) for label in host.split(".")):
+        raise BadRequest("baseUrl is not an allowed Jira site")
+    if not _is_ip(host) and _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]):
+        # `2130706433`, `127.1`, `0x7f.1`: resolvers read these as IPv4 addresses
+        # (WHATWG: a numeric last label makes the host an IPv4 host), never as names.
         raise BadRequest("baseUrl is not an allowed Jira site")
     if not any(pattern.matches(scheme, host, port) for pattern in patterns):
         raise BadRequest("baseUrl is not an allowed Jira site")

@@ -7,6 +7,8 @@ from typing import Any
 
 from adapters.config import Settings, load_settings
 from adapters.memory.clock import FixedClock
+from adapters.memory.install_keys import MemoryInstallKeys
+from adapters.memory.lifecycle import MemoryLifecycleStore
 from adapters.memory.tenants import MemoryTenantStore
 from adapters.wiring import Container
 
@@ -34,4 +36,7 @@ def a_fake_container(settings: Settings | None = None, **ports: Any) -> Containe
         "clock": FixedClock(),
     }
     values.update(ports)
+    if "lifecycle" not in ports and isinstance(values["tenants"], MemoryTenantStore):
+        values["lifecycle"] = MemoryLifecycleStore(values["tenants"])
+    values.setdefault("install_keys", MemoryInstallKeys())
     return Container(**values)

@@ -6,6 +6,7 @@ from litestar import Litestar, Router
 from litestar.openapi import OpenAPIConfig
 
 from adapters.http import admin, descriptor
+from adapters.http import lifecycle as lifecycle_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
 from adapters.http.transport import guard_factory
 from adapters.wiring import Container
@@ -18,6 +19,7 @@ def create_app(container: Container) -> Litestar:
     base_path = container.settings.app.base_path
     handlers = [*descriptor.routes(container)]
     handlers += admin.routes(container)
+    handlers += lifecycle_routes.routes(container)
     return Litestar(
         route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],
         exception_handlers=EXCEPTION_HANDLERS,

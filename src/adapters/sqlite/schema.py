@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from adapters.sqlite import inbox
+from adapters.sqlite import inbox, lifecycle
 
 foundation = Migrations("sentry_jira.foundation")
 
@@ -33,4 +33,9 @@ def create_meta_and_tenants(db: sqlite_utils.Database) -> None:
 from adapters.sqlite.admin import admin as _admin_migrations  # noqa: E402
 
 # One set per area, appended; order matters only within a set.
-ALL_MIGRATIONS: tuple[Migrations, ...] = (foundation, inbox.migrations, _admin_migrations)
+ALL_MIGRATIONS: tuple[Migrations, ...] = (
+    foundation,
+    inbox.migrations,
+    _admin_migrations,
+    lifecycle.migrations,
+)

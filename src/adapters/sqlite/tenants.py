@@ -39,6 +39,10 @@ class SqliteTenantStore:
             next(db.query(f"SELECT {_COLUMNS} FROM tenants WHERE {where}", params), None)
         )
 
+    def find_in(self, db: sqlite_utils.Database, client_key: str) -> Tenant | None:
+        """The tenant with this clientKey, read inside an open transaction."""
+        return self._one(db, "client_key = ?", [client_key])
+
     async def get(self, tenant_id: int) -> Tenant | None:
         return await self._database.read(lambda db: self._one(db, "id = ?", [tenant_id]))
 
