@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import httpx
 
 from adapters.clock import SystemClock
 from adapters.config import ConfigError, Settings
 from adapters.crypto import SecretBox, read_or_create_key_file
+from adapters.jira_http import HttpJiraApi, jira_http_client
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
 from adapters.sqlite.schema import ALL_MIGRATIONS
 from adapters.sqlite.tenants import SqliteTenantStore
 from ports.clock import Clock
+from ports.jira import JiraApi
 from ports.tenants import TenantStore
 
 
@@ -24,12 +27,16 @@ class Container:
     tenants: TenantStore
     clock: Clock
     database: Database | None = None
+    jira: JiraApi | None = None
+    jira_http: httpx.AsyncClient | None = None  # the shared client behind `jira`, if any
 
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
 
     async def shutdown(self) -> None:
         """Lifespan end: close what startup opened."""
+        if self.jira_http is not None:
+            await self.jira_http.aclose()
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
@@ -74,9 +81,13 @@ def open_database(settings: Settings) -> Database:
 def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
     database = open_database(settings)
+    clock = SystemClock()
+    jira_http = jira_http_client(settings)
     return Container(
         settings=settings,
         tenants=SqliteTenantStore(database),
-        clock=SystemClock(),
+        clock=clock,
         database=database,
+        jira=HttpJiraApi(jira_http, settings, clock=clock),
+        jira_http=jira_http,
     )
