@@ -12,6 +12,7 @@ from adapters.clock import SystemClock
 from adapters.config import ConfigError, Settings
 from adapters.crypto import SecretBox, read_or_create_key_file
 from adapters.install_keys_http import HttpInstallKeys
+from adapters.jira_http import HttpJiraApi, jira_http_client
 from adapters.memory.inbox import MemoryInbox
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
 from adapters.sqlite.inbox import SqliteInbox
@@ -22,6 +23,7 @@ from adapters.sqlite.tenants import SqliteTenantStore
 from ports.clock import Clock
 from ports.inbox import Inbox
 from ports.install_keys import InstallKeys
+from ports.jira import JiraApi
 from ports.lifecycle import LifecycleStore
 from ports.tenants import TenantStore
 
@@ -42,6 +44,8 @@ class Container:
     install_keys: InstallKeys | None = None
     lifecycle: LifecycleStore | None = None
     install_keys_client: httpx.AsyncClient | None = None  # closed at shutdown
+    jira: JiraApi | None = None
+    jira_http: httpx.AsyncClient | None = None  # the shared client behind `jira`, if any
 
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
@@ -52,6 +56,8 @@ class Container:
             self.loop_connection.close()
         if self.install_keys_client is not None:
             await self.install_keys_client.aclose()
+        if self.jira_http is not None:
+            await self.jira_http.aclose()
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
@@ -103,10 +109,12 @@ def bootstrap(settings: Settings) -> Container:
     loop_connection = LoopConnection(database.path)
     tenants = SqliteTenantStore(database)
     keys_client = install_keys_client(settings)
+    clock = SystemClock()
+    jira_http = jira_http_client(settings)
     return Container(
         settings=settings,
         tenants=tenants,
-        clock=SystemClock(),
+        clock=clock,
         database=database,
         inbox=SqliteInbox(database, loop_connection),
         loop_connection=loop_connection,
@@ -118,6 +126,8 @@ def bootstrap(settings: Settings) -> Container:
         ),
         lifecycle=SqliteLifecycleStore(database, tenants),
         install_keys_client=keys_client,
+        jira=HttpJiraApi(jira_http, settings, clock=clock),
+        jira_http=jira_http,
     )
 
 

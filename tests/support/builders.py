@@ -8,6 +8,7 @@ from typing import Any
 from adapters.config import Settings, load_settings
 from adapters.memory.clock import FixedClock
 from adapters.memory.install_keys import MemoryInstallKeys
+from adapters.memory.jira import MemoryJiraApi
 from adapters.memory.lifecycle import MemoryLifecycleStore
 from adapters.memory.tenants import MemoryTenantStore
 from adapters.wiring import Container
@@ -34,6 +35,7 @@ def a_fake_container(settings: Settings | None = None, **ports: Any) -> Containe
         "settings": settings or a_settings(),
         "tenants": MemoryTenantStore(),
         "clock": FixedClock(),
+        "jira": MemoryJiraApi(),
     }
     values.update(ports)
     if "lifecycle" not in ports and isinstance(values["tenants"], MemoryTenantStore):
