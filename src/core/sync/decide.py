@@ -403,7 +403,8 @@ def retry_delay(
     cap_seconds: float = 3600.0,
 ) -> float:
     """W9 backoff before attempt `attempt + 1`: base·2^(attempt−1), scaled by a jitter factor in
-    [0.5, 1.5) (`jitter` in [0, 1)), capped at `cap_seconds`, and never shorter than Sentry's `Retry-After`."""
+    [0.5, 1.5) (`jitter` in [0, 1)), capped at `cap_seconds`, never shorter than Sentry's
+    `Retry-After`."""
     exponent = min(max(attempt - 1, 0), 32)
     factor = 0.5 + min(max(jitter, 0.0), 1.0)
     delay = min(base_seconds * (2.0**exponent) * factor, cap_seconds)
