@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import httpx
 
 from adapters.clock import SystemClock
 from adapters.config import ConfigError, Settings
 from adapters.crypto import SecretBox, read_or_create_key_file
+from adapters.sentry_http import HttpSentryApi
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
 from adapters.sqlite.schema import ALL_MIGRATIONS
 from adapters.sqlite.tenants import SqliteTenantStore
 from ports.clock import Clock
+from ports.sentry import SentryApi
 from ports.tenants import TenantStore
 
 
@@ -24,12 +27,17 @@ class Container:
     tenants: TenantStore
     clock: Clock
     database: Database | None = None
+    sentry: SentryApi | None = None
+    # The one outbound HTTP client (connection pool) of the process; closed on shutdown.
+    http_client: httpx.AsyncClient | None = None
 
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
 
     async def shutdown(self) -> None:
         """Lifespan end: close what startup opened."""
+        if self.http_client is not None:
+            await self.http_client.aclose()
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
@@ -74,9 +82,14 @@ def open_database(settings: Settings) -> Database:
 def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
     database = open_database(settings)
+    http_client = httpx.AsyncClient(
+        follow_redirects=False, timeout=settings.http_timeout_seconds, trust_env=False
+    )
     return Container(
         settings=settings,
         tenants=SqliteTenantStore(database),
         clock=SystemClock(),
         database=database,
+        sentry=HttpSentryApi(http_client, settings.http_timeout_seconds),
+        http_client=http_client,
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from adapters.config import Settings, load_settings
 from adapters.memory.clock import FixedClock
+from adapters.memory.sentry import MemorySentryApi
 from adapters.memory.tenants import MemoryTenantStore
 from adapters.wiring import Container
 
@@ -32,6 +33,7 @@ def a_fake_container(settings: Settings | None = None, **ports: Any) -> Containe
         "settings": settings or a_settings(),
         "tenants": MemoryTenantStore(),
         "clock": FixedClock(),
+        "sentry": MemorySentryApi(),
     }
     values.update(ports)
     return Container(**values)

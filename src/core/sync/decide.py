@@ -114,7 +114,8 @@ def needed_lookups(
     the org's members with that address. Call again after adding each round's results.
     """
     needs: list[Need] = []
-    targets = _targets(delivery, bindings, links)
+    # Only orgs with linked Sentry issues need anything: nothing is looked up for the rest.
+    targets = [(b, ids) for b, ids in _targets(delivery, bindings, links) if ids]
     status = delivery.last_item(STATUS_FIELD)
     if (
         status is not None
