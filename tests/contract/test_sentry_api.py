@@ -4,7 +4,7 @@ a fake Sentry on loopback (W8 calls, W9 error kinds). HTTP-only checks follow th
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -134,12 +134,6 @@ class HttpWorld:
             else (FakeSentry.issue_path(org, target))
         )
         self.server.script(method, path, *[FAILURES[failure][0]] * times)
-
-
-@pytest.fixture
-def fake_sentry() -> Iterator[FakeSentry]:
-    with FakeSentry() as server:
-        yield server
 
 
 @pytest.fixture

@@ -36,8 +36,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -373,8 +372,3 @@ def _handler_for(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
 
     return Handler
 
-
-@contextmanager
-def running_fake_sentry() -> Iterator[FakeSentry]:
-    with FakeSentry() as fake:
-        yield fake
