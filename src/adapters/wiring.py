@@ -14,6 +14,7 @@ from adapters.crypto import SecretBox, read_or_create_key_file
 from adapters.install_keys_http import HttpInstallKeys
 from adapters.jira_http import HttpJiraApi, jira_http_client
 from adapters.memory.inbox import MemoryInbox
+from adapters.sentry_http import HttpSentryApi
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
@@ -25,6 +26,7 @@ from ports.inbox import Inbox
 from ports.install_keys import InstallKeys
 from ports.jira import JiraApi
 from ports.lifecycle import LifecycleStore
+from ports.sentry import SentryApi
 from ports.tenants import TenantStore
 
 
@@ -46,6 +48,9 @@ class Container:
     install_keys_client: httpx.AsyncClient | None = None  # closed at shutdown
     jira: JiraApi | None = None
     jira_http: httpx.AsyncClient | None = None  # the shared client behind `jira`, if any
+    sentry: SentryApi | None = None
+    # The one outbound HTTP client (connection pool) of the process; closed on shutdown.
+    http_client: httpx.AsyncClient | None = None
 
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
@@ -58,6 +63,8 @@ class Container:
             await self.install_keys_client.aclose()
         if self.jira_http is not None:
             await self.jira_http.aclose()
+        if self.http_client is not None:
+            await self.http_client.aclose()
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
@@ -111,6 +118,9 @@ def bootstrap(settings: Settings) -> Container:
     keys_client = install_keys_client(settings)
     clock = SystemClock()
     jira_http = jira_http_client(settings)
+    http_client = httpx.AsyncClient(
+        follow_redirects=False, timeout=settings.http_timeout_seconds, trust_env=False
+    )
     return Container(
         settings=settings,
         tenants=tenants,
@@ -128,6 +138,8 @@ def bootstrap(settings: Settings) -> Container:
         install_keys_client=keys_client,
         jira=HttpJiraApi(jira_http, settings, clock=clock),
         jira_http=jira_http,
+        sentry=HttpSentryApi(http_client, settings.http_timeout_seconds),
+        http_client=http_client,
     )
 
 

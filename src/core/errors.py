@@ -61,3 +61,33 @@ class UpstreamFailed(UpstreamError):
     def __init__(self, detail: str, status: int | None = None) -> None:
         super().__init__(detail)
         self.status = status
+
+
+class SentryError(UpstreamError):
+    """A call to Sentry failed (W9). `detail` is a short safe reason: never the token, never
+    Sentry's body. `transient` says whether a retry may succeed; `retry_after` is the delay in
+    seconds Sentry asked for (429 `Retry-After`), when it gave one."""
+
+    transient: bool = False
+
+    def __init__(
+        self, detail: str, *, status: int | None = None, retry_after: int | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class SentryUnavailable(SentryError):
+    """Connection error, timeout, 5xx or 429: retried with backoff (W9)."""
+
+    transient = True
+
+
+class SentryRejected(SentryError):
+    """Any other 4xx (or a redirect, or an unreadable answer): not retried, a dead letter (W9)."""
+
+
+class SentryReleaseRefused(SentryRejected):
+    """Sentry refused a release-based resolve with 400 (no release): fall back to a plain
+    resolve and journal why (W5)."""

@@ -10,6 +10,7 @@ from adapters.memory.clock import FixedClock
 from adapters.memory.install_keys import MemoryInstallKeys
 from adapters.memory.jira import MemoryJiraApi
 from adapters.memory.lifecycle import MemoryLifecycleStore
+from adapters.memory.sentry import MemorySentryApi
 from adapters.memory.tenants import MemoryTenantStore
 from adapters.wiring import Container
 
@@ -36,6 +37,7 @@ def a_fake_container(settings: Settings | None = None, **ports: Any) -> Containe
         "tenants": MemoryTenantStore(),
         "clock": FixedClock(),
         "jira": MemoryJiraApi(),
+        "sentry": MemorySentryApi(),
     }
     values.update(ports)
     if "lifecycle" not in ports and isinstance(values["tenants"], MemoryTenantStore):

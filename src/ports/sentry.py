@@ -1,0 +1,30 @@
+"""The Sentry issues API port (W8). Failures raise `core.errors.SentryError` kinds (W9)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from core.bindings import Binding
+from core.sentry import SentryMember
+
+
+class SentryApi(Protocol):
+    """Calls go to `binding.sentry_url` for `binding.org` with `binding.sentry_token`."""
+
+    async def update_issue(
+        self, binding: Binding, issue_id: str, payload: Mapping[str, Any]
+    ) -> None:
+        """PUT one W8 body to the issue. A release-based resolve refused with 400 raises
+        `SentryReleaseRefused`; other 4xx `SentryRejected`; 5xx, 429, timeouts and connection
+        errors `SentryUnavailable` (with `retry_after` from a 429)."""
+        ...
+
+    async def get_issue_status(self, binding: Binding, issue_id: str) -> str:
+        """The issue's `status` (`resolved`, `unresolved`, `ignored`, …)."""
+        ...
+
+    async def members_by_email(self, binding: Binding, email: str) -> list[SentryMember]:
+        """The org's members Sentry finds for this e-mail, as reported (not yet filtered to
+        verified addresses: `core.sentry.members_with_verified_email` does that)."""
+        ...
