@@ -20,6 +20,7 @@ from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.schema import ALL_MIGRATIONS
+from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
 from ports.clock import Clock
 from ports.inbox import Inbox
@@ -27,7 +28,7 @@ from ports.install_keys import InstallKeys
 from ports.jira import JiraApi
 from ports.lifecycle import LifecycleStore
 from ports.sentry import SentryApi
-from ports.tenants import TenantStore
+from ports.tenants import TenantLookup, TenantStore
 
 
 @attrs.define
@@ -40,6 +41,8 @@ class Container:
     database: Database | None = None
     inbox: Inbox = attrs.field(factory=MemoryInbox)
     loop_connection: LoopConnection | None = None
+    # W1 on the hot path: the event-loop connection's lookup (None: use `tenants`).
+    tenant_lookup: TenantLookup | None = None
     # §A stores; bootstrap puts the SQLite ones here, tests get in-memory fakes.
     admin: AdminStores = attrs.field(factory=memory_admin_stores)
     # L1–L6: signed lifecycle callbacks (None: the lifecycle routes answer 503).
@@ -65,6 +68,9 @@ class Container:
             await self.jira_http.aclose()
         if self.http_client is not None:
             await self.http_client.aclose()
+
+    def delivery_accepted(self) -> None:
+        """The ack path recorded a new delivery: a hook for waking an idle worker."""
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
@@ -128,6 +134,7 @@ def bootstrap(settings: Settings) -> Container:
         database=database,
         inbox=SqliteInbox(database, loop_connection),
         loop_connection=loop_connection,
+        tenant_lookup=LoopTenantLookup(loop_connection, database.box),
         admin=sqlite_admin_stores(database),
         install_keys=HttpInstallKeys(
             keys_client,
