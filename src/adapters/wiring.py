@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import attrs
@@ -30,6 +32,9 @@ from ports.lifecycle import LifecycleStore
 from ports.sentry import SentryApi
 from ports.tenants import TenantLookup, TenantStore
 
+log = logging.getLogger("sentry_jira")
+CHECKPOINT_INTERVAL_SECONDS = 1.0
+
 
 @attrs.define
 class Container:
@@ -55,11 +60,29 @@ class Container:
     # The one outbound HTTP client (connection pool) of the process; closed on shutdown.
     http_client: httpx.AsyncClient | None = None
 
+    _background: list[asyncio.Task[None]] = attrs.field(factory=list, init=False)
+
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
+        if self.database is not None:
+            self._background.append(asyncio.create_task(self._checkpoints(self.database)))
+
+    async def _checkpoints(self, database: Database) -> None:
+        # The hot path's connection never checkpoints (its commits must not fsync on the
+        # event loop); this keeps the WAL short from the storage thread instead.
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
+            try:
+                await database.checkpoint()
+            except Exception:  # a busy or failing checkpoint is retried next time
+                log.warning("WAL checkpoint failed; retrying later")
 
     async def shutdown(self) -> None:
         """Lifespan end: close what startup opened."""
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
         if self.loop_connection is not None:
             self.loop_connection.close()
         if self.install_keys_client is not None:
