@@ -13,8 +13,9 @@ name). A label is what an HTML parser finds as *text* in that string:
   a `<` that still starts markup after that is dropped, so the invariant always holds;
 - every other `<` is kept (`a < b`, `x<3`, a lone `<`): it is ordinary text, and whoever
   renders a label must escape it like any other text;
-- control characters are dropped and runs of whitespace become one space, trimmed
-  (before the markup check, so that dropping a control cannot join `<` to a letter).
+- control characters are dropped (before parsing, and again after decoding, before the
+  markup check, so that dropping one cannot join a `<` to a letter); runs of whitespace
+  become one space, trimmed.
 
 `html.parser` does the parsing (a real tokenizer, not a pattern), so `<img src=x
 onerror=alert(1)>` leaves nothing behind, and no nesting trick rebuilds a tag.
@@ -64,7 +65,7 @@ def _text_of_html(value: str) -> str:
 
 def plain_text(value: str) -> str:
     """The plain-text form of a label from Jira (S7); see the module docstring."""
-    text = value
+    text = _without_controls(value)
     for _ in range(MAX_PASSES):
         parsed = _text_of_html(text)
         settled = parsed == text
@@ -72,12 +73,12 @@ def plain_text(value: str) -> str:
         if settled or not MARKUP_START.search(text):
             break
     # Controls go first: dropping one could join a `<` to a letter.
-    text = " ".join("".join(ch for ch in text if not _is_control(ch)).split())
+    text = " ".join(_without_controls(text).split())
     while MARKUP_START.search(text):  # each round removes characters: it ends
         text = MARKUP_START.sub("", text)
     return text
 
 
-def _is_control(ch: str) -> bool:
-    # Keep whitespace controls (tab, newline) for the whitespace collapse below.
-    return unicodedata.category(ch) == "Cc" and not ch.isspace()
+def _without_controls(text: str) -> str:
+    # Whitespace controls (tab, newline) stay for the whitespace collapse.
+    return "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) != "Cc")
