@@ -1,7 +1,7 @@
 """S1–S8: `GET /extensions/jira/search/{org}/{tenant_id}/`.
 
-The handler declares no typed parameters: path segments arrive as strings and the query is
-read raw, so Litestar never answers (400) before the core has checked the token (§5 order
+The handler declares its path parameters as plain strings (`FromPath[str]`) and reads the
+query raw, so Litestar never answers (400) before the core has checked the token (§5 order
 401 → 404 → 400). The raw query keeps repeats (`field` twice is a 400, not "the last one
 wins"); it is form-decoded (`+` is a space), invalid UTF-8 becomes U+FFFD.
 """
@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 
 from adapters.wiring import Container
 from core.errors import Unavailable
@@ -42,7 +43,7 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
 
     @get(SEARCH_PATH, summary="Search a tenant's Jira for the issue-link pickers (S1–S8)")
     async def search_jira(
-        request: Request[Any, Any, Any], org: str, tenant_id: str
+        request: Request[Any, Any, Any], org: FromPath[str], tenant_id: FromPath[str]
     ) -> Response[list[dict[str, str]]]:
         if container.jira is None:
             raise Unavailable("search is not configured", retry_after=60)
