@@ -571,3 +571,23 @@ def test_S7_no_input_leaves_anything_a_browser_reads_as_markup() -> None:
         text = plain_text(raw)
         assert not MARKUP_START.search(text), (raw, text)
         assert text == text.strip() and "  " not in text
+
+
+async def test_S1_search_tokens_work_when_no_admin_token_is_configured(world: World) -> None:
+    request = SearchRequest(
+        org=ORG,
+        tenant_id=str(world.tenant.id),
+        authorization=(f"Bearer {world.token}",),
+        parameters=(("field", "project"), ("query", "x")),
+    )
+    ports = {
+        "tenants": world.tenants,
+        "bindings": world.stores.bindings,
+        "search_tokens": world.stores.search_tokens,
+        "jira": world.jira,
+    }
+    assert await search(request, settings=SearchSettings(), **ports) == []  # type: ignore[arg-type]
+    admin = attrs.evolve(request, authorization=(f"Bearer {ADMIN}",))
+    with pytest.raises(Unauthorized):
+        await search(admin, settings=SearchSettings(), **ports)  # type: ignore[arg-type]
+    assert [call.method for call in world.jira.calls] == ["projects"]
