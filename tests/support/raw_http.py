@@ -47,6 +47,9 @@ def read_response(sock: socket.socket, *, deadline: float) -> RawResponse:
     for line in header_lines:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    status = int(status_line.split()[1])
+    if status in (204, 304) or status < 200:
+        return RawResponse(status, headers, b"")  # no body, whatever the headers say
     length = int(headers.get("content-length", "-1"))
     while length < 0 or len(rest) < length:
         try:
@@ -56,7 +59,7 @@ def read_response(sock: socket.socket, *, deadline: float) -> RawResponse:
         if not more:
             break
         rest += more
-    return RawResponse(int(status_line.split()[1]), headers, rest if length < 0 else rest[:length])
+    return RawResponse(status, headers, rest if length < 0 else rest[:length])
 
 
 def _recv(sock: socket.socket, deadline: float) -> bytes:
