@@ -51,6 +51,9 @@ def serve(host: str, port: int) -> None:
     except ConfigError as err:
         fail_config(err)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every outbound URL at INFO: search text and ids would reach the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
     try:
         run_server(create_app(container), host=host, port=port)
     finally:
