@@ -30,8 +30,9 @@ from bench.wrk import free_port, percentile, serve_command, served, server_env
 from core.describe import INSTALLED_PATH
 
 
-def install_request(*, app_key: str, base_url: str, client_key: str, kid: str,
-                    key: SigningKey) -> tuple[bytes, dict[str, str]]:
+def install_request(
+    *, app_key: str, base_url: str, client_key: str, kid: str, key: SigningKey
+) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one signed `installed` callback."""
     body = {
         "key": app_key,
@@ -41,11 +42,14 @@ def install_request(*, app_key: str, base_url: str, client_key: str, kid: str,
         "productType": "jira",
         "eventType": "installed",
     }
-    claims = lifecycle_claims(iss=client_key, aud=base_url, now=datetime.now(UTC),
-                              path=INSTALLED_PATH)
+    claims = lifecycle_claims(
+        iss=client_key, aud=base_url, now=datetime.now(UTC), path=INSTALLED_PATH
+    )
     token = rs256_token(claims, kid=kid, key=key)
-    return json.dumps(body).encode(), {"Authorization": f"JWT {token}",
-                                       "Content-Type": "application/json"}
+    return json.dumps(body).encode(), {
+        "Authorization": f"JWT {token}",
+        "Content-Type": "application/json",
+    }
 
 
 def measure_install_latency(workdir: Path, *, installs: int) -> dict[str, Any]:
@@ -58,29 +62,35 @@ def measure_install_latency(workdir: Path, *, installs: int) -> dict[str, Any]:
     with running_key_server() as keys:
         for kid in [*cold_kids, "bench-warm", "bench-first"]:
             keys.serve(kid, key.public_pem)
-        env = server_env({
-            "SENTRY_JIRA_DATABASE": str(workdir / "install.db"),
-            "SENTRY_JIRA_SECRET_KEY": FERNET_KEY,
-            "SENTRY_JIRA_BASE_URL": base_url,
-            "SENTRY_JIRA_APP_KEY": app_key,
-            "SENTRY_JIRA_INSTALL_KEYS_URL": keys.url,
-            "SENTRY_JIRA_WORKER": "off",
-        })
+        env = server_env(
+            {
+                "SENTRY_JIRA_DATABASE": str(workdir / "install.db"),
+                "SENTRY_JIRA_SECRET_KEY": FERNET_KEY,
+                "SENTRY_JIRA_BASE_URL": base_url,
+                "SENTRY_JIRA_APP_KEY": app_key,
+                "SENTRY_JIRA_INSTALL_KEYS_URL": keys.url,
+                "SENTRY_JIRA_WORKER": "off",
+            }
+        )
 
         def request(client_key: str, kid: str) -> tuple[bytes, dict[str, str]]:
-            return install_request(app_key=app_key, base_url=base_url, client_key=client_key,
-                                   kid=kid, key=key)
+            return install_request(
+                app_key=app_key, base_url=base_url, client_key=client_key, kid=kid, key=key
+            )
 
-        with served(serve_command(port), env, port, workdir / "install.log") as server, \
-                httpx.Client(base_url=server.url, timeout=10, follow_redirects=False) as client:
+        with (
+            served(serve_command(port), env, port, workdir / "install.log") as server,
+            httpx.Client(base_url=server.url, timeout=10, follow_redirects=False) as client,
+        ):
 
             def post(body: bytes, headers: dict[str, str]) -> float:
                 started = time.perf_counter()
                 response = client.post(INSTALLED_PATH, content=body, headers=headers)
                 elapsed = time.perf_counter() - started
                 if response.status_code != 204:
-                    raise RuntimeError(f"install answered {response.status_code}: "
-                                       f"{response.text[:200]}")
+                    raise RuntimeError(
+                        f"install answered {response.status_code}: {response.text[:200]}"
+                    )
                 return elapsed * 1000
 
             post(*request("bench-first", "bench-first"))  # first request of the process

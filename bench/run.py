@@ -48,34 +48,44 @@ PARTS = ("ack", "scale", "sync", "install", "search")
 
 def print_ack(figures: dict[str, Any], *, connections: int, rounds: int, seconds: int) -> None:
     ack, empty = figures["ack"], figures["empty"]
-    print(f"\nack path — {connections} connections, {rounds} alternating rounds of {seconds} s "
-          f"(median round shown)\n")
-    print(f"{'run':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}"
-          f"{'CPU µs/req':>12}")
-    for name, run in (("issue-updated ack (signed, unique)", ack),
-                      ("empty Litestar POST handler", empty)):
-        print(f"{name:<34}{run['rps']:>10.0f}{run['p50']:>10.2f}{run['p99']:>10.2f}"
-              f"{run['non2xx']:>10.0f}{run.get('cpu_us', 0.0):>12.0f}")
+    print(
+        f"\nack path — {connections} connections, {rounds} alternating rounds of {seconds} s "
+        f"(median round shown)\n"
+    )
+    print(f"{'run':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}{'CPU µs/req':>12}")
+    for name, run in (
+        ("issue-updated ack (signed, unique)", ack),
+        ("empty Litestar POST handler", empty),
+    ):
+        print(
+            f"{name:<34}{run['rps']:>10.0f}{run['p50']:>10.2f}{run['p99']:>10.2f}"
+            f"{run['non2xx']:>10.0f}{run.get('cpu_us', 0.0):>12.0f}"
+        )
     rounds_text = ", ".join(f"{a:.0f}/{e:.0f}" for a, e in figures["rounds"])
     print(f"\nrounds (ack/empty req/s): {rounds_text}")
     print(f"ack / empty rate ratio: {figures['ratio']:.2f}  (target ≥ 0.60)")
     print(f"ack p99: {ack['p99']:.2f} ms  (target < 20 ms)")
 
 
-def print_scale(figures: dict[str, Any], *, connections: int, rounds: int,
-                seconds: int) -> None:
+def print_scale(figures: dict[str, Any], *, connections: int, rounds: int, seconds: int) -> None:
     big, small = figures["big"], figures["small"]
     rows = figures["big_rows"]
-    print(f"\nscale — {rows['tenants']:,} tenants, {rows['bindings']:,} bindings, "
-          f"{rows['links']:,} links (loaded in {figures['load_seconds']:.1f} s) vs "
-          f"{figures['small_rows']['tenants']:,} tenants; deliveries from "
-          f"{figures['senders']:,} tenants; {connections} connections, {rounds} alternating "
-          f"rounds of {seconds} s\n")
-    print(f"{'database':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}"
-          f"{'CPU µs/req':>12}")
+    print(
+        f"\nscale — {rows['tenants']:,} tenants, {rows['bindings']:,} bindings, "
+        f"{rows['links']:,} links (loaded in {figures['load_seconds']:.1f} s) vs "
+        f"{figures['small_rows']['tenants']:,} tenants; deliveries from "
+        f"{figures['senders']:,} tenants; {connections} connections, {rounds} alternating "
+        f"rounds of {seconds} s\n"
+    )
+    print(
+        f"{'database':<34}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}"
+        f"{'CPU µs/req':>12}"
+    )
     for name, run in (("100k tenants + 1M links", big), ("the 1,000 sending tenants", small)):
-        print(f"{name:<34}{run['rps']:>10.0f}{run['p50']:>10.2f}{run['p99']:>10.2f}"
-              f"{run['non2xx']:>10.0f}{run.get('cpu_us', 0.0):>12.0f}")
+        print(
+            f"{name:<34}{run['rps']:>10.0f}{run['p50']:>10.2f}{run['p99']:>10.2f}"
+            f"{run['non2xx']:>10.0f}{run.get('cpu_us', 0.0):>12.0f}"
+        )
     pairs = ", ".join(f"{b:.0f}/{s:.0f}" for b, s in figures["rounds"])
     cpu = ", ".join(f"{b:.0f}/{s:.0f}" for b, s in figures["cpu_rounds"])
     print(f"\nrounds (big/small req/s): {pairs}")
@@ -84,24 +94,31 @@ def print_scale(figures: dict[str, Any], *, connections: int, rounds: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="shorter rounds, fewer requests (a first look, not the figures)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="shorter rounds, fewer requests (a first look, not the figures)",
+    )
     parser.add_argument("--seconds", type=int, help="wrk duration per ack round (default 8)")
-    parser.add_argument("--rounds", type=int,
-                        help="alternating rounds of the ack comparison (default 3)")
-    parser.add_argument("--scale-seconds", type=int, help="per scale round (default 5)")
-    parser.add_argument("--scale-rounds", type=int, help="scale rounds (default 5)")
+    parser.add_argument(
+        "--rounds", type=int, help="alternating rounds of the ack comparison (default 3)"
+    )
+    parser.add_argument("--scale-seconds", type=int, help="per scale round (default 3)")
+    parser.add_argument("--scale-rounds", type=int, help="scale rounds (default 8)")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
-                        help="run only these parts")
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
     seconds = args.seconds or (4 if args.quick else 8)
     rounds = args.rounds or 3
-    scale_seconds = args.scale_seconds or (3 if args.quick else 5)
-    scale_rounds = args.scale_rounds or (3 if args.quick else 5)
+    # Short rounds, many of them: a pair of rounds close in time sees the same background.
+    scale_seconds = args.scale_seconds or (2 if args.quick else 3)
+    scale_rounds = args.scale_rounds or (4 if args.quick else 8)
     installs = 50 if args.quick else 200
     searches = 100 if args.quick else 300
     if shutil.which("wrk") is None and {"ack", "scale"} & set(args.only):
@@ -114,15 +131,20 @@ def main() -> None:
     results: dict[str, Any] = {}
     try:
         if "ack" in args.only:
-            results["ack"] = measure_ack(workdir, seconds=seconds, rounds=rounds,
-                                         connections=args.connections)
-            print_ack(results["ack"], connections=args.connections, rounds=rounds,
-                      seconds=seconds)
+            results["ack"] = measure_ack(
+                workdir, seconds=seconds, rounds=rounds, connections=args.connections
+            )
+            print_ack(results["ack"], connections=args.connections, rounds=rounds, seconds=seconds)
         if "scale" in args.only:
-            results["scale"] = measure_scale(workdir, seconds=scale_seconds, rounds=scale_rounds,
-                                             connections=args.connections)
-            print_scale(results["scale"], connections=args.connections, rounds=scale_rounds,
-                        seconds=scale_seconds)
+            results["scale"] = measure_scale(
+                workdir, seconds=scale_seconds, rounds=scale_rounds, connections=args.connections
+            )
+            print_scale(
+                results["scale"],
+                connections=args.connections,
+                rounds=scale_rounds,
+                seconds=scale_seconds,
+            )
         if "sync" in args.only:
             # ---- LEAD: ack → Sentry write latency (SPEC §7: within 1 s, p95) ----------------
             # bench/sync_latency.py comes from another branch. Call it here, e.g.
@@ -141,8 +163,7 @@ def main() -> None:
     elapsed = time.monotonic() - started
     print("\nSPEC §7 figures\n")
     print(render_table(summary_rows(results)))
-    print(f"\n{len(results)} parts in {elapsed:.0f} s; load average at the end: "
-          f"{load_average()}")
+    print(f"\n{len(results)} parts in {elapsed:.0f} s; load average at the end: {load_average()}")
     if args.json:
         print(json.dumps(results, default=str))
 

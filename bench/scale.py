@@ -75,24 +75,42 @@ def link_rows(tenant_index: int, count: int) -> Iterator[tuple[int, str, str, st
 
 def _tenant_rows(indexes: Sequence[int], box: SecretBox) -> Iterator[tuple[Any, ...]]:
     for i in indexes:
-        yield (i + 1, client_key(i), box.encrypt(shared_secret(i)), 1,
-               f"https://site-{i:06d}.atlassian.net", None, "installed", INSTALLED_AT,
-               INSTALLED_AT)
+        yield (
+            i + 1,
+            client_key(i),
+            box.encrypt(shared_secret(i)),
+            1,
+            f"https://site-{i:06d}.atlassian.net",
+            None,
+            "installed",
+            INSTALLED_AT,
+            INSTALLED_AT,
+        )
 
 
 def _binding_rows(indexes: Sequence[int], box: SecretBox) -> Iterator[tuple[Any, ...]]:
     for i in indexes:
-        yield (i + 1, f"org-{i:06d}", "https://sentry.example.com",
-               box.encrypt(f"sntrys_bench_{i:06d}_0123456789abcdef"), 1, 1, "resolve", 0, "{}",
-               INSTALLED_AT, INSTALLED_AT)
+        yield (
+            i + 1,
+            f"org-{i:06d}",
+            "https://sentry.example.com",
+            box.encrypt(f"sntrys_bench_{i:06d}_0123456789abcdef"),
+            1,
+            1,
+            "resolve",
+            0,
+            "{}",
+            INSTALLED_AT,
+            INSTALLED_AT,
+        )
 
 
 _INSERTS = {
     "tenants": "INSERT INTO tenants (id, client_key, shared_secret, secret_version, base_url, "
-               "display_url, status, installed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "display_url, status, installed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "bindings": "INSERT INTO bindings (tenant_id, org, sentry_url, sentry_token, sync_status, "
-                "sync_assignee, resolution_strategy, skip_archived, status_map, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "sync_assignee, resolution_strategy, skip_archived, status_map, created_at, "
+    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "links": "INSERT INTO links (tenant_id, org, issue_key, sentry_issue_id) VALUES (?, ?, ?, ?)",
 }
 
@@ -108,14 +126,16 @@ def _chunks(rows: Iterator[tuple[Any, ...]], size: int) -> Iterator[list[tuple[A
         yield chunk
 
 
-def load_database(env: dict[str, str], *, tenants: Sequence[int], bound: Sequence[int],
-                  links_per_binding: int) -> dict[str, int]:
+def load_database(
+    env: dict[str, str], *, tenants: Sequence[int], bound: Sequence[int], links_per_binding: int
+) -> dict[str, int]:
     """Create the database through `open_database` and bulk-insert the rows; row counts."""
     database = open_database(load_settings(env))
     box = database.box
 
     def insert(table: str, rows: Iterator[tuple[Any, ...]]) -> None:
         for chunk in _chunks(rows, CHUNK):
+
             def apply(db: Any, chunk: list[tuple[Any, ...]] = chunk) -> None:
                 db.conn.executemany(_INSERTS[table], chunk)
 
@@ -137,9 +157,16 @@ def load_database(env: dict[str, str], *, tenants: Sequence[int], bound: Sequenc
         database.close()  # the last connection to close folds the WAL into the file
 
 
-def measure_scale(workdir: Path, *, seconds: int, rounds: int, connections: int,
-                  tenants: int = TENANTS, links: int = LINKS,
-                  senders: int = SENDING_TENANTS) -> dict[str, Any]:
+def measure_scale(
+    workdir: Path,
+    *,
+    seconds: int,
+    rounds: int,
+    connections: int,
+    tenants: int = TENANTS,
+    links: int = LINKS,
+    senders: int = SENDING_TENANTS,
+) -> dict[str, Any]:
     """Rate and CPU per request of the ack path on the big and on the small database."""
     senders_ = sending_tenants(tenants, senders)
     bound = list(range(0, tenants, BOUND_EVERY))
@@ -147,15 +174,18 @@ def measure_scale(workdir: Path, *, seconds: int, rounds: int, connections: int,
     big_port, small_port = free_port(), free_port()
     envs = {}
     for name, port in (("big", big_port), ("small", small_port)):
-        envs[name] = server_env({
-            "SENTRY_JIRA_DATABASE": str(workdir / f"scale-{name}.db"),
-            "SENTRY_JIRA_SECRET_KEY": FERNET_KEY,
-            "SENTRY_JIRA_BASE_URL": f"http://127.0.0.1:{port}",
-            # Only the ack path is measured here: no background processing of deliveries.
-            "SENTRY_JIRA_WORKER": "off",
-        })
-    big_rows = load_database(envs["big"], tenants=range(tenants), bound=bound,
-                             links_per_binding=links // len(bound))
+        envs[name] = server_env(
+            {
+                "SENTRY_JIRA_DATABASE": str(workdir / f"scale-{name}.db"),
+                "SENTRY_JIRA_SECRET_KEY": FERNET_KEY,
+                "SENTRY_JIRA_BASE_URL": f"http://127.0.0.1:{port}",
+                # Only the ack path is measured here: no background processing of deliveries.
+                "SENTRY_JIRA_WORKER": "off",
+            }
+        )
+    big_rows = load_database(
+        envs["big"], tenants=range(tenants), bound=bound, links_per_binding=links // len(bound)
+    )
     small_rows = load_database(envs["small"], tenants=senders_, bound=[], links_per_binding=0)
     load_seconds = time.perf_counter() - started
 
@@ -163,19 +193,28 @@ def measure_scale(workdir: Path, *, seconds: int, rounds: int, connections: int,
     tokens = [f"JWT {webhook_token(client_key(i), shared_secret(i))}" for i in senders_]
     fixed = {"Content-Type": "application/json"}
     rotate = {"Authorization": tokens}
-    with served(serve_command(big_port), envs["big"], big_port, workdir / "big.log") as big, \
-            served(serve_command(small_port), envs["small"], small_port,
-                   workdir / "small.log") as small:
-        targets = [Target(big.url + ISSUE_UPDATED, fixed, body, big, rotate),
-                   Target(small.url + ISSUE_UPDATED, fixed, body, small, rotate)]
+    with (
+        served(serve_command(big_port), envs["big"], big_port, workdir / "big.log") as big,
+        served(
+            serve_command(small_port), envs["small"], small_port, workdir / "small.log"
+        ) as small,
+    ):
+        targets = [
+            Target(big.url + ISSUE_UPDATED, fixed, body, big, rotate),
+            Target(small.url + ISSUE_UPDATED, fixed, body, small, rotate),
+        ]
         for target in targets:  # the first and the last sender are known to both
             for token in (tokens[0], tokens[-1]):
                 check_once(target.url, {**fixed, "Authorization": token}, body, 202)
-        bigs, smalls = alternating_rounds(targets, rounds=rounds, seconds=seconds,
-                                          connections=connections, workdir=workdir)
+        bigs, smalls = alternating_rounds(
+            targets, rounds=rounds, seconds=seconds, connections=connections, workdir=workdir
+        )
     costs = [1 - b["rps"] / s["rps"] for b, s in zip(bigs, smalls, strict=True) if s["rps"]]
-    cpu_costs = [b["cpu_us"] / s["cpu_us"] - 1 for b, s in zip(bigs, smalls, strict=True)
-                 if s.get("cpu_us") and b.get("cpu_us")]
+    cpu_costs = [
+        b["cpu_us"] / s["cpu_us"] - 1
+        for b, s in zip(bigs, smalls, strict=True)
+        if s.get("cpu_us") and b.get("cpu_us")
+    ]
     return {
         "big": median_run(bigs),
         "small": median_run(smalls),
@@ -186,8 +225,9 @@ def measure_scale(workdir: Path, *, seconds: int, rounds: int, connections: int,
         "cost": median(costs),
         "cpu_cost": median(cpu_costs) if cpu_costs else None,
         "rounds": [(b["rps"], s["rps"]) for b, s in zip(bigs, smalls, strict=True)],
-        "cpu_rounds": [(b.get("cpu_us", 0.0), s.get("cpu_us", 0.0))
-                       for b, s in zip(bigs, smalls, strict=True)],
+        "cpu_rounds": [
+            (b.get("cpu_us", 0.0), s.get("cpu_us", 0.0)) for b, s in zip(bigs, smalls, strict=True)
+        ],
     }
 
 
@@ -195,9 +235,14 @@ if __name__ == "__main__":  # a quick look at the loader alone
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = server_env({"SENTRY_JIRA_DATABASE": f"{tmp}/x.db",
-                          "SENTRY_JIRA_SECRET_KEY": FERNET_KEY})
+        env = server_env(
+            {"SENTRY_JIRA_DATABASE": f"{tmp}/x.db", "SENTRY_JIRA_SECRET_KEY": FERNET_KEY}
+        )
         t0 = time.perf_counter()
-        rows = load_database(env, tenants=range(TENANTS), bound=range(0, TENANTS, BOUND_EVERY),
-                             links_per_binding=LINKS // (TENANTS // BOUND_EVERY))
+        rows = load_database(
+            env,
+            tenants=range(TENANTS),
+            bound=range(0, TENANTS, BOUND_EVERY),
+            links_per_binding=LINKS // (TENANTS // BOUND_EVERY),
+        )
         print(json.dumps(rows), f"{time.perf_counter() - t0:.1f} s")

@@ -53,9 +53,11 @@ def jira_request(query_text: str) -> tuple[str, list[tuple[str, str]]]:
     """(path, query parameters) of the Jira call the service makes for an issue search."""
     if query_text == ISSUE_KEY:
         return f"/rest/api/3/issue/{ISSUE_KEY}", [("fields", "summary")]
-    return "/rest/api/3/search/jql", [("jql", text_search_jql(query_text)),
-                                      ("fields", "summary"),
-                                      ("maxResults", str(MAX_ISSUE_RESULTS))]
+    return "/rest/api/3/search/jql", [
+        ("jql", text_search_jql(query_text)),
+        ("fields", "summary"),
+        ("maxResults", str(MAX_ISSUE_RESULTS)),
+    ]
 
 
 def prepare(env: dict[str, str], jira_url: str) -> int:
@@ -63,12 +65,25 @@ def prepare(env: dict[str, str], jira_url: str) -> int:
     database = open_database(load_settings(env))
 
     async def arrange() -> int:
-        tenant = await SqliteTenantStore(database).upsert_installed(Installation(
-            client_key=CLIENT_KEY, shared_secret=SECRET, base_url=jira_url, display_url=None,
-            installed_at=datetime.now(UTC)))
-        await SqliteBindingStore(database).change(tenant.id, ORG, lambda _: Binding(
-            tenant_id=tenant.id, org=ORG, sentry_url="https://sentry.example.com",
-            sentry_token="sntrys_bench_search_0123456789"))
+        tenant = await SqliteTenantStore(database).upsert_installed(
+            Installation(
+                client_key=CLIENT_KEY,
+                shared_secret=SECRET,
+                base_url=jira_url,
+                display_url=None,
+                installed_at=datetime.now(UTC),
+            )
+        )
+        await SqliteBindingStore(database).change(
+            tenant.id,
+            ORG,
+            lambda _: Binding(
+                tenant_id=tenant.id,
+                org=ORG,
+                sentry_url="https://sentry.example.com",
+                sentry_token="sntrys_bench_search_0123456789",
+            ),
+        )
         await SqliteSearchTokenStore(database).create(ORG, SEARCH_TOKEN, datetime.now(UTC))
         return tenant.id
 
@@ -89,29 +104,33 @@ def measure_search_overhead(workdir: Path, *, iterations: int) -> dict[str, Any]
         for n in range(1, 21):
             site.add_issue(f"APP-{n}", f"Crash on start, case {n}")
         site.jql_results[text_search_jql(TEXT)] = [f"APP-{n}" for n in range(1, 21)]
-        env = server_env({
-            "SENTRY_JIRA_DATABASE": str(workdir / "search.db"),
-            "SENTRY_JIRA_SECRET_KEY": FERNET_KEY,
-            "SENTRY_JIRA_BASE_URL": base_url,
-            "SENTRY_JIRA_APP_KEY": app_key,
-            "SENTRY_JIRA_JIRA_HOSTS": "http://127.0.0.1:*",
-            "SENTRY_JIRA_WORKER": "off",
-        })
+        env = server_env(
+            {
+                "SENTRY_JIRA_DATABASE": str(workdir / "search.db"),
+                "SENTRY_JIRA_SECRET_KEY": FERNET_KEY,
+                "SENTRY_JIRA_BASE_URL": base_url,
+                "SENTRY_JIRA_APP_KEY": app_key,
+                "SENTRY_JIRA_JIRA_HOSTS": "http://127.0.0.1:*",
+                "SENTRY_JIRA_WORKER": "off",
+            }
+        )
         tenant_id = prepare(env, jira.url)
         search_path = f"/extensions/jira/search/{ORG}/{tenant_id}/"
         bearer = {"Authorization": f"Bearer {SEARCH_TOKEN}"}
 
-        with served(serve_command(port), env, port, workdir / "search.log") as server, \
-                httpx.Client(timeout=10, follow_redirects=False) as client:
+        with (
+            served(serve_command(port), env, port, workdir / "search.log") as server,
+            httpx.Client(timeout=10, follow_redirects=False) as client,
+        ):
 
-            def timed(send: Callable[[], httpx.Response],
-                      check: Callable[[Any], bool]) -> float:
+            def timed(send: Callable[[], httpx.Response], check: Callable[[Any], bool]) -> float:
                 started = time.perf_counter()
                 response = send()
                 elapsed = time.perf_counter() - started
                 if response.status_code != 200 or not check(response.json()):
-                    raise RuntimeError(f"search answered {response.status_code}: "
-                                       f"{response.text[:200]}")
+                    raise RuntimeError(
+                        f"search answered {response.status_code}: {response.text[:200]}"
+                    )
                 return elapsed * 1000
 
             def through(text: str) -> Callable[[], httpx.Response]:
@@ -122,15 +141,22 @@ def measure_search_overhead(workdir: Path, *, iterations: int) -> dict[str, Any]
             def direct(text: str) -> Callable[[], httpx.Response]:
                 path, params = jira_request(text)
                 raw_query = encode_query(params)
-                token = connect_token(app_key=app_key, shared_secret=SECRET, method="GET",
-                                      raw_path=path, raw_query=raw_query, base_path="",
-                                      issued_at=int(time.time()))
+                token = connect_token(
+                    app_key=app_key,
+                    shared_secret=SECRET,
+                    method="GET",
+                    raw_path=path,
+                    raw_query=raw_query,
+                    base_path="",
+                    issued_at=int(time.time()),
+                )
                 url = f"{jira.url}{path}?{raw_query}"
                 headers = {"Authorization": f"JWT {token}", "Accept": "application/json"}
                 return lambda: client.get(url, headers=headers)
 
-            kinds: dict[str, tuple[Callable[[], Callable[[], httpx.Response]],
-                                   Callable[[Any], bool]]] = {
+            kinds: dict[
+                str, tuple[Callable[[], Callable[[], httpx.Response]], Callable[[Any], bool]]
+            ] = {
                 "key_through": (lambda: through(ISSUE_KEY), lambda items: len(items) == 1),
                 "key_direct": (lambda: direct(ISSUE_KEY), lambda issue: issue["key"] == ISSUE_KEY),
                 "text_through": (lambda: through(TEXT), lambda items: len(items) == 20),
@@ -153,7 +179,7 @@ def measure_search_overhead(workdir: Path, *, iterations: int) -> dict[str, Any]
         result[f"{name}_p95"] = percentile(values, 0.95)
     for search in ("key", "text"):
         for p in ("p50", "p95"):
-            result[f"{search}_overhead_{p}"] = (result[f"{search}_through_{p}"]
-                                                - result[f"{search}_direct_{p}"])
+            result[f"{search}_overhead_{p}"] = (
+                result[f"{search}_through_{p}"] - result[f"{search}_direct_{p}"]
+            )
     return result
-

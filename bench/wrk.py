@@ -98,8 +98,9 @@ def serve_command(port: int) -> list[str]:
     return [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)]
 
 
-def wrk_script(headers: Mapping[str, str], body: bytes,
-               rotate: Mapping[str, Sequence[str]] | None = None) -> str:
+def wrk_script(
+    headers: Mapping[str, str], body: bytes, rotate: Mapping[str, Sequence[str]] | None = None
+) -> str:
     """The Lua script of one wrk run: fixed headers, rotated headers, a unique delivery id."""
     lines = ['wrk.method = "POST"', f"wrk.body = {lua_string(body.decode())}"]
     lines += [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()]
@@ -113,16 +114,27 @@ def wrk_script(headers: Mapping[str, str], body: bytes,
     return "\n".join(lines) + _REQUEST_SCRIPT
 
 
-def wrk(url: str, headers: Mapping[str, str], body: bytes, *, seconds: int, connections: int,
-        workdir: Path, rotate: Mapping[str, Sequence[str]] | None = None,
-        server: Served | None = None) -> dict[str, float]:
+def wrk(
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    seconds: int,
+    connections: int,
+    workdir: Path,
+    rotate: Mapping[str, Sequence[str]] | None = None,
+    server: Served | None = None,
+) -> dict[str, float]:
     """One wrk run (one thread); with `server`, also its CPU time per request (µs)."""
     script = workdir / "post.lua"
     script.write_text(wrk_script(headers, body, rotate))
     before = server.cpu_seconds() if server else 0.0
     result = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True)
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     figures = parse_wrk(result.stdout)
     if server is not None and figures["requests"]:
         figures["cpu_us"] = (server.cpu_seconds() - before) / figures["requests"] * 1e6
@@ -135,6 +147,7 @@ def lua_string(text: str) -> str:
 
 def parse_wrk(output: str) -> dict[str, float]:
     """req/s, total requests, p50/p99 (ms) and non-2xx count of wrk's `--latency` output."""
+
     def millis(label: str) -> float:
         match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
         if not match:
@@ -165,26 +178,52 @@ class Target:
     rotate: Mapping[str, Sequence[str]] | None = None
 
 
-def alternating_rounds(targets: Sequence[Target], *, rounds: int, seconds: int,
-                       connections: int, workdir: Path,
-                       warmup_seconds: int = 2) -> list[list[dict[str, float]]]:
+def alternating_rounds(
+    targets: Sequence[Target],
+    *,
+    rounds: int,
+    seconds: int,
+    connections: int,
+    workdir: Path,
+    warmup_seconds: int = 2,
+) -> list[list[dict[str, float]]]:
     """A warm-up of each target, then `rounds` rounds of each in turn (A, B, A, B, …), so
     that background load on the machine falls on every target alike. One list per target."""
     for target in targets:
-        wrk(target.url, target.headers, target.body, seconds=warmup_seconds,
-            connections=connections, workdir=workdir, rotate=target.rotate)
+        wrk(
+            target.url,
+            target.headers,
+            target.body,
+            seconds=warmup_seconds,
+            connections=connections,
+            workdir=workdir,
+            rotate=target.rotate,
+        )
     runs: list[list[dict[str, float]]] = [[] for _ in targets]
     for _ in range(rounds):
         for target, results in zip(targets, runs, strict=True):
-            results.append(wrk(target.url, target.headers, target.body, seconds=seconds,
-                               connections=connections, workdir=workdir,
-                               rotate=target.rotate, server=target.server))
+            results.append(
+                wrk(
+                    target.url,
+                    target.headers,
+                    target.body,
+                    seconds=seconds,
+                    connections=connections,
+                    workdir=workdir,
+                    rotate=target.rotate,
+                    server=target.server,
+                )
+            )
     return runs
 
 
 def check_once(url: str, headers: Mapping[str, str], body: bytes, expect: int) -> None:
-    response = httpx.post(url, content=body, headers={
-        **headers, "X-Atlassian-Webhook-Identifier": f"check-{time.time_ns()}"}, timeout=5)
+    response = httpx.post(
+        url,
+        content=body,
+        headers={**headers, "X-Atlassian-Webhook-Identifier": f"check-{time.time_ns()}"},
+        timeout=5,
+    )
     if response.status_code != expect:
         raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:200]}")
 
