@@ -159,7 +159,7 @@ def test_install_requests_are_signed_for_the_app_with_the_given_kid() -> None:
 def test_the_summary_marks_each_target_met_missed_or_not_measured() -> None:
     assert {row.verdict for row in summary_rows({})} == {NOT_MEASURED}
     results = {
-        "ack": {"ratio": 0.55, "ack": {"p99": 9.0}},
+        "ack": {"ratio": 0.55, "ack": {"p99": 9.0}, "empty": {"p99": 5.0}},
         "scale": {"cost": 0.02, "cpu_cost": 0.01},
         "sync": {"p95": 1500.0},
         "install": {
