@@ -312,6 +312,9 @@ def _issue_json(issue_id: str, issue: FakeIssue) -> dict[str, Any]:
 def _handler_for(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without TCP_NODELAY the body waits
+        # for the client's delayed ACK (~40 ms per keep-alive request).
+        disable_nagle_algorithm = True
 
         def do_GET(self) -> None:
             self._serve()
