@@ -39,6 +39,8 @@ class Settings:
     max_body_bytes: int = 5_242_880
     host: str = "127.0.0.1"
     port: int = 8080
+    run_worker: bool = True  # `serve` runs the sync worker in-process (SENTRY_JIRA_WORKER)
+    worker_lease_seconds: float = 30.0
 
     @property
     def key_file(self) -> Path:
@@ -105,6 +107,10 @@ def load_settings(
         ),
         host=host,
         port=port,
+        run_worker=_bool(PREFIX + "WORKER", get("WORKER"), default=True),
+        worker_lease_seconds=_float(
+            PREFIX + "WORKER_LEASE_SECONDS", get("WORKER_LEASE_SECONDS"), 30.0, low=1, high=3600
+        ),
     )
 
 
@@ -157,9 +163,9 @@ def _float(variable: str, value: str | None, default: float, *, low: float, high
     return number
 
 
-def _bool(variable: str, value: str | None) -> bool:
+def _bool(variable: str, value: str | None, *, default: bool = False) -> bool:
     if value is None:
-        return False
+        return default
     lowered = value.lower()
     if lowered in ("1", "true", "yes", "on"):
         return True

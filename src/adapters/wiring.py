@@ -20,13 +20,18 @@ from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.schema import ALL_MIGRATIONS
+from adapters.sqlite.sync_store import SqliteSyncStore
 from adapters.sqlite.tenants import SqliteTenantStore
+from adapters.worker import Worker, heartbeat_horizon
+from core.errors import Unavailable
+from core.process_delivery import SyncPorts
 from ports.clock import Clock
 from ports.inbox import Inbox
 from ports.install_keys import InstallKeys
 from ports.jira import JiraApi
 from ports.lifecycle import LifecycleStore
 from ports.sentry import SentryApi
+from ports.sync_store import SyncStore
 from ports.tenants import TenantStore
 
 
@@ -51,12 +56,26 @@ class Container:
     sentry: SentryApi | None = None
     # The one outbound HTTP client (connection pool) of the process; closed on shutdown.
     http_client: httpx.AsyncClient | None = None
+    # W5–W9: the sync state (plans, watermarks, journal, dead letters) and the worker.
+    # `worker` is started by startup when `settings.run_worker`; without a `sync` store (a
+    # container of fakes) /health does not ask about workers.
+    sync: SyncStore | None = None
+    worker: Worker | None = None
 
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
+        if self.worker is not None and self.settings.run_worker:
+            await self.worker.start()
+
+    def wake_worker(self) -> None:
+        """The ack path recorded a delivery: let this process's worker claim it now."""
+        if self.worker is not None:
+            self.worker.wake()
 
     async def shutdown(self) -> None:
         """Lifespan end: close what startup opened."""
+        if self.worker is not None:
+            await self.worker.stop()  # first: it still uses the clients and the database
         if self.loop_connection is not None:
             self.loop_connection.close()
         if self.install_keys_client is not None:
@@ -70,10 +89,21 @@ class Container:
         """Figures for /health; raises Unavailable when storage does not answer."""
         if self.database is not None:
             await self.database.ping()
-        stats = await self.inbox.stats(self.clock.now())
+        now = self.clock.now()
+        stats = await self.inbox.stats(now)
+        dead_letters = 0
+        if self.sync is not None:
+            dead_letters = await self.sync.dead_letter_count()
+            if self.worker is not None and self.settings.run_worker:
+                running = self.worker.running
+            else:  # this process runs no worker: is one running anywhere on the database?
+                running = await self.sync.live_workers(heartbeat_horizon(now)) > 0
+            if not running:
+                raise Unavailable("no sync worker is running", retry_after=5)
         return {
             "queue_depth": stats.pending,
             "oldest_pending_seconds": stats.oldest_pending_seconds,
+            "dead_letters": dead_letters,
         }
 
     def close(self) -> None:
@@ -121,14 +151,26 @@ def bootstrap(settings: Settings) -> Container:
     http_client = httpx.AsyncClient(
         follow_redirects=False, timeout=settings.http_timeout_seconds, trust_env=False
     )
+    inbox = SqliteInbox(database, loop_connection)
+    admin = sqlite_admin_stores(database)
+    sync = SqliteSyncStore(database)
+    jira = HttpJiraApi(jira_http, settings, clock=clock)
+    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds)
+    worker = Worker(
+        SyncPorts(inbox=inbox, sync=sync, tenants=tenants, bindings=admin.bindings,
+                  links=admin.links, accounts=admin.accounts, sentry=sentry, jira=jira,
+                  clock=clock),
+        settings.app,
+        lease_seconds=settings.worker_lease_seconds,
+    )
     return Container(
         settings=settings,
         tenants=tenants,
         clock=clock,
         database=database,
-        inbox=SqliteInbox(database, loop_connection),
+        inbox=inbox,
         loop_connection=loop_connection,
-        admin=sqlite_admin_stores(database),
+        admin=admin,
         install_keys=HttpInstallKeys(
             keys_client,
             settings.install_keys_url,
@@ -136,10 +178,12 @@ def bootstrap(settings: Settings) -> Container:
         ),
         lifecycle=SqliteLifecycleStore(database, tenants),
         install_keys_client=keys_client,
-        jira=HttpJiraApi(jira_http, settings, clock=clock),
+        jira=jira,
         jira_http=jira_http,
-        sentry=HttpSentryApi(http_client, settings.http_timeout_seconds),
+        sentry=sentry,
         http_client=http_client,
+        sync=sync,
+        worker=worker,
     )
 
 

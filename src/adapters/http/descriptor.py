@@ -27,9 +27,11 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
     async def health() -> Response[dict[str, Any]]:
         try:
             figures = await container.health()
-        except Unavailable:
+        except Unavailable as err:
             return Response(
-                {"status": "unavailable", "detail": "the database does not answer"}, status_code=503
+                {"status": "unavailable", "detail": err.detail},
+                status_code=503,
+                headers={"Retry-After": str(err.retry_after)},
             )
         return Response({"status": "ok", **figures})
 

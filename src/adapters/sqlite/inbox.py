@@ -83,19 +83,52 @@ class SqliteInbox:
         until = at + lease_seconds
 
         def claim(db: sqlite_utils.Database) -> list[ClaimedDelivery]:
+            # One delivery per issue at a time (W6): skip issues with a live lease, and take
+            # the first due delivery of each issue only.
             rows = list(db.query(
-                "SELECT id FROM deliveries WHERE state = 'pending' AND not_before <= ? "
-                "AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY not_before, id "
-                "LIMIT ?", [at, at, limit]))
-            claimed: list[ClaimedDelivery] = []
+                "SELECT id, tenant_id, issue_id FROM deliveries AS d "
+                "WHERE state = 'pending' AND not_before <= ? "
+                "AND (claimed_until IS NULL OR claimed_until <= ?) "
+                "AND NOT EXISTS (SELECT 1 FROM deliveries AS busy "
+                "  WHERE busy.state = 'pending' AND busy.tenant_id = d.tenant_id "
+                "  AND busy.issue_id = d.issue_id AND busy.claimed_until > ?) "
+                "ORDER BY not_before, id LIMIT ?", [at, at, at, limit * 4]))
+            issues: set[tuple[int, str]] = set()
+            picked: list[dict[str, Any]] = []
             for row in rows:
+                issue = (row["tenant_id"], row["issue_id"])
+                if issue not in issues and len(picked) < limit:
+                    issues.add(issue)
+                    picked.append(row)
+            claimed: list[ClaimedDelivery] = []
+            for row in picked:
                 db.execute("UPDATE deliveries SET claimed_by = ?, claimed_until = ?, "
                            "attempts = attempts + 1 WHERE id = ?", [owner, until, row["id"]])
                 full = next(db.query("SELECT * FROM deliveries WHERE id = ?", [row["id"]]))
                 claimed.append(_claimed(full))
             return claimed
 
+        def any_due(db: sqlite_utils.Database) -> bool:
+            return db.execute(
+                "SELECT 1 FROM deliveries WHERE state = 'pending' AND not_before <= ? "
+                "AND (claimed_until IS NULL OR claimed_until <= ?) LIMIT 1", [at, at]
+            ).fetchone() is not None
+
+        # An idle poll is one indexed read, not a write lock the ack path would wait on.
+        if not await self._database.read(any_due):
+            return []
         return await self._database.write(claim)
+
+    async def renew(self, id: int, owner: str, *, now: datetime, lease_seconds: float) -> bool:
+        until = _ts(now) + lease_seconds
+
+        def renew(db: sqlite_utils.Database) -> bool:
+            cursor = db.execute(
+                "UPDATE deliveries SET claimed_until = ? "
+                "WHERE id = ? AND claimed_by = ? AND state = 'pending'", [until, id, owner])
+            return cursor.rowcount == 1
+
+        return await self._database.write(renew)
 
     async def complete(self, id: int, owner: str) -> bool:
         def complete(db: sqlite_utils.Database) -> bool:
