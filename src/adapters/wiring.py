@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import attrs
@@ -21,6 +23,7 @@ from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.schema import ALL_MIGRATIONS
 from adapters.sqlite.sync_store import SqliteSyncStore
+from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.worker import Worker, heartbeat_horizon
 from core.errors import Unavailable
@@ -32,7 +35,10 @@ from ports.jira import JiraApi
 from ports.lifecycle import LifecycleStore
 from ports.sentry import SentryApi
 from ports.sync_store import SyncStore
-from ports.tenants import TenantStore
+from ports.tenants import TenantLookup, TenantStore
+
+log = logging.getLogger("sentry_jira")
+CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 
 @attrs.define
@@ -45,6 +51,8 @@ class Container:
     database: Database | None = None
     inbox: Inbox = attrs.field(factory=MemoryInbox)
     loop_connection: LoopConnection | None = None
+    # W1 on the hot path: the event-loop connection's lookup (None: use `tenants`).
+    tenant_lookup: TenantLookup | None = None
     # §A stores; bootstrap puts the SQLite ones here, tests get in-memory fakes.
     admin: AdminStores = attrs.field(factory=memory_admin_stores)
     # L1–L6: signed lifecycle callbacks (None: the lifecycle routes answer 503).
@@ -62,10 +70,24 @@ class Container:
     sync: SyncStore | None = None
     worker: Worker | None = None
 
+    _background: list[asyncio.Task[None]] = attrs.field(factory=list, init=False)
+
     async def startup(self) -> None:
         """Lifespan start: long-lived clients and workers start here."""
+        if self.database is not None:
+            self._background.append(asyncio.create_task(self._checkpoints(self.database)))
         if self.worker is not None and self.settings.run_worker:
             await self.worker.start()
+
+    async def _checkpoints(self, database: Database) -> None:
+        # The hot path's connection never checkpoints (its commits must not fsync on the
+        # event loop); this keeps the WAL short from the storage thread instead.
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
+            try:
+                await database.checkpoint()
+            except Exception:  # a busy or failing checkpoint is retried next time
+                log.warning("WAL checkpoint failed; retrying later")
 
     def wake_worker(self) -> None:
         """The ack path recorded a delivery: let this process's worker claim it now."""
@@ -76,6 +98,10 @@ class Container:
         """Lifespan end: close what startup opened."""
         if self.worker is not None:
             await self.worker.stop()  # first: it still uses the clients and the database
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
         if self.loop_connection is not None:
             self.loop_connection.close()
         if self.install_keys_client is not None:
@@ -84,6 +110,10 @@ class Container:
             await self.jira_http.aclose()
         if self.http_client is not None:
             await self.http_client.aclose()
+
+    def delivery_accepted(self) -> None:
+        """The ack path recorded a new delivery: wake this process's idle worker."""
+        self.wake_worker()
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
@@ -170,6 +200,7 @@ def bootstrap(settings: Settings) -> Container:
         database=database,
         inbox=inbox,
         loop_connection=loop_connection,
+        tenant_lookup=LoopTenantLookup(loop_connection, database.box),
         admin=admin,
         install_keys=HttpInstallKeys(
             keys_client,

@@ -7,6 +7,14 @@ from typing import Protocol
 from core.tenant import Installation, Tenant
 
 
+class TenantLookup(Protocol):
+    """The read the webhook's token check needs (W1); the hot path has its own fast one."""
+
+    async def by_client_key(self, client_key: str) -> Tenant | None:
+        """The tenant with this clientKey, installed or not."""
+        ...
+
+
 class TenantStore(Protocol):
     async def get(self, tenant_id: int) -> Tenant | None:
         """The tenant with this id, installed or not."""

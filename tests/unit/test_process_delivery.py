@@ -6,17 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
-from adapters.memory.sentry import GET_STATUS, MEMBERS, UPDATE
-from core import sync_admin
-from core.errors import (
-    SentryRejected,
-    SentryUnavailable,
-    UpstreamFailed,
-    UpstreamRateLimited,
-)
-from core.sync import RELEASE_FALLBACK_REASON, Kind, WatermarkKey
-from ports.sync_store import ActionState
 from tests.support.sync_world import (
     DONE,
     IN_PROGRESS,
@@ -28,6 +17,17 @@ from tests.support.sync_world import (
     key_item,
     status_item,
 )
+
+from adapters.memory.sentry import GET_STATUS, MEMBERS, UPDATE
+from core import sync_admin
+from core.errors import (
+    SentryRejected,
+    SentryUnavailable,
+    UpstreamFailed,
+    UpstreamRateLimited,
+)
+from core.sync import RELEASE_FALLBACK_REASON, Kind, WatermarkKey
+from ports.sync_store import ActionState
 
 
 def updates(world: SyncWorld, org: str | None = None) -> list[tuple[str, str, dict[str, object]]]:
@@ -283,7 +283,7 @@ async def test_W5_skip_archived_reads_the_status_and_skips_an_ignored_issue() ->
     [(_, outcome, _, detail)] = await world.journal(tenant)
     assert outcome == "noop" and "archived" in detail
     marks = await world.sync.watermarks([WatermarkKey(tenant.id, "20417", "acme", Kind.STATUS)])
-    assert list(marks.values())[0].delivery_id == "d-1"  # a no-op advances the watermark
+    assert next(iter(marks.values())).delivery_id == "d-1"  # a no-op advances the watermark
 
 
 async def test_W5_the_assignee_is_found_by_verified_email_and_assigned() -> None:
@@ -413,7 +413,7 @@ async def test_an_org_unbound_after_the_decision_gets_no_write() -> None:
     world.clock.advance(5)
     await world.run()
     assert len(world.sentry.updates()) == 1
-    kind, outcome, _, detail = (await world.journal(tenant))[-1]
+    _kind, outcome, _, detail = (await world.journal(tenant))[-1]
     assert outcome == "ignored" and "no longer bound" in detail
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from litestar import Litestar, Router
+from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 
-from adapters.http import admin, descriptor
+from adapters.http import admin, descriptor, webhook
 from adapters.http import lifecycle as lifecycle_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
 from adapters.http.transport import guard_factory
@@ -17,9 +18,10 @@ VERSION = "0.1.0"
 def create_app(container: Container) -> Litestar:
     """Build the app around a container; routes live under the base URL's path (SPEC §5)."""
     base_path = container.settings.app.base_path
-    handlers = [*descriptor.routes(container)]
+    handlers: list[BaseRouteHandler] = [*descriptor.routes(container)]
     handlers += admin.routes(container)
     handlers += lifecycle_routes.routes(container)
+    handlers += webhook.routes(container)
     return Litestar(
         route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],
         exception_handlers=EXCEPTION_HANDLERS,

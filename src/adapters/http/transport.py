@@ -12,6 +12,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 MAX_HEADER_BYTES = 16 * 1024
 JSON_BODY_OPT = "json_body"  # route handler opt: the route takes a JSON request body
+ALLOWED_METHODS_OPT = "allowed_methods"  # raw ASGI routes: the methods they serve
 
 
 async def send_json_error(
@@ -45,6 +46,12 @@ class TransportGuard:
         if cast(str, scope["type"]) != "http":
             await self.app(scope, receive, send)
             return
+        allowed = _allowed_methods(scope)
+        if allowed is not None and scope.get("method") not in allowed:
+            # Raw ASGI routes accept every method: answer 405 here, before 431/413/415.
+            await send_json_error(send, 405, "Method Not Allowed",
+                                  [(b"allow", ", ".join(sorted(allowed)).encode())])
+            return
         headers = list(scope["headers"])
         if sum(len(name) + len(value) + 4 for name, value in headers) > MAX_HEADER_BYTES:
             await send_json_error(send, 431, "request headers are too large")
@@ -72,6 +79,12 @@ class TransportGuard:
 def _wants_json(scope: Scope) -> bool:
     handler: Any = scope.get("route_handler")
     return bool(handler is not None and handler.opt.get(JSON_BODY_OPT))
+
+
+def _allowed_methods(scope: Scope) -> frozenset[str] | None:
+    handler: Any = scope.get("route_handler")
+    methods = None if handler is None else handler.opt.get(ALLOWED_METHODS_OPT)
+    return None if methods is None else frozenset(methods)
 
 
 def _is_json(content_type: bytes | None) -> bool:

@@ -143,6 +143,10 @@ class Database:
 
         await self.read(probe)
 
+    async def checkpoint(self) -> None:
+        """Copy the WAL back into the database file without blocking readers or writers."""
+        await self.read(lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+
     def close(self) -> None:
         try:
             self._executor.submit(self._db.close).result()

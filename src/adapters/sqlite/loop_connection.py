@@ -42,6 +42,9 @@ class LoopConnection:
                                    check_same_thread=True)
             conn.execute("PRAGMA busy_timeout=0")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints (with their fsync) would run inside a commit on the loop: the
+            # storage thread runs them instead (`Database.checkpoint`, from the lifespan).
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             self._conn = conn
         return self._conn
 
@@ -95,6 +98,38 @@ class LoopConnection:
 
     def _commit(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
                 ) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            results = [(future, fn(conn), None) for fn, future in batch]
+        except sqlite3.OperationalError as err:
+            conn.execute("ROLLBACK")
+            if _is_busy(err):
+                raise
+            self._commit_one_by_one(batch)
+            return
+        except Exception:
+            # One item failed: redo the batch with a savepoint per item, so its error
+            # stays its own and the others still commit.
+            conn.execute("ROLLBACK")
+            self._commit_one_by_one(batch)
+            return
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        for future, result, _ in results:
+            if not future.done():
+                future.set_result(result)
+
+    def _commit_one_by_one(
+        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
+    ) -> None:
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         results: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
