@@ -41,6 +41,7 @@ class Settings:
     port: int = 8080
     run_worker: bool = True  # `serve` runs the sync worker in-process (SENTRY_JIRA_WORKER)
     worker_lease_seconds: float = 30.0
+    sqlite_synchronous: str = "NORMAL"  # or FULL: no committed transaction lost on power loss
 
     @property
     def key_file(self) -> Path:
@@ -111,6 +112,9 @@ def load_settings(
         worker_lease_seconds=_float(
             PREFIX + "WORKER_LEASE_SECONDS", get("WORKER_LEASE_SECONDS"), 30.0, low=1, high=3600
         ),
+        sqlite_synchronous=_choice(
+            PREFIX + "SQLITE_SYNCHRONOUS", get("SQLITE_SYNCHRONOUS"), ("NORMAL", "FULL")
+        ),
     )
 
 
@@ -172,6 +176,14 @@ def _bool(variable: str, value: str | None, *, default: bool = False) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(variable, "expected true or false")
+
+
+def _choice(variable: str, value: str | None, choices: tuple[str, ...]) -> str:
+    if value is None:
+        return choices[0]
+    if value.upper() not in choices:
+        raise ConfigError(variable, "expected one of " + ", ".join(c.lower() for c in choices))
+    return value.upper()
 
 
 def _tokens(variable: str, value: str | None) -> tuple[str, ...]:

@@ -155,7 +155,8 @@ def open_database(settings: Settings) -> Database:
             )
         keys = (key,)
     settings.database.parent.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.database, SecretBox(keys))
+    database = Database(settings.database, SecretBox(keys),
+                        synchronous=settings.sqlite_synchronous)
     try:
         database.migrate(ALL_MIGRATIONS)
         database.check_key()
@@ -173,7 +174,7 @@ def open_database(settings: Settings) -> Database:
 def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
     database = open_database(settings)
-    loop_connection = LoopConnection(database.path)
+    loop_connection = LoopConnection(database.path, synchronous=settings.sqlite_synchronous)
     tenants = SqliteTenantStore(database)
     keys_client = install_keys_client(settings)
     clock = SystemClock()
