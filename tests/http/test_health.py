@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from litestar.testing import AsyncTestClient
 
 from adapters.http.app import create_app
 from adapters.wiring import bootstrap
+from core.errors import Unavailable
 from tests.support.builders import a_settings
 
 
@@ -68,13 +70,15 @@ async def test_A_health_is_503_when_no_worker_runs_anywhere(tmp_path: Path) -> N
     assert with_worker.status_code == 200
 
 
-async def test_A_health_is_503_when_the_in_process_worker_died(tmp_path: Path) -> None:
+async def test_A_health_is_unavailable_when_the_in_process_worker_stopped(tmp_path: Path) -> None:
     container = bootstrap(a_settings(tmp_path))
     try:
-        async with AsyncTestClient(app=create_app(container)) as client:
-            assert container.worker is not None
-            await container.worker.stop()
-            response = await client.get("/health")
+        await container.startup()
+        assert (await container.health())["dead_letters"] == 0
+        assert container.worker is not None
+        await container.worker.stop()
+        with pytest.raises(Unavailable, match="no sync worker"):
+            await container.health()
     finally:
+        await container.shutdown()
         container.close()
-    assert response.status_code == 503
