@@ -41,6 +41,14 @@ log = logging.getLogger("sentry_jira")
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 
+class NoWorker(Unavailable):
+    """/health: the database answers but no sync worker runs (503, with the figures)."""
+
+    def __init__(self, figures: dict[str, Any]) -> None:
+        super().__init__("no sync worker is running", retry_after=5)
+        self.figures = figures
+
+
 @attrs.define
 class Container:
     """Every port the use cases need, built once; tests build it with fakes."""
@@ -121,20 +129,21 @@ class Container:
             await self.database.ping()
         now = self.clock.now()
         stats = await self.inbox.stats(now)
-        dead_letters = 0
+        dead_letters, running = 0, True
         if self.sync is not None:
             dead_letters = await self.sync.dead_letter_count()
             if self.worker is not None and self.settings.run_worker:
                 running = self.worker.running
             else:  # this process runs no worker: is one running anywhere on the database?
                 running = await self.sync.live_workers(heartbeat_horizon(now)) > 0
-            if not running:
-                raise Unavailable("no sync worker is running", retry_after=5)
-        return {
+        figures = {
             "queue_depth": stats.pending,
             "oldest_pending_seconds": stats.oldest_pending_seconds,
             "dead_letters": dead_letters,
         }
+        if self.sync is not None and not running:
+            raise NoWorker(figures)
+        return figures
 
     def close(self) -> None:
         if self.database is not None:

@@ -65,7 +65,8 @@ async def test_A_health_is_503_when_no_worker_runs_anywhere(tmp_path: Path) -> N
     finally:
         container.close()
     assert alone.status_code == 503
-    assert alone.json() == {"status": "unavailable", "detail": "no sync worker is running"}
+    assert alone.json() == {"status": "unavailable", "detail": "no sync worker is running",
+                            "queue_depth": 0, "oldest_pending_seconds": None, "dead_letters": 0}
     assert alone.headers["retry-after"] == "5"
     assert with_worker.status_code == 200
 

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from adapters.wiring import Container
+from adapters.wiring import Container, NoWorker
 from core.describe import describe
 from core.errors import Unavailable
 
@@ -28,8 +28,9 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         try:
             figures = await container.health()
         except Unavailable as err:
+            figures = err.figures if isinstance(err, NoWorker) else {}
             return Response(
-                {"status": "unavailable", "detail": err.detail},
+                {"status": "unavailable", "detail": err.detail, **figures},
                 status_code=503,
                 headers={"Retry-After": str(err.retry_after)},
             )
