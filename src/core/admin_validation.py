@@ -29,17 +29,19 @@ MAX_STATUS_MAP_PROJECTS = 1000
 MAX_STATUSES_PER_LIST = 1000
 
 
+MAX_SQLITE_INTEGER = 2**63 - 1
+
+
 def parse_id(value: object, field: str) -> int:
     """An integer id given as a path segment, a CLI argument or a JSON integer."""
     if isinstance(value, bool):
         raise BadRequest(f"{field} must be an integer id")
-    if isinstance(value, int):
-        if value < 0 or value >= 10**19:
-            raise BadRequest(f"{field} must be an integer id")
-        return value
-    if not isinstance(value, str) or not DIGITS.fullmatch(value):
+    if isinstance(value, str) and DIGITS.fullmatch(value):
+        value = int(value)
+    # SQLite integers are 64-bit signed: a larger id names nothing and must not reach it.
+    if not isinstance(value, int) or not 0 <= value <= MAX_SQLITE_INTEGER:
         raise BadRequest(f"{field} must be an integer id")
-    return int(value)
+    return value
 
 
 def parse_org(value: object, field: str = "org") -> str:

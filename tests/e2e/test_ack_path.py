@@ -56,6 +56,12 @@ def pending_deliveries(db_file: Path) -> list[tuple[str, str]]:
         conn.close()
 
 
+def _send(url: str, headers: dict[str, str], body: bytes, barrier: threading.Barrier,
+          answers: list[httpx.Response]) -> None:
+    barrier.wait()
+    answers.append(httpx.post(url + PATH, content=body, headers=headers, timeout=10))
+
+
 def test_W3_two_processes_receiving_the_same_delivery_accept_it_once(tmp_path: Path) -> None:
     env = env_for(tmp_path)
     install(env)
@@ -65,11 +71,8 @@ def test_W3_two_processes_receiving_the_same_delivery_accept_it_once(tmp_path: P
             barrier = threading.Barrier(2)
             answers: list[httpx.Response] = []
 
-            def send(url: str, headers: dict[str, str] = headers, body: bytes = body) -> None:
-                barrier.wait()
-                answers.append(httpx.post(url + PATH, content=body, headers=headers, timeout=10))
-
-            threads = [threading.Thread(target=send, args=(u,)) for u in (first, second)]
+            threads = [threading.Thread(target=_send, args=(u, headers, body, barrier, answers))
+                       for u in (first, second)]
             for thread in threads:
                 thread.start()
             for thread in threads:

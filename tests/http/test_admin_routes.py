@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 import pytest
 
@@ -352,3 +354,20 @@ def test_the_secret_scan_finds_a_leak() -> None:
     with pytest.raises(AssertionError):
         assert_no_secret_in([b'{"sentry_token": "' + SENTRY_TOKEN.encode() + b'"}'], {SENTRY_TOKEN})
     assert_no_secret_in([b'{"sentry_token": "***"}'], {SENTRY_TOKEN})
+
+
+async def test_an_id_beyond_sqlite_integers_is_400_not_500(tmp_path: Path) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from adapters.http.app import create_app
+    from adapters.wiring import bootstrap
+    from tests.support.builders import ADMIN_TOKEN, a_settings
+
+    container = bootstrap(a_settings(tmp_path, admin_token=ADMIN_TOKEN))
+    try:
+        async with AsyncTestClient(app=create_app(container)) as client:
+            response = await client.get("/api/tenants/9999999999999999999",
+                                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    finally:
+        container.close()
+    assert response.status_code in (400, 404)

@@ -8,6 +8,7 @@ from litestar.openapi import OpenAPIConfig
 
 from adapters.http import admin, descriptor, sync_admin, webhook
 from adapters.http import lifecycle as lifecycle_routes
+from adapters.http import search as search_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
 from adapters.http.transport import guard_factory
 from adapters.wiring import Container
@@ -22,6 +23,7 @@ def create_app(container: Container) -> Litestar:
     handlers += admin.routes(container)
     handlers += lifecycle_routes.routes(container)
     handlers += webhook.routes(container)
+    handlers += search_routes.routes(container)
     handlers += sync_admin.routes(container)
     return Litestar(
         route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],

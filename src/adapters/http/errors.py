@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from core.errors import (
     BadRequest,
     NotFound,
+    SentryError,
     ServiceError,
     Unauthorized,
     Unavailable,
@@ -31,6 +32,7 @@ STATUS_OF: dict[type[ServiceError], int] = {
     UpstreamRateLimited: 429,
     UpstreamTimeout: 504,
     UpstreamRefused: 502,
+    SentryError: 502,  # also an UpstreamError: must not be told as a Jira failure
     UpstreamError: 502,
 }
 
@@ -43,6 +45,9 @@ UPSTREAM_DETAIL = {
     ),
 }
 GENERIC_UPSTREAM_DETAIL = "Something went wrong while communicating with Jira"
+SENTRY_DETAIL = "Something went wrong while communicating with Sentry"
+# Only these kinds tell the client when to come back (S8 429, W10 / §4.3 503).
+RETRY_AFTER_KINDS = (Unavailable, UpstreamRateLimited)
 
 
 def error_response(
@@ -53,12 +58,20 @@ def error_response(
 
 def service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 500)
-    retry_after = getattr(exc, "retry_after", None)
-    headers = None if retry_after is None else {"Retry-After": str(retry_after)}
-    detail = exc.detail
+    headers = None
+    if isinstance(exc, RETRY_AFTER_KINDS):
+        headers = {"Retry-After": str(exc.retry_after)}
+    return error_response(status, client_detail(exc), headers)
+
+
+def client_detail(exc: ServiceError) -> str:
+    """S8: upstream failures get fixed texts (never the upstream's body or our reason)."""
+    if isinstance(exc, SentryError):
+        return SENTRY_DETAIL
     if isinstance(exc, UpstreamError):
-        detail = UPSTREAM_DETAIL.get(type(exc), GENERIC_UPSTREAM_DETAIL)
-    return error_response(status, detail, headers)
+        kind = next((k for k in UPSTREAM_DETAIL if isinstance(exc, k)), None)
+        return GENERIC_UPSTREAM_DETAIL if kind is None else UPSTREAM_DETAIL[kind]
+    return exc.detail
 
 
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
