@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from bench.sync_latency import measure_sync_latency
 
 pytestmark = pytest.mark.e2e
