@@ -193,7 +193,7 @@ def bootstrap(settings: Settings) -> Container:
     )
     inbox = SqliteInbox(database, loop_connection)
     admin = sqlite_admin_stores(database)
-    sync = SqliteSyncStore(database)
+    sync = SqliteSyncStore(database, loop_connection)
     jira = HttpJiraApi(jira_http, settings, clock=clock)
     sentry = HttpSentryApi(http_client, settings.http_timeout_seconds)
     worker = Worker(

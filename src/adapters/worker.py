@@ -41,6 +41,12 @@ IDLE_POLL_MAX = 0.25
 HEARTBEAT_SECONDS = 5.0
 PRUNE_EVERY_SECONDS = 3600.0
 STOP_GRACE_SECONDS = 5.0
+# The acknowledgement path comes first: while a turn of the event loop takes longer than
+# BUSY_TURN_SECONDS (requests queue up), the worker waits DEFER_SECONDS before claiming, but
+# claims at least every MAX_DEFER_SECONDS. Under a burst the queue grows, and drains after.
+BUSY_TURN_SECONDS = 0.001
+DEFER_SECONDS = 0.05
+MAX_DEFER_SECONDS = 1.0
 
 
 def worker_name() -> str:
@@ -136,8 +142,18 @@ class Worker:
 
     async def _run(self) -> None:
         idle = IDLE_POLL_MIN
+        loop = asyncio.get_running_loop()
+        last_claim = loop.time()
         while not self._stopping:
-            claimed = await self._claim()
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                await self._idle(self.idle_poll_max)  # a finishing delivery wakes the loop
+                continue
+            if loop.time() - last_claim < MAX_DEFER_SECONDS and await self._loop_is_busy():
+                await asyncio.sleep(DEFER_SECONDS)  # requests are waiting: they come first
+                continue
+            last_claim = loop.time()
+            claimed = await self._claim(free)
             for delivery in claimed:
                 task = asyncio.create_task(self._process(delivery))
                 self._inflight[delivery.id] = (delivery, task)
@@ -145,13 +161,21 @@ class Worker:
                 idle = IDLE_POLL_MIN
                 await asyncio.sleep(0)
                 continue
-            await self._idle(idle)
+            # Nothing claimable: not again before IDLE_POLL_MIN, however often the ack path
+            # wakes the loop (during a burst of deliveries of a busy issue, every claim would
+            # come back empty), then at the latest after the current backoff.
+            await asyncio.sleep(IDLE_POLL_MIN)
+            await self._idle(max(0.0, idle - IDLE_POLL_MIN))
             idle = min(idle * 2, self.idle_poll_max)
 
-    async def _claim(self) -> list[ClaimedDelivery]:
-        free = self.concurrency - len(self._inflight)
-        if free <= 0:
-            return []
+    async def _loop_is_busy(self) -> bool:
+        """Does a turn of the event loop take long (a burst of requests being served)?"""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.sleep(0)
+        return loop.time() - started > BUSY_TURN_SECONDS
+
+    async def _claim(self, free: int) -> list[ClaimedDelivery]:
         try:
             return await self.ports.inbox.claim(
                 self.owner, now=self.ports.clock.now(), lease_seconds=self.lease_seconds,

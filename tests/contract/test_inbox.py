@@ -141,3 +141,17 @@ async def test_stats_report_depth_and_oldest_pending_age(inbox: Inbox) -> None:
     stats = await inbox.stats(T0 + timedelta(seconds=65))
     assert stats.pending == 2
     assert stats.oldest_pending_seconds == pytest.approx(65)
+
+
+async def test_W6_a_burst_on_one_leased_issue_does_not_hide_other_issues(inbox: Inbox) -> None:
+    """More due deliveries of a busy issue than the claim looks at first (SQLite's window)
+    still leave the other issues' deliveries claimable."""
+    for n in range(300):
+        await inbox.record(a_delivery(f"busy-{n}", at=T0 + timedelta(milliseconds=n),
+                                      issue_id="1"))
+    await inbox.record(a_delivery("other", at=T0 + timedelta(seconds=10), issue_id="2"))
+    now = T0 + timedelta(minutes=1)
+    [first] = await inbox.claim("w1", now=now, lease_seconds=30)
+    assert first.delivery_id == "busy-0"
+    found = await inbox.claim("w2", now=now, lease_seconds=30, limit=5)
+    assert [c.delivery_id for c in found] == ["other"]

@@ -32,7 +32,7 @@ class Stores:
     sync: SyncStore
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-on-the-loop"])
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
     if request.param == "memory":
         inbox = MemoryInbox()
@@ -40,8 +40,10 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         return
     database = open_database(a_settings(tmp_path))
     loop_connection = LoopConnection(database.path)
+    on_loop = loop_connection if request.param == "sqlite-on-the-loop" else None
     try:
-        yield Stores(SqliteInbox(database, loop_connection), SqliteSyncStore(database))
+        yield Stores(SqliteInbox(database, loop_connection),
+                     SqliteSyncStore(database, on_loop))
     finally:
         loop_connection.close()
         database.close()

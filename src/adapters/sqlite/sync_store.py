@@ -20,6 +20,8 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from adapters.sqlite.database import Database
+from adapters.sqlite.loop_connection import LoopConnection
+from adapters.sqlite.loop_writes import LoopWriter
 from core.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
 from ports.sync_store import (
@@ -109,6 +111,17 @@ def create_sync_tables(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def index_leased_deliveries(db: sqlite_utils.Database) -> None:
+    # The claim's check for a live lease on the same issue: leased rows are few, pending ones
+    # may be many (a burst), so the check must not scan the pending ones.
+    db.execute("DROP INDEX deliveries_by_issue")
+    db.execute(
+        "CREATE INDEX deliveries_leased ON deliveries (tenant_id, issue_id, claimed_until) "
+        "WHERE claimed_until IS NOT NULL"
+    )
+
+
 def _ts(moment: datetime) -> float:
     return moment.timestamp()
 
@@ -118,8 +131,13 @@ def _dt(seconds: float) -> datetime:
 
 
 class SqliteSyncStore:
-    def __init__(self, database: Database) -> None:
+    """Reads run on the storage thread. Writes run there too, or — given the loop connection,
+    as `bootstrap` does — on the event loop's connection (adapters/sqlite/loop_writes.py)."""
+
+    def __init__(self, database: Database, loop_connection: LoopConnection | None = None) -> None:
         self._database = database
+        self._write = (database.write if loop_connection is None
+                       else LoopWriter(loop_connection).write)
 
     # -- watermarks ---------------------------------------------------------------------
 
@@ -170,7 +188,7 @@ class SqliteSyncStore:
             assert plan is not None
             return plan
 
-        return await self._database.write(save)
+        return await self._write(save)
 
     async def finish(
         self,
@@ -196,7 +214,7 @@ class SqliteSyncStore:
                 _advance(db, advance)
             return True
 
-        return await self._database.write(apply)
+        return await self._write(apply)
 
     async def postpone(
         self,
@@ -219,7 +237,7 @@ class SqliteSyncStore:
             _journal(db, [entry])
             return True
 
-        return await self._database.write(apply)
+        return await self._write(apply)
 
     async def bury(
         self,
@@ -242,7 +260,7 @@ class SqliteSyncStore:
             _journal(db, [entry])
             return True
 
-        return await self._database.write(apply)
+        return await self._write(apply)
 
     async def bury_delivery(
         self, delivery: ClaimedDelivery, owner: str, *, entry: JournalEntry, error: str,
@@ -271,7 +289,7 @@ class SqliteSyncStore:
             _journal(db, [entry])
             return True
 
-        return await self._database.write(apply)
+        return await self._write(apply)
 
     async def settle(self, delivery_row: int, owner: str) -> datetime | None:
         def apply(db: sqlite_utils.Database) -> datetime | None:
@@ -295,13 +313,13 @@ class SqliteSyncStore:
             )
             return _dt(due)
 
-        return await self._database.write(apply)
+        return await self._write(apply)
 
     # -- journal ------------------------------------------------------------------------
 
     async def record(self, entries: Sequence[JournalEntry]) -> None:
         if entries:
-            await self._database.write(lambda db: _journal(db, entries))
+            await self._write(lambda db: _journal(db, entries))
 
     async def journal(
         self, tenant_id: int, *, issue_key: str | None = None, limit: int = 50
@@ -374,7 +392,7 @@ class SqliteSyncStore:
             )
             return True
 
-        return await self._database.write(apply)
+        return await self._write(apply)
 
     # -- retention ----------------------------------------------------------------------
 
@@ -398,7 +416,7 @@ class SqliteSyncStore:
             gone += db.execute(f"DELETE FROM deliveries WHERE id IN ({old})", [cutoff]).rowcount
             return gone
 
-        return await self._database.write(apply)
+        return await self._database.write(apply)  # hourly and maybe large: off the loop
 
     # -- workers ------------------------------------------------------------------------
 
