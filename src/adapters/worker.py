@@ -11,8 +11,13 @@ One `Worker` per process, started by `Container.startup` (the app's lifespan) or
   their leases, so another worker takes them at once.
 - Polling: immediately again while there is work; when idle, backing off from 25 ms to
   `idle_poll_max` (250 ms). `wake()` (the ack path of the same process calls it through
-  `Container.wake_worker`) ends an idle wait at once, and a delivery due again soon (a retry
-  with a short backoff) shortens the wait to its due time.
+  `Container.delivery_accepted`) ends an idle wait at once, and a delivery due again soon (a
+  retry with a short backoff) shortens the wait to its due time. After a claim that found
+  nothing the next one waits at least 25 ms, however often the loop is woken.
+- The acknowledgement path comes first: while the event loop is busy serving requests (one
+  turn takes over 1 ms), the worker claims at most once a second; the queue grows during a
+  burst and drains after it. Its writes run on the loop's own SQLite connection
+  (adapters/sqlite/loop_writes.py), never holding the write lock from another thread.
 - Every few seconds the worker records a heartbeat (`/health` of a process without its own
   worker asks whether any worker beats), and once an hour prunes what retention allows.
 """
