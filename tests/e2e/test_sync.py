@@ -260,3 +260,27 @@ def test_SPEC3_killed_between_the_sentry_write_and_its_record_at_most_one_duplic
     puts = sentry.puts_to("acme", "4711")
     assert [r.json for _, r in puts] == [{"status": "resolved"}] * 2
     assert [e["outcome"] for e in entries] == ["applied"]
+
+
+def test_W8_an_assignee_change_finds_the_verified_member_and_assigns(tmp_path: Path) -> None:
+    with TimedFakeSentry() as sentry:
+        sentry.add_org("acme", ACME_TOKEN)
+        sentry.add_issue("acme", "4711")
+        sentry.add_member("acme", "42", [("grace@example.com", True)])
+        sentry.add_member("acme", "43", [("grace@example.com", False)])  # not verified
+        env = sync_env(tmp_path)
+        tenant = install(env, "site-1", SECRET, "http://127.0.0.1:9")
+        with running_server(env, log=tmp_path / "serve.log") as (url, _):
+            bind(url, tenant, "acme", sentry.url, ACME_TOKEN, {"APP-123": ["4711"]})
+            deliver(url, "site-1", SECRET, issue_updated_body("assignee"), "delivery-a")
+            wait_for(lambda: len(journal(url, tenant)) == 1, what="the journal entry")
+            entries = journal(url, tenant)
+    calls = [(r.method, r.path, r.query, r.json) for r in sentry.requests]
+    assert calls == [
+        ("GET", "/api/0/organizations/acme/members/", {"query": ["email:grace@example.com"]},
+         None),
+        ("PUT", "/api/0/organizations/acme/issues/4711/", {}, {"assignedTo": "user:42"}),
+    ]
+    assert sentry.issue("acme", "4711").assigned_to == "42"
+    assert (entries[0]["kind"], entries[0]["outcome"]) == ("assignee", "applied")
+    assert "grace@example.com" not in entries[0]["detail"]
