@@ -15,7 +15,7 @@ import attrs
 from core.connect_auth import ConnectRequest, verify_tenant_token
 from core.errors import BadRequest
 from core.settings import AppSettings
-from core.webhook import delivery_id, parse_issue_update
+from core.webhook import delivery_id, parse_issue_update, payload_to_record
 from ports.clock import Clock
 from ports.inbox import Inbox, NewDelivery
 from ports.tenants import TenantLookup
@@ -27,6 +27,10 @@ Outcome = Literal["accepted", "duplicate", "ignored"]
 class Acknowledgement:
     status: Outcome
     delivery: str | None = None
+
+
+def encode_json_body(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def decode_json_body(raw: bytes) -> Any:
@@ -50,10 +54,12 @@ async def acknowledge_issue_update(
     clock: Clock,
     settings: AppSettings,
     decode: Callable[[bytes], Any] = decode_json_body,
+    encode: Callable[[Any], bytes] = encode_json_body,
 ) -> Acknowledgement:
     """W1 token (401) → W2 body (400) → W4 relevance → W3 record once (202 / 200)."""
     verified = await verify_tenant_token(request, tenants=tenants, settings=settings, clock=clock)
-    update = parse_issue_update(decode(request.body))
+    body = decode(request.body)
+    update = parse_issue_update(body)
     if not update.is_relevant:
         return Acknowledgement("ignored")
     delivery = delivery_id(update, webhook_id)
@@ -63,7 +69,7 @@ async def acknowledge_issue_update(
             delivery_id=delivery,
             issue_id=update.issue_id,
             issue_key=update.issue_key,
-            body=request.body,
+            body=encode(payload_to_record(body)),
             received_at=clock.now(),
         )
     )

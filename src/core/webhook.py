@@ -73,6 +73,51 @@ def parse_issue_update(body: Any) -> IssueUpdate:
     )
 
 
+_ITEM_KEYS = ("field", "from", "fromString", "to", "toString")
+_ASSIGNEE_KEYS = ("accountId", "emailAddress", "displayName")
+
+
+def payload_to_record(body: dict[str, Any]) -> dict[str, Any]:
+    """The part of a validated body the worker needs (W5–W7), in the body's own shape.
+
+    Real deliveries carry every field of the issue (descriptions, comments, custom fields:
+    often tens of kilobytes); the sync needs a few. Recording only those keeps the insert
+    on the hot path small and keeps customer text out of the database.
+    """
+    issue = body["issue"]
+    fields = issue["fields"]
+    kept_fields: dict[str, Any] = {}
+    project = fields.get("project")
+    if isinstance(project, dict):
+        kept_fields["project"] = {k: project[k] for k in ("id", "key") if k in project}
+    if "updated" in fields:
+        kept_fields["updated"] = fields["updated"]
+    if "assignee" in fields:
+        assignee = fields["assignee"]
+        kept_fields["assignee"] = (
+            {k: assignee[k] for k in _ASSIGNEE_KEYS if k in assignee}
+            if isinstance(assignee, dict) else assignee
+        )
+    record: dict[str, Any] = {
+        "webhookEvent": body["webhookEvent"],
+        "issue": {"id": issue["id"], "key": issue["key"], "fields": kept_fields},
+    }
+    if "timestamp" in body:
+        record["timestamp"] = body["timestamp"]
+    changelog = body.get("changelog")
+    if isinstance(changelog, dict):
+        items = changelog.get("items")
+        record["changelog"] = {
+            "id": changelog.get("id"),
+            "items": [
+                {k: item[k] for k in _ITEM_KEYS if k in item}
+                for item in (items if isinstance(items, list) else ())
+                if isinstance(item, dict) and item.get("field") in RELEVANT_FIELDS
+            ],
+        }
+    return record
+
+
 def delivery_id(update: IssueUpdate, header: str | None) -> str:
     """W3: the X-Atlassian-Webhook-Identifier header, else a hash of (issue, changelog, time)."""
     if header is not None:

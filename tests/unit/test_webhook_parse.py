@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import attrs
 import pytest
 from tests.support.paths import fixture_json
 
@@ -95,3 +96,32 @@ def test_W3_without_the_header_the_id_hashes_issue_changelog_and_timestamp() -> 
 def test_W3_a_malformed_header_is_refused(header: str) -> None:
     with pytest.raises(BadRequest):
         delivery_id(parse_issue_update(status_body()), header)
+
+
+@pytest.mark.parametrize("kind", ["status", "assignee", "moved"])
+def test_W4_the_recorded_payload_means_the_same_to_the_worker(kind: str) -> None:
+    from core.sync import Delivery
+    from core.webhook import payload_to_record
+
+    body = fixture_json(f"jira-issue-updated-{kind}.json")
+    body["issue"]["fields"]["description"] = "customer text " * 500
+    record = payload_to_record(body)
+    original = Delivery.parse(body, delivery_id="d", tenant_id=1)
+    relevant = tuple(i for i in original.items if i.field in {"status", "assignee", "Key"})
+    # Same delivery for the worker; only changelog items it never reads are left out.
+    assert Delivery.parse(record, delivery_id="d", tenant_id=1) == attrs.evolve(
+        original, items=relevant)
+    assert "customer text" not in str(record)
+    assert parse_issue_update(record).is_relevant
+
+
+@pytest.mark.parametrize(
+    "assignee", [None, {"accountId": "a1"}, {"emailAddress": "x@example.com"}, "junk"])
+def test_W5_assignee_presence_and_null_survive_recording(assignee: Any) -> None:
+    from core.webhook import payload_to_record
+
+    body = status_body()
+    body["issue"]["fields"]["assignee"] = assignee
+    assert payload_to_record(body)["issue"]["fields"]["assignee"] == assignee
+    del body["issue"]["fields"]["assignee"]
+    assert "assignee" not in payload_to_record(body)["issue"]["fields"]

@@ -46,23 +46,27 @@ class TransportGuard:
         if cast(str, scope["type"]) != "http":
             await self.app(scope, receive, send)
             return
-        allowed = _allowed_methods(scope)
+        handler: Any = scope.get("route_handler")
+        opt = handler.opt if handler is not None else {}
+        allowed = opt.get(ALLOWED_METHODS_OPT)
         if allowed is not None and scope.get("method") not in allowed:
             # Raw ASGI routes accept every method: answer 405 here, before 431/413/415.
             await send_json_error(send, 405, "Method Not Allowed",
                                   [(b"allow", ", ".join(sorted(allowed)).encode())])
             return
-        headers = list(scope["headers"])
-        if sum(len(name) + len(value) + 4 for name, value in headers) > MAX_HEADER_BYTES:
-            await send_json_error(send, 431, "request headers are too large")
-            return
+        # One pass over the headers: their size (431), Content-Length and Content-Type.
+        size = 0
         content_length: bytes | None = None
         content_type: bytes | None = None
-        for name, value in headers:
+        for name, value in scope["headers"]:
+            size += len(name) + len(value) + 4
             if name == b"content-length":
                 content_length = value
             elif name == b"content-type":
                 content_type = value
+        if size > MAX_HEADER_BYTES:
+            await send_json_error(send, 431, "request headers are too large")
+            return
         if content_length is not None:
             if not content_length.isdigit():
                 await send_json_error(send, 400, "invalid Content-Length")
@@ -70,21 +74,10 @@ class TransportGuard:
             if int(content_length) > self.max_body_bytes:
                 await send_json_error(send, 413, "request body is too large")
                 return
-        if _wants_json(scope) and not _is_json(content_type):
+        if opt.get(JSON_BODY_OPT) and not _is_json(content_type):
             await send_json_error(send, 415, "the body must be application/json")
             return
         await self.app(scope, receive, send)
-
-
-def _wants_json(scope: Scope) -> bool:
-    handler: Any = scope.get("route_handler")
-    return bool(handler is not None and handler.opt.get(JSON_BODY_OPT))
-
-
-def _allowed_methods(scope: Scope) -> frozenset[str] | None:
-    handler: Any = scope.get("route_handler")
-    methods = None if handler is None else handler.opt.get(ALLOWED_METHODS_OPT)
-    return None if methods is None else frozenset(methods)
 
 
 def _is_json(content_type: bytes | None) -> bool:

@@ -69,7 +69,7 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
         )
         ack = await acknowledge_issue_update(
             request, webhook_id=webhook_id, tenants=lookup, inbox=container.inbox,
-            clock=container.clock, settings=settings.app, decode=decode_json)
+            clock=container.clock, settings=settings.app, decode=decode_json, encode=_encode)
         if ack.status == "accepted":
             container.delivery_accepted()
             status, body = 202, {"status": "accepted", "delivery": ack.delivery}

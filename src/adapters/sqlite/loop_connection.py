@@ -36,6 +36,7 @@ class LoopConnection:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
+        self._data_version: int | None = None
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -51,8 +52,18 @@ class LoopConnection:
         return self._conn
 
     def data_version(self) -> int:
-        """Changes whenever another connection commits to the database file."""
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        """Changes whenever another connection commits to the database file.
+
+        Read once per event-loop turn: the requests handled in one turn share the value, so
+        a commit by another connection is seen from the next turn on (well under 1 ms).
+        """
+        if self._data_version is None:
+            self._data_version = int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+            asyncio.get_running_loop().call_soon(self._forget_data_version)
+        return self._data_version
+
+    def _forget_data_version(self) -> None:
+        self._data_version = None
 
     async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A short read in place; retried while the database is busy."""
