@@ -67,7 +67,7 @@ _LEASED_SAME_ISSUE = (
 
 
 CLAIM_WINDOW = 256
-FULL_SCAN_EVERY_SECONDS = 1.0
+FULL_SCAN_EVERY_SECONDS = 5.0
 
 
 _DUE = ("state = 'pending' AND not_before <= ? "
