@@ -9,6 +9,7 @@ import sys
 import click
 
 from adapters.cli_admin import admin_commands
+from adapters.cli_sync import sync_commands
 from adapters.config import ConfigError, Settings, load_settings
 
 
@@ -61,6 +62,9 @@ def serve(host: str, port: int) -> None:
 
 
 for _command in admin_commands:  # §A administration commands
+    main.add_command(_command)
+
+for _command in sync_commands:  # the sync worker, journal and dead letters (W5–W9, §A)
     main.add_command(_command)
 
 

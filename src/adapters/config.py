@@ -39,6 +39,9 @@ class Settings:
     max_body_bytes: int = 5_242_880
     host: str = "127.0.0.1"
     port: int = 8080
+    run_worker: bool = True  # `serve` runs the sync worker in-process (SENTRY_JIRA_WORKER)
+    worker_lease_seconds: float = 30.0
+    sqlite_synchronous: str = "NORMAL"  # or FULL: no committed transaction lost on power loss
 
     @property
     def key_file(self) -> Path:
@@ -105,6 +108,13 @@ def load_settings(
         ),
         host=host,
         port=port,
+        run_worker=_bool(PREFIX + "WORKER", get("WORKER"), default=True),
+        worker_lease_seconds=_float(
+            PREFIX + "WORKER_LEASE_SECONDS", get("WORKER_LEASE_SECONDS"), 30.0, low=1, high=3600
+        ),
+        sqlite_synchronous=_choice(
+            PREFIX + "SQLITE_SYNCHRONOUS", get("SQLITE_SYNCHRONOUS"), ("NORMAL", "FULL")
+        ),
     )
 
 
@@ -157,15 +167,23 @@ def _float(variable: str, value: str | None, default: float, *, low: float, high
     return number
 
 
-def _bool(variable: str, value: str | None) -> bool:
+def _bool(variable: str, value: str | None, *, default: bool = False) -> bool:
     if value is None:
-        return False
+        return default
     lowered = value.lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(variable, "expected true or false")
+
+
+def _choice(variable: str, value: str | None, choices: tuple[str, ...]) -> str:
+    if value is None:
+        return choices[0]
+    if value.upper() not in choices:
+        raise ConfigError(variable, "expected one of " + ", ".join(c.lower() for c in choices))
+    return value.upper()
 
 
 def _tokens(variable: str, value: str | None) -> tuple[str, ...]:

@@ -22,18 +22,31 @@ from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.schema import ALL_MIGRATIONS
+from adapters.sqlite.sync_store import SqliteSyncStore
 from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
+from adapters.worker import Worker, heartbeat_horizon
+from core.errors import Unavailable
+from core.process_delivery import SyncPorts
 from ports.clock import Clock
 from ports.inbox import Inbox
 from ports.install_keys import InstallKeys
 from ports.jira import JiraApi
 from ports.lifecycle import LifecycleStore
 from ports.sentry import SentryApi
+from ports.sync_store import SyncStore
 from ports.tenants import TenantLookup, TenantStore
 
 log = logging.getLogger("sentry_jira")
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+
+
+class NoWorker(Unavailable):
+    """/health: the database answers but no sync worker runs (503, with the figures)."""
+
+    def __init__(self, figures: dict[str, Any]) -> None:
+        super().__init__("no sync worker is running", retry_after=5)
+        self.figures = figures
 
 
 @attrs.define
@@ -59,6 +72,11 @@ class Container:
     sentry: SentryApi | None = None
     # The one outbound HTTP client (connection pool) of the process; closed on shutdown.
     http_client: httpx.AsyncClient | None = None
+    # W5–W9: the sync state (plans, watermarks, journal, dead letters) and the worker.
+    # `worker` is started by startup when `settings.run_worker`; without a `sync` store (a
+    # container of fakes) /health does not ask about workers.
+    sync: SyncStore | None = None
+    worker: Worker | None = None
 
     _background: list[asyncio.Task[None]] = attrs.field(factory=list, init=False)
 
@@ -66,6 +84,8 @@ class Container:
         """Lifespan start: long-lived clients and workers start here."""
         if self.database is not None:
             self._background.append(asyncio.create_task(self._checkpoints(self.database)))
+        if self.worker is not None and self.settings.run_worker:
+            await self.worker.start()
 
     async def _checkpoints(self, database: Database) -> None:
         # The hot path's connection never checkpoints (its commits must not fsync on the
@@ -77,8 +97,15 @@ class Container:
             except Exception:  # a busy or failing checkpoint is retried next time
                 log.warning("WAL checkpoint failed; retrying later")
 
+    def wake_worker(self) -> None:
+        """The ack path recorded a delivery: let this process's worker claim it now."""
+        if self.worker is not None:
+            self.worker.wake()
+
     async def shutdown(self) -> None:
         """Lifespan end: close what startup opened."""
+        if self.worker is not None:
+            await self.worker.stop()  # first: it still uses the clients and the database
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -93,17 +120,30 @@ class Container:
             await self.http_client.aclose()
 
     def delivery_accepted(self) -> None:
-        """The ack path recorded a new delivery: a hook for waking an idle worker."""
+        """The ack path recorded a new delivery: wake this process's idle worker."""
+        self.wake_worker()
 
     async def health(self) -> dict[str, Any]:
         """Figures for /health; raises Unavailable when storage does not answer."""
         if self.database is not None:
             await self.database.ping()
-        stats = await self.inbox.stats(self.clock.now())
-        return {
+        now = self.clock.now()
+        stats = await self.inbox.stats(now)
+        dead_letters, running = 0, True
+        if self.sync is not None:
+            dead_letters = await self.sync.dead_letter_count()
+            if self.worker is not None and self.settings.run_worker:
+                running = self.worker.running
+            else:  # this process runs no worker: is one running anywhere on the database?
+                running = await self.sync.live_workers(heartbeat_horizon(now)) > 0
+        figures = {
             "queue_depth": stats.pending,
             "oldest_pending_seconds": stats.oldest_pending_seconds,
+            "dead_letters": dead_letters,
         }
+        if self.sync is not None and not running:
+            raise NoWorker(figures)
+        return figures
 
     def close(self) -> None:
         if self.database is not None:
@@ -124,7 +164,8 @@ def open_database(settings: Settings) -> Database:
             )
         keys = (key,)
     settings.database.parent.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.database, SecretBox(keys))
+    database = Database(settings.database, SecretBox(keys),
+                        synchronous=settings.sqlite_synchronous)
     try:
         database.migrate(ALL_MIGRATIONS)
         database.check_key()
@@ -142,7 +183,7 @@ def open_database(settings: Settings) -> Database:
 def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
     database = open_database(settings)
-    loop_connection = LoopConnection(database.path)
+    loop_connection = LoopConnection(database.path, synchronous=settings.sqlite_synchronous)
     tenants = SqliteTenantStore(database)
     keys_client = install_keys_client(settings)
     clock = SystemClock()
@@ -150,15 +191,27 @@ def bootstrap(settings: Settings) -> Container:
     http_client = httpx.AsyncClient(
         follow_redirects=False, timeout=settings.http_timeout_seconds, trust_env=False
     )
+    inbox = SqliteInbox(database, loop_connection)
+    admin = sqlite_admin_stores(database)
+    sync = SqliteSyncStore(database, loop_connection)
+    jira = HttpJiraApi(jira_http, settings, clock=clock)
+    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds)
+    worker = Worker(
+        SyncPorts(inbox=inbox, sync=sync, tenants=tenants, bindings=admin.bindings,
+                  links=admin.links, accounts=admin.accounts, sentry=sentry, jira=jira,
+                  clock=clock),
+        settings.app,
+        lease_seconds=settings.worker_lease_seconds,
+    )
     return Container(
         settings=settings,
         tenants=tenants,
         clock=clock,
         database=database,
-        inbox=SqliteInbox(database, loop_connection),
+        inbox=inbox,
         loop_connection=loop_connection,
         tenant_lookup=LoopTenantLookup(loop_connection, database.box),
-        admin=sqlite_admin_stores(database),
+        admin=admin,
         install_keys=HttpInstallKeys(
             keys_client,
             settings.install_keys_url,
@@ -166,10 +219,12 @@ def bootstrap(settings: Settings) -> Container:
         ),
         lifecycle=SqliteLifecycleStore(database, tenants),
         install_keys_client=keys_client,
-        jira=HttpJiraApi(jira_http, settings, clock=clock),
+        jira=jira,
         jira_http=jira_http,
-        sentry=HttpSentryApi(http_client, settings.http_timeout_seconds),
+        sentry=sentry,
         http_client=http_client,
+        sync=sync,
+        worker=worker,
     )
 
 

@@ -48,7 +48,15 @@ class Inbox(Protocol):
 
     async def claim(self, owner: str, *, now: datetime, lease_seconds: float,
                     limit: int = 1) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries (never claimed, released, or lease expired)."""
+        """Lease up to `limit` due deliveries (never claimed, released, or lease expired).
+
+        At most one delivery of one Jira issue (tenant, issue id) is leased at a time, across
+        every worker: W6 re-checks a watermark right before each write, and that check is
+        only race-free when the deliveries of one issue are processed one after the other."""
+        ...
+
+    async def renew(self, id: int, owner: str, *, now: datetime, lease_seconds: float) -> bool:
+        """Extend `owner`'s lease to `now + lease_seconds`; False when it no longer holds it."""
         ...
 
     async def complete(self, id: int, owner: str) -> bool:

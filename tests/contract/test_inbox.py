@@ -34,8 +34,8 @@ async def inbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 
 def a_delivery(delivery_id: str = "d-1", tenant_id: int = 1, at: datetime = T0,
-               body: bytes = b'{"x": 1}') -> NewDelivery:
-    return NewDelivery(tenant_id=tenant_id, delivery_id=delivery_id, issue_id="20417",
+               body: bytes = b'{"x": 1}', issue_id: str = "20417") -> NewDelivery:
+    return NewDelivery(tenant_id=tenant_id, delivery_id=delivery_id, issue_id=issue_id,
                        issue_key="APP-123", body=body, received_at=at)
 
 
@@ -99,9 +99,39 @@ async def test_release_by_a_non_owner_is_refused(inbox: Inbox) -> None:
 
 async def test_claims_come_oldest_first_and_respect_the_limit(inbox: Inbox) -> None:
     for n in range(5):
-        await inbox.record(a_delivery(f"d-{n}", at=T0 + timedelta(seconds=n)))
+        await inbox.record(a_delivery(f"d-{n}", at=T0 + timedelta(seconds=n), issue_id=str(n)))
     claimed = await inbox.claim("w1", now=T0 + timedelta(minutes=1), lease_seconds=30, limit=3)
     assert [c.delivery_id for c in claimed] == ["d-0", "d-1", "d-2"]
+
+
+async def test_W6_one_delivery_of_an_issue_is_leased_at_a_time(inbox: Inbox) -> None:
+    await inbox.record(a_delivery("old", at=T0, issue_id="7"))
+    await inbox.record(a_delivery("new", at=T0 + timedelta(seconds=1), issue_id="7"))
+    await inbox.record(a_delivery("other", at=T0 + timedelta(seconds=2), issue_id="8"))
+    await inbox.record(a_delivery("other-tenant", at=T0 + timedelta(seconds=3), tenant_id=2,
+                                  issue_id="7"))
+    now = T0 + timedelta(minutes=1)
+    first = await inbox.claim("w1", now=now, lease_seconds=30, limit=10)
+    assert [c.delivery_id for c in first] == ["old", "other", "other-tenant"]
+    # While "old" is leased, no worker gets the newer delivery of the same issue.
+    assert await inbox.claim("w2", now=now, lease_seconds=30, limit=10) == []
+    assert await inbox.complete(first[0].id, "w1") is True
+    [second] = await inbox.claim("w2", now=now, lease_seconds=30, limit=10)
+    assert second.delivery_id == "new"
+
+
+async def test_a_lease_is_renewed_only_by_its_holder(inbox: Inbox) -> None:
+    await inbox.record(a_delivery())
+    [claimed] = await inbox.claim("w1", now=T0, lease_seconds=30)
+    assert await inbox.renew(claimed.id, "w2", now=T0 + timedelta(seconds=20),
+                             lease_seconds=30) is False
+    assert await inbox.renew(claimed.id, "w1", now=T0 + timedelta(seconds=20),
+                             lease_seconds=30) is True
+    # Renewed to T0+50: still held at T0+45, reclaimable after.
+    assert await inbox.claim("w2", now=T0 + timedelta(seconds=45), lease_seconds=30) == []
+    assert len(await inbox.claim("w2", now=T0 + timedelta(seconds=51), lease_seconds=30)) == 1
+    assert await inbox.renew(claimed.id, "w1", now=T0 + timedelta(seconds=52),
+                             lease_seconds=30) is False
 
 
 async def test_stats_report_depth_and_oldest_pending_age(inbox: Inbox) -> None:
@@ -111,3 +141,17 @@ async def test_stats_report_depth_and_oldest_pending_age(inbox: Inbox) -> None:
     stats = await inbox.stats(T0 + timedelta(seconds=65))
     assert stats.pending == 2
     assert stats.oldest_pending_seconds == pytest.approx(65)
+
+
+async def test_W6_a_burst_on_one_leased_issue_does_not_hide_other_issues(inbox: Inbox) -> None:
+    """More due deliveries of a busy issue than the claim looks at first (SQLite's window)
+    still leave the other issues' deliveries claimable."""
+    for n in range(300):
+        await inbox.record(a_delivery(f"busy-{n}", at=T0 + timedelta(milliseconds=n),
+                                      issue_id="1"))
+    await inbox.record(a_delivery("other", at=T0 + timedelta(seconds=10), issue_id="2"))
+    now = T0 + timedelta(minutes=1)
+    [first] = await inbox.claim("w1", now=now, lease_seconds=30)
+    assert first.delivery_id == "busy-0"
+    found = await inbox.claim("w2", now=now, lease_seconds=30, limit=5)
+    assert [c.delivery_id for c in found] == ["other"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from litestar.testing import AsyncTestClient
 
 from adapters.http.app import create_app
 from adapters.wiring import bootstrap
+from core.errors import Unavailable
 from tests.support.builders import a_settings
 
 
@@ -36,3 +38,48 @@ async def test_health_is_503_when_the_database_is_unreadable(tmp_path: Path) -> 
         container.close()
     assert response.status_code == 503
     assert response.json()["status"] == "unavailable"
+
+
+async def test_A_health_reports_dead_letters_and_a_running_worker(tmp_path: Path) -> None:
+    container = bootstrap(a_settings(tmp_path))
+    try:
+        async with AsyncTestClient(app=create_app(container)) as client:
+            response = await client.get("/health")
+            assert container.worker is not None and container.worker.running
+    finally:
+        container.close()
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "queue_depth": 0,
+                               "oldest_pending_seconds": None, "dead_letters": 0}
+
+
+async def test_A_health_is_503_when_no_worker_runs_anywhere(tmp_path: Path) -> None:
+    """A process with its worker disabled is healthy only while some worker beats."""
+    container = bootstrap(a_settings(tmp_path, worker="false"))
+    try:
+        async with AsyncTestClient(app=create_app(container)) as client:
+            alone = await client.get("/health")
+            assert container.sync is not None
+            await container.sync.beat("another-process", container.clock.now())
+            with_worker = await client.get("/health")
+    finally:
+        container.close()
+    assert alone.status_code == 503
+    assert alone.json() == {"status": "unavailable", "detail": "no sync worker is running",
+                            "queue_depth": 0, "oldest_pending_seconds": None, "dead_letters": 0}
+    assert alone.headers["retry-after"] == "5"
+    assert with_worker.status_code == 200
+
+
+async def test_A_health_is_unavailable_when_the_in_process_worker_stopped(tmp_path: Path) -> None:
+    container = bootstrap(a_settings(tmp_path))
+    try:
+        await container.startup()
+        assert (await container.health())["dead_letters"] == 0
+        assert container.worker is not None
+        await container.worker.stop()
+        with pytest.raises(Unavailable, match="no sync worker"):
+            await container.health()
+    finally:
+        await container.shutdown()
+        container.close()

@@ -6,7 +6,7 @@ from litestar import Litestar, Router
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 
-from adapters.http import admin, descriptor, webhook
+from adapters.http import admin, descriptor, sync_admin, webhook
 from adapters.http import lifecycle as lifecycle_routes
 from adapters.http import search as search_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
@@ -24,6 +24,7 @@ def create_app(container: Container) -> Litestar:
     handlers += lifecycle_routes.routes(container)
     handlers += webhook.routes(container)
     handlers += search_routes.routes(container)
+    handlers += sync_admin.routes(container)
     return Litestar(
         route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Response, get
 from litestar.handlers import HTTPRouteHandler
 
-from adapters.wiring import Container
+from adapters.wiring import Container, NoWorker
 from core.describe import describe
 from core.errors import Unavailable
 
@@ -27,9 +27,12 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
     async def health() -> Response[dict[str, Any]]:
         try:
             figures = await container.health()
-        except Unavailable:
+        except Unavailable as err:
+            figures = err.figures if isinstance(err, NoWorker) else {}
             return Response(
-                {"status": "unavailable", "detail": "the database does not answer"}, status_code=503
+                {"status": "unavailable", "detail": err.detail, **figures},
+                status_code=503,
+                headers={"Retry-After": str(err.retry_after)},
             )
         return Response({"status": "ok", **figures})
 

@@ -34,9 +34,11 @@ class KeyMismatchError(Exception):
 class Database:
     """One SQLite database file, one connection, one thread."""
 
-    def __init__(self, path: Path, box: SecretBox, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: Path, box: SecretBox, *, busy_timeout_ms: int = 5000,
+                 synchronous: str = "NORMAL") -> None:
         self.path = path
         self.box = box
+        self.synchronous = _synchronous(synchronous)
         self._busy_timeout_ms = busy_timeout_ms
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._thread_local = threading.local()
@@ -50,8 +52,8 @@ class Database:
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed transaction survives a process crash; a power
-        # loss may lose the last transactions (docs/operations.md).
-        conn.execute("PRAGMA synchronous=NORMAL")
+        # loss may lose the last transactions (docs/operations.md). FULL: it does not.
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
         self._thread_local.owner = True
         return sqlite_utils.Database(conn)
@@ -174,3 +176,11 @@ def _unavailable_reason(err: sqlite3.OperationalError) -> str:
     if "locked" in text or "busy" in text:
         return "the database is busy; retry shortly"
     return "the database is unavailable"
+
+
+def _synchronous(value: str) -> str:
+    """SQLite's `synchronous` level: NORMAL or FULL (SENTRY_JIRA_SQLITE_SYNCHRONOUS)."""
+    level = value.upper()
+    if level not in ("NORMAL", "FULL"):
+        raise ValueError("synchronous must be NORMAL or FULL")
+    return level

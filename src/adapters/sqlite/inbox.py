@@ -8,6 +8,8 @@ worker's claim / complete / release go through the storage thread. A unique cons
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,7 @@ from sqlite_utils.migrations import Migrations
 
 from adapters.sqlite.database import Database
 from adapters.sqlite.loop_connection import LoopConnection
+from adapters.sqlite.loop_writes import LoopWriter
 from ports.inbox import ClaimedDelivery, InboxStats, NewDelivery
 
 migrations = Migrations("sentry_jira.inbox")
@@ -54,6 +57,48 @@ _INSERT = (
 )
 
 
+# Another delivery of the same issue under a live lease (the outer row is `d`); served by the
+# partial index `deliveries_leased` (adapters/sqlite/sync_store.py).
+_LEASED_SAME_ISSUE = (
+    "SELECT 1 FROM deliveries AS busy WHERE busy.tenant_id = d.tenant_id "
+    "AND busy.issue_id = d.issue_id AND busy.claimed_until > ? AND busy.state = 'pending' "
+    "AND busy.id != d.id"
+)
+
+
+CLAIM_WINDOW = 256
+FULL_SCAN_EVERY_SECONDS = 5.0
+
+
+_DUE = ("state = 'pending' AND not_before <= ? "
+        "AND (claimed_until IS NULL OR claimed_until <= ?)")
+_WINDOW = (
+    f"SELECT id, tenant_id, issue_id FROM (SELECT id, tenant_id, issue_id, not_before "
+    f"FROM deliveries WHERE {_DUE} ORDER BY not_before, id LIMIT ?) AS d "
+    f"WHERE NOT EXISTS ({_LEASED_SAME_ISSUE}) ORDER BY not_before, id LIMIT ?"
+)
+_WINDOW_SIZE = (
+    f"SELECT count(*) FROM (SELECT 1 FROM deliveries WHERE {_DUE} LIMIT ?)"
+)
+_FULL_SCAN = (
+    f"SELECT id, tenant_id, issue_id FROM deliveries AS d WHERE {_DUE} "
+    f"AND NOT EXISTS ({_LEASED_SAME_ISSUE}) ORDER BY not_before, id LIMIT ?"
+)
+
+
+def _first_per_issue(rows: Sequence[Sequence[Any]], limit: int) -> list[int]:
+    """The first row of each issue, in order, at most `limit`."""
+    taken: set[tuple[int, str]] = set()
+    picked: list[int] = []
+    for row_id, tenant_id, issue_id in rows:
+        if len(picked) >= limit:
+            break
+        if (tenant_id, issue_id) not in taken:
+            taken.add((tenant_id, issue_id))
+            picked.append(row_id)
+    return picked
+
+
 def _ts(moment: datetime) -> float:
     return moment.timestamp()
 
@@ -66,6 +111,9 @@ class SqliteInbox:
     def __init__(self, database: Database, loop_connection: LoopConnection) -> None:
         self._database = database
         self._loop = loop_connection
+        # The worker's writes share the loop's connection (adapters/sqlite/loop_writes.py).
+        self._write = LoopWriter(loop_connection).write
+        self._next_full_scan = 0.0
 
     async def record(self, delivery: NewDelivery) -> bool:
         stamp = _ts(delivery.received_at)
@@ -82,20 +130,53 @@ class SqliteInbox:
         at = _ts(now)
         until = at + lease_seconds
 
+        # An idle poll is one indexed read, not a write lock the ack path would wait on.
+        # One delivery per issue at a time (W6): skip issues with a live lease and take the
+        # first due delivery of each other issue. The oldest CLAIM_WINDOW due deliveries are
+        # looked at on the loop's connection (bounded: a fraction of a millisecond, and no
+        # thread hop whose GIL hand-offs would slow the ack path); only when every one of them
+        # belongs to a leased issue (a burst on one issue) is the whole queue searched, on the
+        # storage thread, at most once per FULL_SCAN_EVERY_SECONDS.
+        rows = await self._loop.read(_WINDOW, [at, at, CLAIM_WINDOW, at, limit * 4])
+        picked = _first_per_issue(rows, limit)
+        if not picked and time.monotonic() >= self._next_full_scan:
+            (window,) = (await self._loop.read(_WINDOW_SIZE, [at, at, CLAIM_WINDOW]))[0]
+            if window >= CLAIM_WINDOW:
+                self._next_full_scan = time.monotonic() + FULL_SCAN_EVERY_SECONDS
+                rows = await self._database.read(
+                    lambda db: db.execute(_FULL_SCAN, [at, at, at, limit * 4]).fetchall())
+                picked = _first_per_issue(rows, limit)
+        if not picked:
+            return []
+
         def claim(db: sqlite_utils.Database) -> list[ClaimedDelivery]:
-            rows = list(db.query(
-                "SELECT id FROM deliveries WHERE state = 'pending' AND not_before <= ? "
-                "AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY not_before, id "
-                "LIMIT ?", [at, at, limit]))
+            # Compare and set: each candidate is taken only if it is still free and its issue
+            # still has no live lease (another worker may have moved since the scan).
             claimed: list[ClaimedDelivery] = []
-            for row in rows:
-                db.execute("UPDATE deliveries SET claimed_by = ?, claimed_until = ?, "
-                           "attempts = attempts + 1 WHERE id = ?", [owner, until, row["id"]])
-                full = next(db.query("SELECT * FROM deliveries WHERE id = ?", [row["id"]]))
-                claimed.append(_claimed(full))
+            for row_id in picked:
+                cursor = db.execute(
+                    "UPDATE deliveries AS d SET claimed_by = ?, claimed_until = ?, "
+                    "attempts = attempts + 1 WHERE id = ? AND state = 'pending' "
+                    "AND (claimed_until IS NULL OR claimed_until <= ?) "
+                    f"AND NOT EXISTS ({_LEASED_SAME_ISSUE})",
+                    [owner, until, row_id, at, at])
+                if cursor.rowcount == 1:
+                    full = next(db.query("SELECT * FROM deliveries WHERE id = ?", [row_id]))
+                    claimed.append(_claimed(full))
             return claimed
 
-        return await self._database.write(claim)
+        return await self._write(claim)
+
+    async def renew(self, id: int, owner: str, *, now: datetime, lease_seconds: float) -> bool:
+        until = _ts(now) + lease_seconds
+
+        def renew(db: sqlite_utils.Database) -> bool:
+            cursor = db.execute(
+                "UPDATE deliveries SET claimed_until = ? "
+                "WHERE id = ? AND claimed_by = ? AND state = 'pending'", [until, id, owner])
+            return cursor.rowcount == 1
+
+        return await self._write(renew)
 
     async def complete(self, id: int, owner: str) -> bool:
         def complete(db: sqlite_utils.Database) -> bool:
@@ -105,7 +186,7 @@ class SqliteInbox:
                 "WHERE id = ? AND claimed_by = ? AND state = 'pending'", [id, owner])
             return cursor.rowcount == 1
 
-        return await self._database.write(complete)
+        return await self._write(complete)
 
     async def release(self, id: int, owner: str, *, not_before: datetime) -> bool:
         def release(db: sqlite_utils.Database) -> bool:
@@ -115,7 +196,7 @@ class SqliteInbox:
                 [_ts(not_before), id, owner])
             return cursor.rowcount == 1
 
-        return await self._database.write(release)
+        return await self._write(release)
 
     async def stats(self, now: datetime) -> InboxStats:
         def stats(db: sqlite_utils.Database) -> InboxStats:

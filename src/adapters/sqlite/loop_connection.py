@@ -28,8 +28,10 @@ RETRY_AFTER_SECONDS = 1
 class LoopConnection:
     """SQLite connection owned by the thread running the event loop (opened lazily)."""
 
-    def __init__(self, path: Path, *, busy_retry_seconds: float = BUSY_RETRY_SECONDS) -> None:
+    def __init__(self, path: Path, *, busy_retry_seconds: float = BUSY_RETRY_SECONDS,
+                 synchronous: str = "NORMAL") -> None:
         self.path = path
+        self.synchronous = "FULL" if synchronous.upper() == "FULL" else "NORMAL"
         self.busy_retry_seconds = busy_retry_seconds
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
@@ -42,7 +44,7 @@ class LoopConnection:
             conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=0,
                                    check_same_thread=True)
             conn.execute("PRAGMA busy_timeout=0")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
             # Checkpoints (with their fsync) would run inside a commit on the loop: the
             # storage thread runs them instead (`Database.checkpoint`, from the lifespan).
             conn.execute("PRAGMA wal_autocheckpoint=0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from adapters.sqlite import inbox, lifecycle
+from adapters.sqlite import inbox, lifecycle, sync_store
 
 foundation = Migrations("sentry_jira.foundation")
 
@@ -38,4 +38,5 @@ ALL_MIGRATIONS: tuple[Migrations, ...] = (
     inbox.migrations,
     _admin_migrations,
     lifecycle.migrations,
+    sync_store.migrations,
 )

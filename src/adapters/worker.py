@@ -1,0 +1,272 @@
+"""The sync worker: claims recorded deliveries and processes them (W5–W9, SPEC §3 leases).
+
+One `Worker` per process, started by `Container.startup` (the app's lifespan) or by the
+`sentry-jira worker` command. Several processes may run workers on one database:
+
+- A delivery is claimed with a lease (`claimed_until`), never two of one issue at once
+  (ports/inbox.py). While a delivery is processed its lease is renewed every third of the
+  lease, so the lease can be much shorter than the work; a process that dies stops renewing
+  and its deliveries are claimed again once the lease ends.
+- Stopping waits a few seconds for deliveries in progress, cancels the rest and releases
+  their leases, so another worker takes them at once.
+- Polling: immediately again while there is work; when idle, backing off from 25 ms to
+  `idle_poll_max` (250 ms). `wake()` (the ack path of the same process calls it through
+  `Container.delivery_accepted`) ends an idle wait at once, and a delivery due again soon (a
+  retry with a short backoff) shortens the wait to its due time. After a claim that found
+  nothing the next one waits at least 25 ms, however often the loop is woken.
+- The acknowledgement path comes first: while the event loop is busy serving requests (one
+  turn takes over 1 ms), the worker claims at most once a second; the queue grows during a
+  burst and drains after it. Its writes run on the loop's own SQLite connection
+  (adapters/sqlite/loop_writes.py), never holding the write lock from another thread.
+- Every few seconds the worker records a heartbeat (`/health` of a process without its own
+  worker asks whether any worker beats), and once an hour prunes what retention allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import secrets
+import socket
+from datetime import datetime, timedelta
+
+from core.errors import ServiceError
+from core.process_delivery import SyncPorts, process_delivery
+from core.settings import AppSettings
+from core.sync import retry_delay
+from ports.inbox import ClaimedDelivery
+
+log = logging.getLogger("sentry_jira.worker")
+
+IDLE_POLL_MIN = 0.025
+IDLE_POLL_MAX = 0.25
+HEARTBEAT_SECONDS = 5.0
+PRUNE_EVERY_SECONDS = 3600.0
+STOP_GRACE_SECONDS = 5.0
+# The acknowledgement path comes first: while a turn of the event loop takes longer than
+# BUSY_TURN_SECONDS (requests queue up), the worker waits DEFER_SECONDS before claiming, but
+# claims at least every MAX_DEFER_SECONDS. Under a burst the queue grows, and drains after.
+BUSY_TURN_SECONDS = 0.001
+DEFER_SECONDS = 0.05
+MAX_DEFER_SECONDS = 1.0
+
+
+def worker_name() -> str:
+    """host:pid:random — unique per worker, readable in the deliveries table."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def heartbeat_horizon(now: datetime) -> datetime:
+    """Workers that beat since then count as running (three missed beats: not running)."""
+    return now - timedelta(seconds=3 * HEARTBEAT_SECONDS)
+
+
+class Worker:
+    def __init__(
+        self,
+        ports: SyncPorts,
+        settings: AppSettings,
+        *,
+        lease_seconds: float = 30.0,
+        concurrency: int = 8,
+        idle_poll_max: float = IDLE_POLL_MAX,
+        owner: str | None = None,
+    ) -> None:
+        self.ports = ports
+        self.settings = settings
+        self.owner = owner or worker_name()
+        self.lease_seconds = lease_seconds
+        self.concurrency = concurrency
+        self.idle_poll_max = idle_poll_max
+        self._task: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._inflight: dict[int, tuple[ClaimedDelivery, asyncio.Task[None]]] = {}
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
+        self._next_due: datetime | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done() and not self._stopping
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._stopping = False
+        self._wake = asyncio.Event()
+        await self._beat()
+        self._keeper = asyncio.create_task(self._keep(), name="sync-worker-keeper")
+        self._task = asyncio.create_task(self._run(), name="sync-worker")
+
+    def wake(self) -> None:
+        """New work may be there (an in-process acknowledgement): poll now."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """Stop claiming, let work in progress finish for `grace` seconds, cancel the rest and
+        release its leases."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self.wake()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        inflight = dict(self._inflight)
+        if inflight:
+            _, late = await asyncio.wait([t for _, t in inflight.values()], timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+            for row_id, (claimed, task) in inflight.items():
+                if task in late:
+                    await self._release(claimed, self.ports.clock.now())
+                self._inflight.pop(row_id, None)
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        with contextlib.suppress(ServiceError):
+            await self.ports.sync.forget_worker(self.owner)
+        self._task = self._keeper = None
+
+    async def run_until_cancelled(self) -> None:
+        """For `sentry-jira worker`: run until the task is cancelled, then stop cleanly."""
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        idle = IDLE_POLL_MIN
+        loop = asyncio.get_running_loop()
+        last_claim = loop.time()
+        while not self._stopping:
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                await self._idle(self.idle_poll_max)  # a finishing delivery wakes the loop
+                continue
+            if loop.time() - last_claim < MAX_DEFER_SECONDS and await self._loop_is_busy():
+                await asyncio.sleep(DEFER_SECONDS)  # requests are waiting: they come first
+                continue
+            last_claim = loop.time()
+            claimed = await self._claim(free)
+            for delivery in claimed:
+                task = asyncio.create_task(self._process(delivery))
+                self._inflight[delivery.id] = (delivery, task)
+            if claimed:
+                idle = IDLE_POLL_MIN
+                await asyncio.sleep(0)
+                continue
+            # Nothing claimable: not again before IDLE_POLL_MIN, however often the ack path
+            # wakes the loop (during a burst of deliveries of a busy issue, every claim would
+            # come back empty), then at the latest after the current backoff.
+            await asyncio.sleep(IDLE_POLL_MIN)
+            await self._idle(max(0.0, idle - IDLE_POLL_MIN))
+            idle = min(idle * 2, self.idle_poll_max)
+
+    async def _loop_is_busy(self) -> bool:
+        """Does a turn of the event loop take long (a burst of requests being served)?"""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.sleep(0)
+        return loop.time() - started > BUSY_TURN_SECONDS
+
+    async def _claim(self, free: int) -> list[ClaimedDelivery]:
+        try:
+            return await self.ports.inbox.claim(
+                self.owner, now=self.ports.clock.now(), lease_seconds=self.lease_seconds,
+                limit=free)
+        except ServiceError as err:  # the database is busy or gone: try again shortly
+            log.warning("claiming deliveries failed: %s", err.detail)
+            return []
+
+    async def _idle(self, seconds: float) -> None:
+        assert self._wake is not None
+        if self._next_due is not None:
+            until_due = (self._next_due - self.ports.clock.now()).total_seconds()
+            seconds = max(0.0, min(seconds, until_due))
+            self._next_due = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    async def _process(self, claimed: ClaimedDelivery) -> None:
+        try:
+            due = await process_delivery(claimed, owner=self.owner, ports=self.ports,
+                                         settings=self.settings)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            # A database outage or a bug: give the delivery back with backoff, keep going.
+            detail = err.detail if isinstance(err, ServiceError) else type(err).__name__
+            log.error("processing delivery %s of tenant %s failed: %s",
+                      claimed.delivery_id, claimed.tenant_id, detail,
+                      exc_info=not isinstance(err, ServiceError))
+            delay = retry_delay(claimed.attempts + 1, base_seconds=self.settings.retry_base_seconds,
+                                retry_after=None, jitter=random.random())
+            due = self.ports.clock.now() + timedelta(seconds=delay)
+            await self._release(claimed, due)
+        finally:
+            self._inflight.pop(claimed.id, None)
+        if due is not None and (self._next_due is None or due < self._next_due):
+            self._next_due = due
+        self.wake()  # a slot is free
+
+    async def _release(self, claimed: ClaimedDelivery, not_before: datetime) -> None:
+        try:
+            await self.ports.inbox.release(claimed.id, self.owner, not_before=not_before)
+        except ServiceError as err:  # the lease runs out on its own
+            log.warning("releasing delivery %s failed: %s", claimed.delivery_id, err.detail)
+
+    # -- leases, heartbeat, retention -------------------------------------------------
+
+    async def _keep(self) -> None:
+        renew_every = max(0.05, self.lease_seconds / 3)
+        tick = min(renew_every, HEARTBEAT_SECONDS)
+        last_beat = last_renew = 0.0
+        last_prune = -PRUNE_EVERY_SECONDS
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            try:
+                if now - last_renew >= renew_every:
+                    last_renew = now
+                    await self._renew()
+                if now - last_beat >= HEARTBEAT_SECONDS:
+                    last_beat = now
+                    await self._beat()
+                if now - last_prune >= PRUNE_EVERY_SECONDS:
+                    last_prune = now
+                    await self._prune()
+            except ServiceError as err:
+                log.warning("worker upkeep failed: %s", err.detail)
+
+    async def _renew(self) -> None:
+        for row_id, (claimed, task) in list(self._inflight.items()):
+            if task.done():
+                continue
+            held = await self.ports.inbox.renew(row_id, self.owner, now=self.ports.clock.now(),
+                                                lease_seconds=self.lease_seconds)
+            if not held:  # another worker has it now: stop before another write
+                log.warning("lost the lease of delivery %s", claimed.delivery_id)
+                task.cancel()
+
+    async def _beat(self) -> None:
+        with contextlib.suppress(ServiceError):
+            await self.ports.sync.beat(self.owner, self.ports.clock.now())
+
+    async def _prune(self) -> None:
+        cutoff = self.ports.clock.now() - timedelta(days=self.settings.retention_days)
+        gone = await self.ports.sync.prune(cutoff)
+        if gone:
+            log.info("retention: pruned %d old journal entries and deliveries", gone)
