@@ -12,9 +12,9 @@ from typing import Any
 import attrs
 
 from core.errors import BadRequest
+from core.sync.delivery import RELEVANT_FIELDS  # W4: one definition for the ack and the worker
 
 ISSUE_UPDATED = "jira:issue_updated"
-RELEVANT_FIELDS = frozenset({"status", "assignee", "Key"})
 MAX_DELIVERY_ID = 128
 
 
