@@ -98,6 +98,9 @@ def summary_rows(results: Mapping[str, Any]) -> list[Row]:
             lambda v: v >= 0.60,
         )
     )
+    if ack and "ratio_with_worker" in ack:
+        rows.append(Row("same, worker syncing in-process (no target)",
+                        f"{ack['ratio_with_worker']:.2f}"))
     rows.append(
         judged(
             "ack p99 at 32 connections",

@@ -57,6 +57,7 @@ def print_ack(figures: dict[str, Any], *, connections: int, rounds: int, seconds
     for name, run in (
         ("issue-updated ack (signed, unique)", ack),
         ("empty Litestar POST handler", empty),
+        ("ack, worker syncing in-process", figures["ack_with_worker"]),
     ):
         print(
             f"{name:<34}{run['rps']:>10.0f}{run['p50']:>10.2f}{run['p99']:>10.2f}"
@@ -65,6 +66,10 @@ def print_ack(figures: dict[str, Any], *, connections: int, rounds: int, seconds
     rounds_text = ", ".join(f"{a:.0f}/{e:.0f}" for a, e in figures["rounds"])
     print(f"\nrounds (ack/empty req/s): {rounds_text}")
     print(f"ack / empty rate ratio: {figures['ratio']:.2f}  (target ≥ 0.60)")
+    print(f"same with the worker syncing every delivery in-process: "
+          f"{figures['ratio_with_worker']:.2f} (then its worker works off the backlog at "
+          f"{figures['worker_drain_per_second']:.0f} deliveries/s: all of one issue, which W6 "
+          f"processes one at a time)")
     print(f"ack p99: {ack['p99']:.2f} ms  (target < 20 ms)")
 
 
