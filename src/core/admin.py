@@ -6,7 +6,9 @@ field: the 400 comes before any lookup) and a use case that applies it through p
 
 Decisions where the SPEC is silent (docs/operations.md repeats them):
 - Binding an org that already exists updates it: fields left out keep their stored values
-  (the Sentry token included). Creating needs `sentry_url` and `sentry_token`; the other
+  (the Sentry token included), except that a new `sentry_url` needs a new `sentry_token`: a
+  stored token never follows a new URL (400; the same normalised URL counts as unchanged).
+  Creating needs `sentry_url` and `sentry_token`; the other
   fields default to sync_status true, sync_assignee true, resolution_strategy `resolve`,
   skip_archived false and an empty status_map. `status_map`, when given, replaces the whole map.
 - Unknown body fields are refused (a typo such as `sync_stauts` must not pass silently).
@@ -139,6 +141,16 @@ class BindingChanges:
                 org=org,
                 sentry_url=self.sentry_url,
                 sentry_token=self.sentry_token,
+            )
+        elif (
+            self.sentry_url is not None
+            and self.sentry_url != existing.sentry_url
+            and self.sentry_token is None
+        ):
+            # §A: the stored token was issued for the old host; sending it elsewhere leaks it.
+            raise BadRequest(
+                "changing sentry_url requires sentry_token: "
+                "a stored Sentry token never follows a new URL"
             )
         changed = {
             name: getattr(self, name) for name in BINDING_FIELDS if getattr(self, name) is not None

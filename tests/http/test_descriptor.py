@@ -9,7 +9,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.support.builders import a_fake_container, a_settings
+from tests.support.builders import ADMIN_TOKEN, a_fake_container, a_settings
 
 
 @pytest.mark.parametrize("path", ["/extensions/jira/descriptor/", "/atlassian-connect.json"])
@@ -57,7 +57,12 @@ async def test_routes_live_under_the_base_url_path(client_for: Callable[..., Any
         assert (await client.get("/jira/health")).status_code == 200
 
 
-async def test_openapi_schema_is_served(fake_client: AsyncTestClient[Litestar]) -> None:
-    response = await fake_client.get("/schema/openapi.json")
+async def test_openapi_schema_is_served_to_the_admin(client_for: Callable[..., Any]) -> None:
+    # §A: /schema is part of the admin API (tests/http/test_admin_url_change_options_schema.py).
+    container = a_fake_container(a_settings(admin_token=ADMIN_TOKEN))
+    async with client_for(container) as client:
+        response = await client.get(
+            "/schema/openapi.json", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
     assert response.status_code == 200
     assert "/extensions/jira/descriptor" in response.json()["paths"]

@@ -9,12 +9,13 @@ unknown ids. Path parameters are taken as plain strings so that Litestar never a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from adapters.admin_json import (
     account_json,
@@ -54,6 +55,40 @@ def authorize(request: AnyRequest, container: Container) -> None:
     if len(values) > 1:
         raise Unauthorized("more than one Authorization header")
     check_admin_token(values[0] if values else None, container.settings.admin_tokens)
+
+
+class AdminGate:
+    """ASGI middleware (after routing): the requests Litestar answers by itself are admin
+    requests too — OPTIONS on `/api/...` and every method on `/schema/...` need the admin
+    token (401), exactly as the admin routes' own GET does. With the API off these routes
+    do not exist (404) and this gate is never reached."""
+
+    def __init__(self, app: ASGIApp, *, container: Container) -> None:
+        self.app = app
+        self.admin_tokens = container.settings.admin_tokens
+        base = container.settings.app.base_path
+        self.api = f"{base}/api"
+        self.schema = f"{base}/schema"
+
+    def guarded(self, scope: Scope) -> bool:
+        # The matched route's template: Litestar has already collapsed `//` and the like.
+        template = str(scope.get("path_template") or scope.get("path") or "")
+        if _under(template, self.schema):
+            return True
+        return scope.get("method") == "OPTIONS" and _under(template, self.api)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if cast(str, scope["type"]) == "http" and self.guarded(scope):
+            values = [v for k, v in scope["headers"] if k == b"authorization"]
+            if len(values) > 1:
+                raise Unauthorized("more than one Authorization header")
+            presented = values[0].decode("latin-1") if values else None
+            check_admin_token(presented, self.admin_tokens)
+        await self.app(scope, receive, send)
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 async def json_body(request: AnyRequest) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar import Litestar, Router
 from litestar.handlers import BaseRouteHandler
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from adapters.http import admin, descriptor, sync_admin, webhook
@@ -25,14 +26,18 @@ def create_app(container: Container) -> Litestar:
     handlers += webhook.routes(container)
     handlers += search_routes.routes(container)
     handlers += sync_admin.routes(container)
+    # /schema describes the admin API: served only with it on, and behind its token (§A).
+    admin_on = bool(container.settings.admin_tokens)
+    openapi = OpenAPIConfig(title="sentry-jira", version=VERSION, path=f"{base_path}/schema")
     return Litestar(
         route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[guard_factory(container.settings.max_body_bytes)],
+        middleware=[
+            DefineMiddleware(admin.AdminGate, container=container),
+            guard_factory(container.settings.max_body_bytes),
+        ],
         request_max_body_size=container.settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="sentry-jira", version=VERSION, path=f"{base_path}/schema"
-        ),
+        openapi_config=openapi if admin_on else None,
         on_startup=[container.startup],
         on_shutdown=[container.shutdown],
         debug=False,
