@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from core.admin_validation import ISSUE_KEY, MAX_ISSUE_KEY_LENGTH
 from core.bindings import Binding, Link, StatusRule
 from core.errors import SentryError
 from core.sentry import (
@@ -214,14 +215,14 @@ def decide(
     if missing:
         raise ValueError(f"lookups missing: {missing}")
 
-    rekeys = tuple(Rekey(delivery.tenant_id, old, new) for old, new in delivery.rekeys)
+    rekeys, refused = _rekeys(delivery)
     status = delivery.last_item(STATUS_FIELD)
     assignee = delivery.last_item(ASSIGNEE_FIELD)
-    decisions: list[Decision] = []
+    decisions: list[Decision] = list(refused)
     advances: list[WatermarkAdvance] = []
     writes: list[SentryWrite] = []
     if status is None and assignee is None:
-        return Actions(rekeys=rekeys)
+        return Actions(rekeys=rekeys, decisions=tuple(decisions))
     if not bindings:
         decisions.append(
             Decision(Kind.DELIVERY, Outcome.IGNORED, "the tenant is bound to no Sentry org")
@@ -428,6 +429,32 @@ def rekey_decision(rekey: Rekey, *, moved_links: int) -> Decision:
 
 
 # ---------------------------------------------------------------- internals
+
+
+def is_issue_key(value: str) -> bool:
+    """§A / W7: `^[A-Z][A-Z0-9_]*-\\d+$` (ASCII digits only), as links are keyed."""
+    return len(value) <= MAX_ISSUE_KEY_LENGTH and ISSUE_KEY.fullmatch(value) is not None
+
+
+def _rekeys(delivery: Delivery) -> tuple[tuple[Rekey, ...], tuple[Decision, ...]]:
+    """W7: the re-keys to apply, and an `ignored` decision for each whose new key is not an
+    issue key (the links stay; the refused value is not repeated: it is unchecked input)."""
+    rekeys: list[Rekey] = []
+    refused: list[Decision] = []
+    for old, new in delivery.rekeys:
+        if is_issue_key(new):
+            rekeys.append(Rekey(delivery.tenant_id, old, new))
+            continue
+        where = f"from {old}" if is_issue_key(old) else "from its previous key"
+        refused.append(
+            Decision(
+                Kind.KEY,
+                Outcome.IGNORED,
+                f"issue moved {where} to a value that is not a valid Jira issue key; "
+                "its links were not re-keyed",
+            )
+        )
+    return tuple(rekeys), tuple(refused)
 
 
 class _Unknown(enum.Enum):
