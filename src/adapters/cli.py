@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from adapters.cli_admin import admin_commands
+from adapters.cli_admin import AdminGroup, admin_commands
 from adapters.cli_sync import sync_commands
 from adapters.config import ConfigError, Settings, load_settings
 
@@ -26,7 +26,7 @@ def settings_from_env(host: str = "127.0.0.1", port: int = 8080) -> Settings:
         raise  # unreachable
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=AdminGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """sentry-jira: a Jira Cloud (Atlassian Connect) app that syncs issues to Sentry."""
 

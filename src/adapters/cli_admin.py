@@ -10,10 +10,12 @@ SENTRY_JIRA_SENTRY_TOKEN or standard input, never from the command line.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import os
+import re
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
@@ -69,15 +71,85 @@ def _shown(item: Any) -> str:
     return str(item) if plain else json.dumps(item)
 
 
+# The words of the command line being run (set by `AdminGroup.main`): a usage error must not
+# repeat them, since a token pasted by mistake (`orgs bind 1 acme sntrys_…`) is one of them.
+_ARGV: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("argv", default=())
+HIDDEN = "<argument>"
+# An option name as typed (`--token`, `-x`): shown, it says which option was wrong.
+OPTION_NAME = re.compile(r"--?[a-z][a-z0-9-]{0,40}", re.ASCII)
+
+
+def _names(command: click.Command) -> Iterator[str]:
+    """Every command name, option name and choice value under `command`: safe to repeat."""
+    if command.name:
+        yield command.name
+    for param in command.params:
+        yield from param.opts
+        yield from param.secondary_opts
+        if isinstance(param.type, click.Choice):
+            yield from (str(choice) for choice in param.type.choices)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            yield from _names(sub)
+
+
+def _typed_values(argv: Sequence[str], known: set[str]) -> list[str]:
+    """The words of argv that may be secrets: all but known names, option names and tiny words."""
+    values: list[str] = []
+    for word in argv:
+        name, eq, value = word.partition("=")
+        if eq and OPTION_NAME.fullmatch(name):
+            word = value
+        if len(word) <= 3 or word in known or OPTION_NAME.fullmatch(word):
+            continue
+        values.append(word)
+    return sorted(set(values), key=len, reverse=True)
+
+
+def usage_message(err: click.UsageError, argv: Sequence[str], root: click.Command) -> str:
+    """Click's message for a usage error with every value typed on the command line hidden."""
+    message = err.format_message()
+    for value in _typed_values(argv, set(_names(root))):
+        message = message.replace(value, HIDDEN)
+    return message
+
+
 class AdminGroup(click.Group):
-    """A command group whose subcommands' usage errors are one line on stderr (exit 2)."""
+    """A command group whose usage errors are one line on stderr (exit 2) that never repeats
+    a value typed on the command line (§A: a secret given by mistake is not echoed back)."""
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **extra: Any) -> Any:
+        argv = tuple(sys.argv[1:] if args is None else args)
+        reset = _ARGV.set(argv)
+        try:
+            return super().main(list(argv), *rest, **extra)
+        finally:
+            _ARGV.reset(reset)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as err:
+            self._refuse(err, info_name or self.name or "", parent)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as err:
-            where = err.ctx.command_path if err.ctx is not None else ctx.command_path
-            fail(f"{err.format_message()} (see '{where} --help')", 2)
+            self._refuse(err, ctx.command_path, ctx)
+
+    def _refuse(self, err: click.UsageError, where: str, ctx: click.Context | None) -> NoReturn:
+        if err.ctx is not None:
+            where = err.ctx.command_path
+        root = ctx.find_root().command if ctx is not None else self
+        argv = _ARGV.get() or tuple(sys.argv[1:])
+        fail(f"{usage_message(err, argv, root)} (see '{where} --help')", 2)
 
 
 # -- tenants --------------------------------------------------------------------------------
