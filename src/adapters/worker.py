@@ -34,7 +34,7 @@ import socket
 from datetime import datetime, timedelta
 
 from core.errors import ServiceError
-from core.process_delivery import SyncPorts, process_delivery
+from core.process_delivery import SyncPorts, process_delivery, processing_failed
 from core.settings import AppSettings
 from core.sync import retry_delay
 from ports.inbox import ClaimedDelivery
@@ -206,20 +206,32 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as err:
-            # A database outage or a bug: give the delivery back with backoff, keep going.
+            # A database outage, a bug or an answer nobody could read: W9 — it counts toward
+            # max_attempts (`retrying`, then a dead letter), never an endless silent retry.
+            # The journal gets the exception's type, never its text (it may quote data).
             detail = err.detail if isinstance(err, ServiceError) else type(err).__name__
             log.error("processing delivery %s of tenant %s failed: %s",
                       claimed.delivery_id, claimed.tenant_id, detail,
                       exc_info=not isinstance(err, ServiceError))
-            delay = retry_delay(claimed.attempts + 1, base_seconds=self.settings.retry_base_seconds,
-                                retry_after=None, jitter=random.random())
-            due = self.ports.clock.now() + timedelta(seconds=delay)
-            await self._release(claimed, due)
+            due = await self._failed(claimed, detail)
         finally:
             self._inflight.pop(claimed.id, None)
         if due is not None and (self._next_due is None or due < self._next_due):
             self._next_due = due
         self.wake()  # a slot is free
+
+    async def _failed(self, claimed: ClaimedDelivery, detail: str) -> datetime | None:
+        try:
+            return await processing_failed(claimed, detail, owner=self.owner, ports=self.ports,
+                                           settings=self.settings)
+        except Exception as err:  # the database is gone too: back off, the claim counts
+            log.warning("journalling the failure of delivery %s failed: %s", claimed.delivery_id,
+                        err.detail if isinstance(err, ServiceError) else type(err).__name__)
+        delay = retry_delay(claimed.attempts + 1, base_seconds=self.settings.retry_base_seconds,
+                            retry_after=None, jitter=random.random())
+        due = self.ports.clock.now() + timedelta(seconds=delay)
+        await self._release(claimed, due)
+        return due
 
     async def _release(self, claimed: ClaimedDelivery, not_before: datetime) -> None:
         try:

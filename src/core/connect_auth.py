@@ -49,6 +49,10 @@ _WHITESPACE = re.compile(r"\s")
 # Far above a real Connect token (~600 bytes RS256); bounds work before any check.
 MAX_TOKEN_CHARS: Final = 8192
 REQUIRED_CLAIMS: Final = ("iss", "iat", "exp", "qsh")
+# §4.2: a token living longer than this (`exp - iat`) is refused on every route.
+MAX_TOKEN_LIFETIME_SECONDS: Final = 3600
+# §4.2: an `exp` past 9999-12-31T23:59:59Z cannot be a date (and would overflow `datetime`).
+LATEST_EXPIRY: Final = 253402300799
 CONTEXT_QSH: Final = "context-qsh"
 
 # Jira sends a handful of distinct header segments (`{"alg":"HS256","typ":"JWT"}`): decoding
@@ -283,6 +287,8 @@ def check_claims(
         not_before is not None and not _number(not_before)
     ):
         raise Unauthorized("the token's time claims are not numbers")
+    if expires_at > LATEST_EXPIRY or expires_at - issued_at > MAX_TOKEN_LIFETIME_SECONDS:
+        raise Unauthorized("the token lives too long")
     moment = now.timestamp()
     leeway = settings.jwt_leeway_seconds
     if expires_at + leeway <= moment:

@@ -133,8 +133,9 @@ async def _decide_and_save(
         delivery = Delivery.parse(
             json.loads(claimed.body), delivery_id=claimed.delivery_id, tenant_id=claimed.tenant_id
         )
-    except (ValueError, BadRequest) as err:
-        reason = err.detail if isinstance(err, BadRequest) else "not valid JSON"
+    except (ValueError, RecursionError, BadRequest) as err:
+        reason = (err.detail if isinstance(err, BadRequest)
+                  else "nested too deeply" if isinstance(err, RecursionError) else "not valid JSON")
         return await _save_final(claimed, Decision(
             Kind.DELIVERY, Outcome.IGNORED, f"the recorded body cannot be read: {reason}"), ports)
     tenant = await ports.tenants.get(claimed.tenant_id)
@@ -266,6 +267,23 @@ async def _lookup_failed(
     await ports.sync.bury_delivery(claimed, owner, entry=_entry(claimed, decision, now),
                                    error=failure.detail, at=now)
     return None
+
+
+async def processing_failed(
+    claimed: ClaimedDelivery,
+    detail: str,
+    *,
+    owner: str,
+    ports: SyncPorts,
+    settings: AppSettings,
+    jitter: Callable[[], float] = random.random,
+) -> datetime | None:
+    """W9 for a failure nobody foresaw (a bug, an answer no adapter could read): it counts
+    toward `max_attempts` like a transient one — `retrying` with backoff, then a dead letter
+    of kind `delivery` — so a delivery is never retried forever without a journal entry."""
+    failure = LookupFailed(f"processing failed: {detail}", transient=True, retry_after=None)
+    return await _lookup_failed(claimed, failure, owner=owner, ports=ports, settings=settings,
+                                jitter=jitter)
 
 
 # ---------------------------------------------------------------- every attempt

@@ -22,7 +22,8 @@ Order of checks (SPEC §5): 401 → 404 → 400 → Jira. Nothing is sent to Jir
   one string literal (`\\` → `\\\\`, then `"` → `\\"`).
 - S4 an unknown `project` (Jira answers 404) → `[]`: no user is assignable there.
 - S7 every label is plain text (`core/plain_text.py`); values are Jira's, unchanged.
-- S8 upstream failures propagate as `core.errors.Upstream*`; the HTTP adapter maps them.
+- S8 upstream failures propagate as `core.errors.Upstream*`; the HTTP adapter maps them. An
+  answer that cannot be read (too deep, not JSON, wrong shapes) is `UpstreamFailed` too.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from core.admin_validation import DIGITS, ORG_SLUG
-from core.errors import BadRequest, NotFound, Unauthorized, UpstreamNotFound
+from core.errors import BadRequest, NotFound, Unauthorized, UpstreamFailed, UpstreamNotFound
 from core.jira import JiraIssueSummary, JiraProject, JiraUser, JqlSuggestion
 from core.plain_text import plain_text
 from core.tenant import Tenant
@@ -48,6 +49,10 @@ MAX_QUERY_LENGTH: Final = 255
 MAX_PROJECT_LENGTH: Final = 255
 MAX_ISSUE_RESULTS: Final = 20
 MAX_TENANT_ID: Final = 2**63 - 1  # SQLite's largest integer
+# What reading an odd Jira answer may raise below the adapter's own checks.
+UNREADABLE_ANSWER: Final = (
+    RecursionError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+)
 
 FIELD: Final = re.compile(
     r"externalIssue|parent|assignee|reporter|project|customfield_[0-9]+"
@@ -141,7 +146,12 @@ async def search(
     await authenticate(request, search_tokens=search_tokens, settings=settings)
     tenant = await bound_tenant(request, tenants=tenants, bindings=bindings)
     query = SearchQuery.parse(request.parameters)
-    return await ask_jira(query, tenant, jira=jira)
+    try:
+        return await ask_jira(query, tenant, jira=jira)
+    except UNREADABLE_ANSWER as err:
+        # S8: an answer nested too deeply, not JSON or of the wrong shape is Jira's failure
+        # (502), never a 500, whichever layer noticed it.
+        raise UpstreamFailed(f"Jira's answer cannot be read ({type(err).__name__})") from None
 
 
 async def authenticate(

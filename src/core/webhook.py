@@ -15,7 +15,15 @@ from core.errors import BadRequest
 from core.sync.delivery import RELEVANT_FIELDS  # W4: one definition for the ack and the worker
 
 ISSUE_UPDATED = "jira:issue_updated"
-MAX_DELIVERY_ID = 128
+
+# Bounded records (issue #11): every value the ack path records has a ceiling, checked before
+# anything is stored; longer → 400. Far above what Jira sends, far below what hurts.
+MAX_ID = 64            # issue, project, changelog and delivery ids
+MAX_ACCOUNT_ID = 128   # Atlassian documents account ids up to 128 characters
+MAX_KEY = 255          # issue and project keys
+MAX_TIMESTAMP = 64     # `timestamp`, `fields.updated`
+MAX_NAME = 255         # display names, e-mail addresses, a change's from/to strings
+MAX_DELIVERY_ID = MAX_ID
 
 
 @attrs.frozen
@@ -73,8 +81,36 @@ def parse_issue_update(body: Any) -> IssueUpdate:
     )
 
 
-_ITEM_KEYS = ("field", "from", "fromString", "to", "toString")
-_ASSIGNEE_KEYS = ("accountId", "emailAddress", "displayName")
+# The kept keys of a relevant changelog item, with their bounds: `from`/`to` hold status ids
+# or account ids, `fromString`/`toString` names or issue keys.
+_ITEM_BOUNDS = (("field", MAX_NAME), ("from", MAX_ACCOUNT_ID), ("fromString", MAX_NAME),
+                ("to", MAX_ACCOUNT_ID), ("toString", MAX_NAME))
+_ASSIGNEE_BOUNDS = (("accountId", MAX_ACCOUNT_ID), ("emailAddress", MAX_NAME),
+                    ("displayName", MAX_NAME))
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _bounded(name: str, value: Any, limit: int) -> Any:
+    """A scalar kept in the record, at most `limit` characters long (as text); else 400."""
+    if not isinstance(value, _SCALARS):
+        raise BadRequest(f"{name} must be a string")
+    if isinstance(value, str | int) and not isinstance(value, bool) and (
+        len(value) if isinstance(value, str) else len(str(value))
+    ) > limit:
+        raise BadRequest(f"{name} must be at most {limit} characters")
+    return value
+
+
+def _kept(name: str, source: dict[str, Any], bounds: tuple[tuple[str, int], ...]
+          ) -> dict[str, Any]:
+    return {key: _bounded(f"{name}.{key}", source[key], limit)
+            for key, limit in bounds if key in source}
+
+
+def _relevant_item(item: Any) -> bool:
+    # A `field` that is a list or an object is no relevant field (and cannot be hashed).
+    return isinstance(item, dict) and isinstance(item.get("field"), str) \
+        and item["field"] in RELEVANT_FIELDS
 
 
 def payload_to_record(body: dict[str, Any]) -> dict[str, Any]:
@@ -82,37 +118,42 @@ def payload_to_record(body: dict[str, Any]) -> dict[str, Any]:
 
     Real deliveries carry every field of the issue (descriptions, comments, custom fields:
     often tens of kilobytes); the sync needs a few. Recording only those keeps the insert
-    on the hot path small and keeps customer text out of the database.
+    on the hot path small and keeps customer text out of the database. Every kept value is a
+    scalar within its bound (`MAX_*`), else BadRequest: nothing unbounded is recorded.
     """
     issue = body["issue"]
     fields = issue["fields"]
     kept_fields: dict[str, Any] = {}
     project = fields.get("project")
     if isinstance(project, dict):
-        kept_fields["project"] = {k: project[k] for k in ("id", "key") if k in project}
+        kept_fields["project"] = _kept(
+            "issue.fields.project", project, (("id", MAX_ID), ("key", MAX_KEY)))
     if "updated" in fields:
-        kept_fields["updated"] = fields["updated"]
+        kept_fields["updated"] = _bounded("issue.fields.updated", fields["updated"],
+                                          MAX_TIMESTAMP)
     if "assignee" in fields:
         assignee = fields["assignee"]
         kept_fields["assignee"] = (
-            {k: assignee[k] for k in _ASSIGNEE_KEYS if k in assignee}
-            if isinstance(assignee, dict) else assignee
+            _kept("issue.fields.assignee", assignee, _ASSIGNEE_BOUNDS)
+            if isinstance(assignee, dict)
+            else _bounded("issue.fields.assignee", assignee, MAX_NAME)
         )
     record: dict[str, Any] = {
         "webhookEvent": body["webhookEvent"],
-        "issue": {"id": issue["id"], "key": issue["key"], "fields": kept_fields},
+        "issue": {"id": _bounded("issue.id", issue["id"], MAX_ID),
+                  "key": _bounded("issue.key", issue["key"], MAX_KEY), "fields": kept_fields},
     }
     if "timestamp" in body:
-        record["timestamp"] = body["timestamp"]
+        record["timestamp"] = _bounded("timestamp", body["timestamp"], MAX_TIMESTAMP)
     changelog = body.get("changelog")
     if isinstance(changelog, dict):
         items = changelog.get("items")
         record["changelog"] = {
-            "id": changelog.get("id"),
+            "id": _bounded("changelog.id", changelog.get("id"), MAX_ID),
             "items": [
-                {k: item[k] for k in _ITEM_KEYS if k in item}
+                _kept("changelog.items[]", item, _ITEM_BOUNDS)
                 for item in (items if isinstance(items, list) else ())
-                if isinstance(item, dict) and item.get("field") in RELEVANT_FIELDS
+                if _relevant_item(item)
             ],
         }
     return record

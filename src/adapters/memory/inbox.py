@@ -6,7 +6,12 @@ from datetime import datetime, timedelta
 
 import attrs
 
+from core.sync import Kind, Outcome
 from ports.inbox import ClaimedDelivery, InboxStats, NewDelivery
+from ports.sync_store import JournalEntry
+
+# Same text as the SQLite inbox's (adapters/sqlite/inbox.py).
+DUPLICATE_DETAIL = "the delivery was already accepted: nothing is done twice"
 
 
 @attrs.define
@@ -24,11 +29,20 @@ class MemoryInbox:
     def __init__(self) -> None:
         self._rows: dict[int, _Row] = {}
         self._keys: set[tuple[int, str]] = set()
+        self._duplicates_journalled: set[tuple[int, str]] = set()
         self._last_id = 0
+        # W9: the journal a `MemorySyncStore` sharing this inbox reads (duplicates land here).
+        self.journal: list[JournalEntry] = []
 
     async def record(self, delivery: NewDelivery) -> bool:
         key = (delivery.tenant_id, delivery.delivery_id)
         if key in self._keys:
+            if key not in self._duplicates_journalled:  # the first duplicate only, as SQLite
+                self._duplicates_journalled.add(key)
+                self.journal.append(JournalEntry(
+                    at=delivery.received_at, tenant_id=delivery.tenant_id,
+                    delivery_id=delivery.delivery_id, issue_key=delivery.issue_key, org=None,
+                    kind=Kind.DELIVERY, outcome=Outcome.DUPLICATE, detail=DUPLICATE_DETAIL))
             return False
         self._keys.add(key)
         self._last_id += 1
@@ -119,4 +133,6 @@ class MemoryInbox:
         for row_id in gone:
             row = self._rows.pop(row_id)
             self._keys.discard((row.delivery.tenant_id, row.delivery.delivery_id))
+            self._duplicates_journalled.discard(
+                (row.delivery.tenant_id, row.delivery.delivery_id))
         return gone

@@ -61,7 +61,7 @@ class MemorySyncStore:
         self._plans: set[int] = set()
         self._actions: dict[int, _Action] = {}
         self._watermarks: dict[WatermarkKey, Watermark] = {}
-        self._journal: list[JournalEntry] = []
+        self._journal = self.inbox.journal  # one journal: the inbox adds its duplicates
         self._workers: dict[str, datetime] = {}
         self._last_id = 0
 
@@ -216,7 +216,7 @@ class MemorySyncStore:
 
     async def prune(self, older_than: datetime) -> int:
         before = len(self._journal)
-        self._journal = [e for e in self._journal if e.at >= older_than]
+        self._journal[:] = [e for e in self._journal if e.at >= older_than]
         keep = {a.delivery_row for a in self._actions.values() if a.state is ActionState.DEAD}
         gone_rows = set(self.inbox.forget_done_before(older_than, keep))
         gone_actions = [i for i, a in self._actions.items() if a.delivery_row in gone_rows]

@@ -25,6 +25,7 @@ from core.errors import Unavailable
 T = TypeVar("T")
 
 KEY_CHECK_PLAINTEXT = "sentry-jira key check"
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL is truncated to (journal_size_limit)
 
 
 class KeyMismatchError(Exception):
@@ -55,6 +56,7 @@ class Database:
         # loss may lose the last transactions (docs/operations.md). FULL: it does not.
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")  # the WAL shrinks after a burst
         self._thread_local.owner = True
         return sqlite_utils.Database(conn)
 

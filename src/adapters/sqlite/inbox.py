@@ -51,6 +51,13 @@ def create_deliveries(db: sqlite_utils.Database) -> None:
                "WHERE state = 'pending'")
 
 
+@migrations()
+def remember_journalled_duplicates(db: sqlite_utils.Database) -> None:
+    # W9: a delivery's first duplicate is journalled, later ones are not (docs/operations.md).
+    db.execute("ALTER TABLE deliveries ADD COLUMN duplicate_journalled INTEGER NOT NULL "
+               "DEFAULT 0")
+
+
 _INSERT = (
     "INSERT INTO deliveries (tenant_id, delivery_id, issue_id, issue_key, body, received_at, "
     "not_before) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant_id, delivery_id) DO NOTHING"
@@ -64,6 +71,20 @@ _LEASED_SAME_ISSUE = (
     "AND busy.issue_id = d.issue_id AND busy.claimed_until > ? AND busy.state = 'pending' "
     "AND busy.id != d.id"
 )
+
+
+# W9: the first duplicate of a recorded delivery becomes a journal entry, in the same group
+# transaction as the insert that found it (no extra commit on the ack path). The flag bounds
+# the journal to one such entry per recorded delivery, however many copies arrive.
+_FIRST_DUPLICATE = (
+    "UPDATE deliveries SET duplicate_journalled = 1 "
+    "WHERE tenant_id = ? AND delivery_id = ? AND duplicate_journalled = 0"
+)
+_JOURNAL_DUPLICATE = (
+    "INSERT INTO sync_journal (tenant_id, at, delivery_id, issue_key, org, kind, outcome, "
+    "detail) VALUES (?, ?, ?, ?, NULL, 'delivery', 'duplicate', ?)"
+)
+DUPLICATE_DETAIL = "the delivery was already accepted: nothing is done twice"
 
 
 CLAIM_WINDOW = 256
@@ -121,7 +142,13 @@ class SqliteInbox:
                   delivery.issue_key, delivery.body, stamp, stamp)
 
         def insert(conn: sqlite3.Connection) -> bool:
-            return conn.execute(_INSERT, params).rowcount == 1
+            if conn.execute(_INSERT, params).rowcount == 1:
+                return True
+            key = (delivery.tenant_id, delivery.delivery_id)
+            if conn.execute(_FIRST_DUPLICATE, key).rowcount == 1:
+                conn.execute(_JOURNAL_DUPLICATE, (delivery.tenant_id, stamp, delivery.delivery_id,
+                                                  delivery.issue_key, DUPLICATE_DETAIL))
+            return False
 
         return await self._loop.write(insert)
 

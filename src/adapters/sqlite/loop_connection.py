@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from adapters.sqlite.database import WAL_SIZE_LIMIT
 from core.errors import Unavailable
 
 T = TypeVar("T")
@@ -48,6 +49,8 @@ class LoopConnection:
             # Checkpoints (with their fsync) would run inside a commit on the loop: the
             # storage thread runs them instead (`Database.checkpoint`, from the lifespan).
             conn.execute("PRAGMA wal_autocheckpoint=0")
+            # The hot path writes most of the WAL: when it restarts the WAL, shrink it too.
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             self._conn = conn
         return self._conn
 

@@ -416,7 +416,12 @@ class SqliteSyncStore:
             gone += db.execute(f"DELETE FROM deliveries WHERE id IN ({old})", [cutoff]).rowcount
             return gone
 
-        return await self._database.write(apply)  # hourly and maybe large: off the loop
+        gone = await self._database.write(apply)  # hourly and maybe large: off the loop
+        # Hand the space back: copy the WAL into the database and truncate it to zero bytes
+        # (the one-second PASSIVE checkpoints never shrink the file).
+        await self._database.read(
+            lambda db: db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+        return gone
 
     # -- workers ------------------------------------------------------------------------
 

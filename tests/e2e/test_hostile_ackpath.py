@@ -1,0 +1,100 @@
+"""Hostile deliveries against real `sentry-jira serve` processes (issue #11 items 6, 7, 9):
+signed but odd input is a 4xx and stores nothing; a flood of copies of one delivery through
+two processes sharing the database leaves exactly one `duplicate` journal entry (W3, W9)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.describe import ISSUE_UPDATED_PATH as PATH
+from tests.e2e.test_ack_path import CLIENT, SECRET, env_for, install, pending_deliveries
+from tests.support.process import running_server
+from tests.support.webhooks import issue_updated_body, signed_delivery
+
+pytestmark = pytest.mark.e2e
+
+
+def duplicate_entries(db_file: Path) -> list[tuple[str, str, str, str]]:
+    conn = sqlite3.connect(db_file)
+    try:
+        return conn.execute(
+            "SELECT kind, outcome, delivery_id, issue_key FROM sync_journal "
+            "WHERE outcome = 'duplicate' ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_W9_a_flood_of_copies_through_two_processes_is_one_duplicate_journal_entry(
+    tmp_path: Path,
+) -> None:
+    env = env_for(tmp_path)
+    install(env)
+    db_file = tmp_path / "db.sqlite"
+    headers, body = signed_delivery(CLIENT, SECRET, delivery_id="flooded")
+    with running_server(env) as (first, _), running_server(env) as (second, _):
+        accepted = httpx.post(first + PATH, content=body, headers=headers, timeout=10)
+        assert accepted.status_code == 202
+        answers: list[int] = []
+        lock = threading.Lock()
+
+        def send(url: str) -> None:
+            for _ in range(10):
+                status = httpx.post(url + PATH, content=body, headers=headers,
+                                    timeout=10).status_code
+                with lock:
+                    answers.append(status)
+
+        threads = [threading.Thread(target=send, args=(url,))
+                   for url in (first, second, first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert answers == [200] * 40
+    assert pending_deliveries(db_file) == [("flooded", "pending")]
+    assert duplicate_entries(db_file) == [("delivery", "duplicate", "flooded", "APP-123")]
+
+
+def _over_long_key() -> dict[str, Any]:
+    body = issue_updated_body()
+    body["issue"]["key"] = "APP-" + "9" * 300
+    return body
+
+
+def _list_field() -> dict[str, Any]:
+    body = issue_updated_body()
+    body["changelog"]["items"] = [{"field": ["status"], "to": "1"}]
+    return body
+
+
+# (name, body, token claims, expected status)
+ODD: list[tuple[str, Any, dict[str, Any], int]] = [
+    ("exp-10e20", None, {"exp": 10**20}, 401),
+    ("lives-3601s", None, {"lifetime": 3601}, 401),
+    ("key-over-255", _over_long_key(), {}, 400),
+    ("list-field-only", _list_field(), {}, 200),
+    ("deep-json", b"[" * 100_000 + b"]" * 100_000, {}, 400),
+]
+
+
+def test_odd_signed_deliveries_are_4xx_and_store_nothing_on_a_real_serve(
+    tmp_path: Path,
+) -> None:
+    env = env_for(tmp_path)
+    install(env)
+    with running_server(env) as (url, proc):
+        for name, body, claims, status in ODD:
+            headers, raw = signed_delivery(CLIENT, SECRET, body, delivery_id=f"odd-{name}",
+                                           **claims)
+            response = httpx.post(url + PATH, content=raw, headers=headers, timeout=10)
+            assert response.status_code == status, (name, response.text)
+            assert SECRET not in response.text
+        assert proc.poll() is None  # still serving
+        assert httpx.get(url + "/health", timeout=10).status_code in (200, 503)
+    assert pending_deliveries(tmp_path / "db.sqlite") == []
