@@ -8,7 +8,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
-SHARED = REPO.parent / "shared"
+# beside the repository, or beside the folder of git worktrees (`<root>/wt/<name>`)
+SHARED = next(
+    (p / "shared" for p in (REPO.parent, REPO.parent.parent) if (p / "shared").is_dir()),
+    REPO.parent / "shared",
+)
 
 
 def fixture_json(name: str) -> Any:
