@@ -120,6 +120,7 @@ def measure_sync_latency(*, deliveries: int = 200, rate: float = 20.0,
         "SENTRY_JIRA_DATABASE": str(work / "bench.db"),
         "SENTRY_JIRA_SECRET_KEY": FERNET_KEY,
         "SENTRY_JIRA_BASE_URL": f"http://127.0.0.1:{port}",
+        "SENTRY_JIRA_SENTRY_HOSTS": "http://127.0.0.1:*",  # §8.3: the loopback fake Sentry
     })
     try:
         with ArrivalClock() as sentry:

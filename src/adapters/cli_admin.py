@@ -302,7 +302,12 @@ def orgs_bind(
             tenant_id, org, {name: value for name, value in body.items() if value is not None}
         )
         return binding_json(
-            await admin.bind_org(command, tenants=c.tenants, bindings=c.admin.bindings)
+            await admin.bind_org(
+                command,
+                tenants=c.tenants,
+                bindings=c.admin.bindings,
+                sentry_hosts=c.settings.app.sentry_hosts,
+            )
         )
 
     emit(run(operation), as_json, fields)

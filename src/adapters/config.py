@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from core.jira_hosts import HostPattern, parse_host_patterns
+from core.host_patterns import HostPattern, parse_host_patterns
 from core.settings import AppSettings
 
 PREFIX = "SENTRY_JIRA_"
@@ -74,11 +74,17 @@ def load_settings(
         )
     except ValueError as err:
         raise ConfigError(PREFIX + "JIRA_HOSTS", str(err)) from None
+    sentry_hosts_text = get("SENTRY_HOSTS")
+    try:
+        sentry_hosts = parse_host_patterns(sentry_hosts_text) if sentry_hosts_text else ()
+    except ValueError as err:
+        raise ConfigError(PREFIX + "SENTRY_HOSTS", str(err)) from None
     app = AppSettings(
         base_url=base_url,
         app_key=app_key,
         app_name=get("APP_NAME") or "Sentry",
         jira_hosts=hosts,
+        sentry_hosts=sentry_hosts,
         use_email_scope=_bool(PREFIX + "USE_EMAIL_SCOPE", get("USE_EMAIL_SCOPE")),
         jwt_leeway_seconds=leeway,
         retry_base_seconds=_float(

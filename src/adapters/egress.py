@@ -1,8 +1,10 @@
-"""Guarded outbound connections (SPEC "Outbound calls to Jira").
+"""Guarded outbound connections (SPEC "Outbound calls to Jira", §8.3): Jira and Sentry.
 
-A connection to a private, loopback, link-local or otherwise non-public address is
-refused unless a host pattern names that address as an IP literal (for example
-`http://127.0.0.1:*`, which is how the tests reach their loopback fake Jira).
+One rule for every outbound target (`core.host_patterns`): a connection to a private,
+loopback, link-local, unspecified or otherwise non-public address is refused unless a
+wildcard-free host pattern names that host or that address (for example
+`http://127.0.0.1:*`, which is how the tests reach their loopback fakes, or
+`http://sentry.internal:9000` for a self-hosted Sentry on a private network).
 
 The check sits in the network backend under httpx, at the moment a TCP connection is
 opened: the host is resolved once, *every* resolved address is checked, and the socket
@@ -14,7 +16,6 @@ host name, because httpcore passes the URL's host as `server_hostname`.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,9 +25,8 @@ import anyio
 import httpcore
 import httpx
 
-from core.jira_hosts import HostPattern
+from core.host_patterns import HostPattern, IPAddress, is_public, named_targets, unmapped
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> the addresses to try, in order
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -47,34 +47,22 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 def addresses_named_by(patterns: Iterable[HostPattern]) -> frozenset[IPAddress]:
-    """The IP literals that host patterns name: the only non-public addresses allowed."""
-    named: set[IPAddress] = set()
-    for pattern in patterns:
-        with contextlib.suppress(ValueError):
-            named.add(ipaddress.ip_address(pattern.host.strip("[]")))
-    return frozenset(named)
+    """The IP literals that host patterns name (non-public addresses allowed by address)."""
+    return named_targets(tuple(patterns))[1]
 
 
-def _unmapped(address: IPAddress) -> IPAddress:
-    # ::ffff:127.0.0.1 reaches 127.0.0.1: judge it as the IPv4 address it carries.
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+def check_address(
+    text: str, named: frozenset[IPAddress], *, host_named: bool = False
+) -> IPAddress:
+    """Return the parsed address when a connection to it is allowed; else EgressRefused.
 
-
-def is_public(address: IPAddress) -> bool:
-    """True for a globally routable unicast address."""
-    address = _unmapped(address)
-    return address.is_global and not address.is_multicast
-
-
-def check_address(text: str, named: frozenset[IPAddress]) -> IPAddress:
-    """Return the parsed address when a connection to it is allowed; else EgressRefused."""
+    `host_named`: a wildcard-free pattern names the host being resolved, so any address
+    it resolves to is allowed (the operator said so by naming it exactly)."""
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         raise EgressRefused("the host resolved to something that is not an IP address") from None
-    if is_public(address) or address in named or _unmapped(address) in named:
+    if host_named or is_public(address) or address in named or unmapped(address) in named:
         return address
     raise EgressRefused("the host resolves to an address that is not allowed")
 
@@ -82,8 +70,15 @@ def check_address(text: str, named: frozenset[IPAddress]) -> IPAddress:
 class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
     """Resolves, checks every address, then connects to a checked address."""
 
-    def __init__(self, named: frozenset[IPAddress], resolver: Resolver | None = None) -> None:
+    def __init__(
+        self,
+        named: frozenset[IPAddress],
+        resolver: Resolver | None = None,
+        *,
+        named_hosts: frozenset[str] = frozenset(),
+    ) -> None:
         self._named = named
+        self._named_hosts = named_hosts
         self._resolve = resolver or system_resolver
         self._inner = httpcore.AnyIOBackend()
 
@@ -105,7 +100,8 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         if not resolved:
             raise httpcore.ConnectError("the host has no address")
         # Every address is checked before any is used: one bad record refuses the host.
-        addresses = [check_address(text, self._named) for text in resolved]
+        host_named = host.lower().strip("[]") in self._named_hosts
+        addresses = [check_address(t, self._named, host_named=host_named) for t in resolved]
         failure: Exception = httpcore.ConnectError("could not connect")
         for address in addresses:
             try:
@@ -146,6 +142,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits | None = None,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        names, addresses = named_targets(tuple(patterns))
         ssl_context = httpx.create_ssl_context(trust_env=False)
         super().__init__(verify=ssl_context, trust_env=False, limits=limits)
         # httpx has no public hook for the network backend: replace the pool it built
@@ -155,5 +152,5 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedNetworkBackend(addresses_named_by(patterns), resolver),
+            network_backend=GuardedNetworkBackend(addresses, resolver, named_hosts=names),
         )

@@ -7,6 +7,10 @@
   remembered for `negative_ttl` seconds (also bounded), so a flood of one unknown kid
   makes one fetch. Concurrent misses of one kid share one fetch.
 - Timeout, connection failure, 5xx, 429: `Unavailable` with `Retry-After`, not remembered.
+- At most `max_concurrent_fetches` fetches run at once and at most `max_waiting_fetches`
+  wait for a slot; the wait is inside the same deadline as the fetch (≤ 3 s). A full queue
+  or a deadline passed while waiting answers `Unavailable` (503 with `Retry-After`) at once:
+  a flood of junk kids cannot delay a real install past the deadline.
 """
 
 from __future__ import annotations
@@ -24,6 +28,12 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
+from adapters.outbound_http import (
+    AnswerTooLarge,
+    OutboundError,
+    OutboundTimeout,
+    exchange,
+)
 from core.connect_auth import KID_PATTERN
 from core.errors import Unauthorized, Unavailable
 
@@ -48,6 +58,7 @@ class HttpInstallKeys:
         negative_size: int = 4096,
         negative_ttl: float = 300.0,
         max_concurrent_fetches: int = 4,
+        max_waiting_fetches: int = 16,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -62,6 +73,9 @@ class HttpInstallKeys:
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._in_flight: dict[str, asyncio.Future[str]] = {}
         self._fetch_slots = asyncio.Semaphore(max_concurrent_fetches)
+        self._max_waiting = max_waiting_fetches
+        self._waiting = 0
+        self.fetches_started = 0  # fetches that reached the key server (for tests and metrics)
 
     async def public_key(self, kid: str) -> str:
         if not KID_PATTERN.fullmatch(kid):  # the core checked it; never build a URL without
@@ -88,17 +102,37 @@ class HttpInstallKeys:
             done.exception()  # retrieved: every waiter may have gone away
 
     async def _fetch_and_remember(self, kid: str) -> str:
+        if self._fetch_slots.locked() and self._waiting >= self._max_waiting:
+            raise Unavailable(
+                "too many install key fetches are waiting", retry_after=RETRY_AFTER_SECONDS
+            )
         try:
-            async with self._fetch_slots:
-                pem = await self._fetch(kid)
+            # One deadline for waiting for a slot and for the fetch itself (§4.3: ≤ 3 s).
+            async with asyncio.timeout(self._timeout):
+                await self._take_slot()
+                try:
+                    pem = await self._fetch(kid)
+                finally:
+                    self._fetch_slots.release()
         except _UnknownKey:
             self._remember_unknown(kid)
             raise Unauthorized(UNKNOWN_KEY) from None
+        except TimeoutError:
+            raise Unavailable(
+                "the install key service did not answer in time", retry_after=RETRY_AFTER_SECONDS
+            ) from None
         self._known[kid] = (self._monotonic() + self._positive_ttl, pem)
         self._known.move_to_end(kid)
         while len(self._known) > self._cache_size:
             self._known.popitem(last=False)
         return pem
+
+    async def _take_slot(self) -> None:
+        self._waiting += 1
+        try:
+            await self._fetch_slots.acquire()
+        finally:
+            self._waiting -= 1
 
     def _remember_unknown(self, kid: str) -> None:
         self._unknown[kid] = self._monotonic() + self._negative_ttl
@@ -107,41 +141,34 @@ class HttpInstallKeys:
             self._unknown.popitem(last=False)
 
     async def _fetch(self, kid: str) -> str:
-        url = f"{self._base_url}/{kid}"
+        self.fetches_started += 1
+        request = self._client.build_request("GET", f"{self._base_url}/{kid}")
         try:
-            async with asyncio.timeout(self._timeout):
-                async with self._client.stream("GET", url, follow_redirects=False) as response:
-                    status = response.status_code
-                    if status != 200:
-                        body = b""
-                    else:
-                        body = await _read_limited(response)
-        except (TimeoutError, httpx.TimeoutException):
+            answer = await exchange(
+                self._client,
+                request,
+                deadline_seconds=self._timeout,
+                max_bytes=MAX_BODY_BYTES,
+                read_body=lambda status: status == 200,
+            )
+        except AnswerTooLarge:
+            raise _UnknownKey() from None
+        except OutboundTimeout:
             raise Unavailable(
                 "the install key service did not answer in time", retry_after=RETRY_AFTER_SECONDS
             ) from None
-        except httpx.HTTPError:
+        except OutboundError:
             raise Unavailable(
                 "the install key service cannot be reached", retry_after=RETRY_AFTER_SECONDS
             ) from None
+        status = answer.status
         if status >= 500 or status == 429:
             raise Unavailable(
                 "the install key service is unavailable", retry_after=RETRY_AFTER_SECONDS
             )
         if status != 200:
             raise _UnknownKey()  # 404, other 4xx, and redirects (never followed)
-        return _rsa_public_pem(body)
-
-
-async def _read_limited(response: httpx.Response) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _UnknownKey()
-        chunks.append(chunk)
-    return b"".join(chunks)
+        return _rsa_public_pem(answer.body)
 
 
 def _rsa_public_pem(body: bytes) -> str:

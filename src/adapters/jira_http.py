@@ -17,13 +17,10 @@ token never appear in an error.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import math
 import re
 from collections.abc import Generator, Iterable
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -34,6 +31,16 @@ from adapters.clock import SystemClock
 from adapters.config import Settings
 from adapters.egress import EgressRefused, GuardedTransport, Resolver
 from adapters.jira_status_cache import StatusCache
+from adapters.outbound_http import (
+    MAX_RETRY_AFTER_SECONDS,
+    Answer,
+    AnswerTooLarge,
+    OutboundError,
+    OutboundTimeout,
+    exchange,
+    is_success,
+    parse_retry_after,
+)
 from core.errors import (
     BadRequest,
     UpstreamFailed,
@@ -50,7 +57,7 @@ from ports.clock import Clock
 
 TOKEN_LIFETIME_SECONDS: Final = 180
 DEFAULT_RETRY_AFTER: Final = 30  # S8: 30 when Jira gives none
-MAX_RETRY_AFTER: Final = 3600
+MAX_RETRY_AFTER: Final = MAX_RETRY_AFTER_SECONDS
 MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 
 # A tenant baseUrl path (L2 stores none; tolerated for sites served under a context path).
@@ -122,25 +129,14 @@ def jira_http_client(settings: Settings, *, resolver: Resolver | None = None) ->
         timeout=httpx.Timeout(settings.http_timeout_seconds),
         follow_redirects=False,
         trust_env=False,
+        headers={"Accept-Encoding": "identity"},  # the size cap is on what Jira sends
     )
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> int:
     """S8: Jira's `Retry-After` (delta seconds or an HTTP date), clamped to 1 s – 1 h."""
-    if value is None or not value.strip():
-        return DEFAULT_RETRY_AFTER
-    text = value.strip()
-    if re.fullmatch(r"\d{1,10}", text):
-        seconds = int(text)
-    else:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return DEFAULT_RETRY_AFTER
-        if when.tzinfo is None:
-            return DEFAULT_RETRY_AFTER
-        seconds = math.ceil((when - now).total_seconds())
-    return max(1, min(seconds, MAX_RETRY_AFTER))
+    seconds = parse_retry_after(value, now=now)
+    return DEFAULT_RETRY_AFTER if seconds is None else max(1, seconds)
 
 
 def encode_query(params: Iterable[tuple[str, str]]) -> str:
@@ -373,29 +369,31 @@ class HttpJiraApi:
             "GET", url, headers={"Accept": "application/json"}, timeout=httpx.Timeout(seconds)
         )
         try:
-            async with asyncio.timeout(seconds):
-                response = await self._client.send(
-                    request, auth=auth, follow_redirects=False, stream=True
-                )
-                try:
-                    if response.status_code in absent_on:
-                        return _ABSENT
-                    self._raise_for_status(response)
-                    body = await _read_capped(response)
-                finally:
-                    await response.aclose()
-        except (TimeoutError, httpx.TimeoutException):
+            answer = await exchange(
+                self._client,
+                request,
+                auth=auth,
+                deadline_seconds=seconds,
+                max_bytes=MAX_RESPONSE_BYTES,
+                read_body=lambda status: status not in absent_on and is_success(status),
+            )
+        except OutboundTimeout:
             raise UpstreamTimeout("Jira did not answer in time") from None
+        except AnswerTooLarge as error:
+            raise UpstreamFailed("Jira's answer is too large", status=error.status) from None
         except EgressRefused:
             raise UpstreamFailed(
                 "the tenant's Jira site resolves to an address that is not allowed"
             ) from None
-        except httpx.HTTPError:
+        except OutboundError:
             raise UpstreamFailed("could not reach Jira") from None
-        return _parse_json(response, body)
+        if answer.status in absent_on:
+            return _ABSENT
+        self._raise_for_status(answer)
+        return _parse_json(answer)
 
-    def _raise_for_status(self, response: httpx.Response) -> None:
-        status = response.status_code
+    def _raise_for_status(self, response: Answer) -> None:
+        status = response.status
         if 200 <= status < 300:
             return
         if status == 429:
@@ -416,29 +414,16 @@ class HttpJiraApi:
         raise UpstreamFailed(f"Jira answered {status}", status=status)
 
 
-async def _read_capped(response: httpx.Response) -> bytes:
-    declared = response.headers.get("Content-Length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-        raise UpstreamFailed("Jira's answer is too large", status=response.status_code)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise UpstreamFailed("Jira's answer is too large", status=response.status_code)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _parse_json(response: httpx.Response, body: bytes) -> Any:
+def _parse_json(response: Answer) -> Any:
+    body = response.body
     media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     if not _JSON_TYPE.match(media_type):
         raise UpstreamFailed(
-            "Jira answered with something other than JSON", status=response.status_code
+            "Jira answered with something other than JSON", status=response.status
         )
     try:
         return json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise UpstreamFailed(
-            "Jira answered with invalid JSON", status=response.status_code
+            "Jira answered with invalid JSON", status=response.status
         ) from None

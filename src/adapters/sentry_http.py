@@ -1,34 +1,77 @@
-"""The Sentry issues API over httpx (W8), its failures sorted into the W9 error kinds."""
+"""The Sentry issues API over httpx (W8), its failures sorted into the W9 error kinds.
+
+Every call (§8.3): the binding's Sentry URL is checked again against
+`SENTRY_JIRA_SENTRY_HOSTS` before anything is sent (a refused host: no socket opened, a
+non-retryable `SentryRejected`); the connection goes through the egress guard; no
+redirect is followed; one deadline (the HTTP timeout) covers the whole call; the answer
+is streamed and refused past 1 MiB.
+"""
 
 from __future__ import annotations
 
-import math
+import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from adapters.egress import EgressRefused, GuardedTransport, Resolver
+from adapters.outbound_http import (
+    AnswerTooLarge,
+    OutboundTimeout,
+    OutboundUnreachable,
+    OutboundUnsendable,
+    exchange,
+    parse_retry_after,
+)
 from core.bindings import Binding
 from core.errors import SentryError, SentryRejected, SentryReleaseRefused, SentryUnavailable
+from core.host_patterns import HostPattern, HostRefused, check_sentry_url
 from core.sentry import SentryMember, is_release_based
+
+__all__ = ["HttpSentryApi", "parse_retry_after", "sentry_http_client"]
 
 # Path segments this adapter puts in a URL: no '/', no dot segments, nothing to encode.
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-MAX_RETRY_AFTER_SECONDS = 3600  # a misbehaving Sentry cannot park an action for days
-MAX_ANSWER_BYTES = 2 * 1024 * 1024
+MAX_ANSWER_BYTES = 1024 * 1024  # §8.3
+
+
+def sentry_http_client(
+    patterns: tuple[HostPattern, ...], *, resolver: Resolver | None = None
+) -> httpx.AsyncClient:
+    """The one shared client for Sentry calls: guarded egress, no redirects, no env proxy."""
+    return httpx.AsyncClient(
+        transport=GuardedTransport(patterns, resolver=resolver),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"Accept-Encoding": "identity"},
+    )
+
+
+class _Answer:
+    """What the W8 calls read of an answer: the status, `Retry-After` and the body."""
+
+    def __init__(self, status_code: int, retry_after: str | None, body: bytes) -> None:
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.body = body
 
 
 class HttpSentryApi:
     """`SentryApi` for sentry.io or a self-hosted Sentry. The client is shared (one pool for the
-    process); every call sets its own timeout and never follows a redirect."""
+    process); every call has one deadline and never follows a redirect."""
 
-    def __init__(self, client: httpx.AsyncClient, timeout: float) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        timeout: float,
+        sentry_hosts: tuple[HostPattern, ...] = (),
+    ) -> None:
         self._client = client
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = timeout
+        self._hosts = sentry_hosts
 
     async def update_issue(
         self, binding: Binding, issue_id: str, payload: Mapping[str, Any]
@@ -70,32 +113,49 @@ class HttpSentryApi:
         *,
         json: Any = None,
         params: Mapping[str, str] | None = None,
-    ) -> httpx.Response:
+    ) -> _Answer:
+        try:  # §8.3: re-checked before every call; nothing is sent to a refused host
+            check_sentry_url(binding.sentry_url, self._hosts)
+        except HostRefused:
+            raise SentryRejected(
+                f"the org's Sentry URL is not an allowed Sentry host ({what}); "
+                "see SENTRY_JIRA_SENTRY_HOSTS"
+            ) from None
         headers = {
             "Authorization": f"Bearer {binding.sentry_token}",
             "Accept": "application/json",
         }
         # Never put an exception's text in an error: it may quote the request (and the token).
         try:
-            return await self._client.request(
-                method,
-                url,
-                json=json,
-                params=params,
-                headers=headers,
-                timeout=self._timeout,
-                follow_redirects=False,
+            request = self._client.build_request(
+                method, url, json=json, params=params, headers=headers,
+                timeout=httpx.Timeout(self._timeout),
             )
-        except httpx.TimeoutException:
+            answer = await exchange(
+                self._client,
+                request,
+                deadline_seconds=self._timeout,
+                max_bytes=MAX_ANSWER_BYTES,
+            )
+        except OutboundTimeout:
             raise SentryUnavailable(f"Sentry did not answer in time ({what})") from None
-        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL):
+        except AnswerTooLarge as error:
+            raise SentryRejected(
+                f"Sentry's answer is too large ({what})", status=error.status
+            ) from None
+        except EgressRefused:
+            raise SentryRejected(
+                f"the org's Sentry URL resolves to an address that is not allowed ({what})"
+            ) from None
+        except (OutboundUnsendable, httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise SentryRejected(f"the request could not be sent ({what})") from None
-        except httpx.TransportError:
+        except OutboundUnreachable:
             raise SentryUnavailable(f"could not reach Sentry ({what})") from None
         except (UnicodeEncodeError, ValueError):
             raise SentryRejected(
                 f"the Sentry URL or token cannot be sent in a request ({what})"
             ) from None
+        return _Answer(answer.status, answer.headers.get("Retry-After"), answer.body)
 
 
 def _org_url(binding: Binding) -> str:
@@ -110,7 +170,7 @@ def _issue_url(binding: Binding, issue_id: str) -> str:
     return f"{_org_url(binding)}/issues/{quote(issue_id, safe='')}/"
 
 
-def _raise_for_status(response: httpx.Response, what: str) -> None:
+def _raise_for_status(response: _Answer, what: str) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
@@ -119,7 +179,7 @@ def _raise_for_status(response: httpx.Response, what: str) -> None:
         error = SentryUnavailable(
             f"Sentry is rate limiting ({what}, 429)",
             status=status,
-            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            retry_after=parse_retry_after(response.retry_after),
         )
     elif status >= 500:
         error = SentryUnavailable(f"Sentry failed ({what}, {status})", status=status)
@@ -137,12 +197,10 @@ def _raise_for_status(response: httpx.Response, what: str) -> None:
     raise error
 
 
-def _json(response: httpx.Response, what: str) -> Any:
-    if len(response.content) > MAX_ANSWER_BYTES:
-        raise SentryRejected(f"Sentry's answer is too large ({what})", status=response.status_code)
+def _json(response: _Answer, what: str) -> Any:
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(response.body)
+    except ValueError:  # UnicodeDecodeError included
         raise SentryRejected(
             f"Sentry answered with invalid JSON ({what})", status=response.status_code
         ) from None
@@ -161,22 +219,3 @@ def _member(raw: Any) -> SentryMember | None:
         if isinstance(entry, dict) and isinstance(entry.get("email"), str):
             emails.append((entry["email"], entry.get("is_verified") is True))
     return SentryMember(user_id=str(user_id), emails=tuple(emails))
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> int | None:
-    """`Retry-After` as whole seconds (delta or HTTP date), capped; None when absent or bad."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return (
-            MAX_RETRY_AFTER_SECONDS if len(value) > 9 else min(int(value), MAX_RETRY_AFTER_SECONDS)
-        )
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(math.ceil(seconds), 0), MAX_RETRY_AFTER_SECONDS)

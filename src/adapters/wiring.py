@@ -16,7 +16,7 @@ from adapters.crypto import SecretBox, read_or_create_key_file
 from adapters.install_keys_http import HttpInstallKeys
 from adapters.jira_http import HttpJiraApi, jira_http_client
 from adapters.memory.inbox import MemoryInbox
-from adapters.sentry_http import HttpSentryApi
+from adapters.sentry_http import HttpSentryApi, sentry_http_client
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
@@ -26,7 +26,8 @@ from adapters.sqlite.sync_store import SqliteSyncStore
 from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.worker import Worker, heartbeat_horizon
-from core.errors import Unavailable
+from core.errors import ServiceError, Unavailable
+from core.host_patterns import HostRefused, check_sentry_url
 from core.process_delivery import SyncPorts
 from ports.clock import Clock
 from ports.inbox import Inbox
@@ -84,8 +85,33 @@ class Container:
         """Lifespan start: long-lived clients and workers start here."""
         if self.database is not None:
             self._background.append(asyncio.create_task(self._checkpoints(self.database)))
+        await self.warn_about_disallowed_sentry_urls()
         if self.worker is not None and self.settings.run_worker:
             await self.worker.start()
+
+    async def warn_about_disallowed_sentry_urls(self) -> list[tuple[int, str]]:
+        """§3 logs, §8.3: one warning per binding whose Sentry URL the current
+        SENTRY_JIRA_SENTRY_HOSTS no longer allow (its calls will be refused)."""
+        refused: list[tuple[int, str]] = []
+        patterns = self.settings.app.sentry_hosts
+        try:
+            orgs = await self.admin.bindings.orgs_by_tenant()
+            for tenant_id in sorted(orgs):
+                for binding in await self.admin.bindings.of_tenant(tenant_id):
+                    try:
+                        check_sentry_url(binding.sentry_url, patterns)
+                    except HostRefused:
+                        refused.append((tenant_id, binding.org))
+        except ServiceError as err:  # the database is busy: not a reason to refuse to start
+            log.warning("could not check the bindings' Sentry URLs: %s", err.detail)
+        for tenant_id, org in refused:
+            log.warning(
+                "configuration: the Sentry URL of org %s (tenant %s) is not allowed by "
+                "SENTRY_JIRA_SENTRY_HOSTS; calls to it will be refused (dead letters)",
+                org,
+                tenant_id,
+            )
+        return refused
 
     async def _checkpoints(self, database: Database) -> None:
         # The hot path's connection never checkpoints (its commits must not fsync on the
@@ -188,14 +214,12 @@ def bootstrap(settings: Settings) -> Container:
     keys_client = install_keys_client(settings)
     clock = SystemClock()
     jira_http = jira_http_client(settings)
-    http_client = httpx.AsyncClient(
-        follow_redirects=False, timeout=settings.http_timeout_seconds, trust_env=False
-    )
+    http_client = sentry_http_client(settings.app.sentry_hosts)
     inbox = SqliteInbox(database, loop_connection)
     admin = sqlite_admin_stores(database)
     sync = SqliteSyncStore(database, loop_connection)
     jira = HttpJiraApi(jira_http, settings, clock=clock)
-    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds)
+    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts)
     worker = Worker(
         SyncPorts(inbox=inbox, sync=sync, tenants=tenants, bindings=admin.bindings,
                   links=admin.links, accounts=admin.accounts, sentry=sentry, jira=jira,

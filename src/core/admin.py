@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 
 from core.admin_validation import (
+    check_sentry_url_allowed,
     json_object,
     parse_account_id,
     parse_bool,
@@ -49,6 +50,7 @@ from core.bindings import (
     StatusRule,
 )
 from core.errors import BadRequest, NotFound, Unauthorized
+from core.host_patterns import HostPattern
 from core.search_tokens import new_search_token
 from core.tenant import Tenant
 from ports.admin import AccountMappingStore, BindingStore, LinkStore, SearchTokenStore
@@ -259,9 +261,20 @@ async def show_tenant(
     return TenantView(tenant, tuple(orgs.get(tenant.id, ())))
 
 
-async def bind_org(command: BindOrg, *, tenants: TenantStore, bindings: BindingStore) -> Binding:
-    """§A bind an org (create) or change its settings (update), in one write transaction."""
+async def bind_org(
+    command: BindOrg,
+    *,
+    tenants: TenantStore,
+    bindings: BindingStore,
+    sentry_hosts: tuple[HostPattern, ...],
+) -> Binding:
+    """§A bind an org (create) or change its settings (update), in one write transaction.
+
+    §8.3: a Sentry URL given is checked against SENTRY_JIRA_SENTRY_HOSTS first (400, nothing
+    stored); `sentry_hosts` () means unset (any public https host)."""
     ref = command.ref
+    if command.changes.sentry_url is not None:
+        check_sentry_url_allowed(command.changes.sentry_url, sentry_hosts)
     await _tenant(ref.tenant_id, tenants)
     return await bindings.change(
         ref.tenant_id,

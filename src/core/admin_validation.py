@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from core.bindings import ResolutionStrategy, StatusRule
 from core.errors import BadRequest
+from core.host_patterns import HostPattern, HostRefused, check_sentry_url
 
 ORG_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}", re.ASCII)
 ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[0-9]+", re.ASCII)
@@ -109,6 +110,18 @@ def parse_sentry_url(value: object, field: str = "sentry_url") -> str:
         raise BadRequest(refusal)
     normalised = f"{parts.scheme.lower()}://{parts.netloc}{parts.path}".rstrip("/")
     return normalised
+
+
+def check_sentry_url_allowed(url: str, sentry_hosts: tuple[HostPattern, ...]) -> None:
+    """§8.3: BadRequest unless the Sentry URL's origin is allowed by the host patterns."""
+    try:
+        check_sentry_url(url, sentry_hosts)
+    except HostRefused:
+        allowed = ", ".join(str(p) for p in sentry_hosts) or "any public https host"
+        raise BadRequest(
+            "sentry_url is not an allowed Sentry host (SENTRY_JIRA_SENTRY_HOSTS: "
+            f"{allowed}); loopback, private, link-local and numeric hosts need a pattern"
+        ) from None
 
 
 def parse_sentry_token(value: object, field: str = "sentry_token") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from core.jira_hosts import HostPattern
+from core.host_patterns import HostPattern
 
 
 @attrs.frozen
@@ -15,6 +15,8 @@ class AppSettings:
     app_key: str
     app_name: str = "Sentry"
     jira_hosts: tuple[HostPattern, ...] = ()
+    # §8.3 SENTRY_JIRA_SENTRY_HOSTS; () = unset: any public https host
+    sentry_hosts: tuple[HostPattern, ...] = ()
     use_email_scope: bool = False
     jwt_leeway_seconds: int = 30
     retry_base_seconds: float = 2.0

@@ -314,12 +314,26 @@ async def test_a_redirect_is_not_followed(api: HttpJiraApi, site: FakeJiraSite) 
 async def test_loopback_not_named_by_a_pattern_is_refused_before_connecting(
     make_api: MakeApi, jira: FakeJira, site: FakeJiraSite
 ) -> None:
-    # `localhost` is allowed by name, but it resolves to a loopback address no pattern names.
-    api = make_api(settings_for(hosts="http://localhost:*"))
+    # `localhost` is allowed by a wildcard, but it resolves to a loopback address that no
+    # wildcard-free pattern names.
+    api = make_api(settings_for(hosts="http://*:*"))
     with pytest.raises(UpstreamFailed) as raised:
         await api.get_issue(a_tenant(f"http://localhost:{jira.port}"), "ABC-1")
     assert "address that is not allowed" in raised.value.detail
     assert jira.requests == [] and jira.connections == 0
+
+
+async def test_issue11_an_exact_host_pattern_lets_its_host_resolve_to_a_private_address(
+    make_api: MakeApi, jira: FakeJira, site: FakeJiraSite
+) -> None:
+    # SPEC "Outbound calls to Jira": a wildcard-free pattern naming the host (not only an
+    # IP literal) allows the private address it resolves to; one rule for every target.
+    api = make_api(
+        settings_for(hosts="http://jira.internal:*"),
+        resolver_of({"jira.internal": ["127.0.0.1"]}),
+    )
+    await api.get_issue(a_tenant(f"http://jira.internal:{jira.port}"), "ABC-1")
+    assert jira.connections == 1
 
 
 def resolver_of(table: dict[str, list[str]], seen: list[str] | None = None) -> Resolver:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from adapters.memory.sentry import GET_STATUS, MEMBERS, UPDATE, MemorySentryApi
-from adapters.sentry_http import HttpSentryApi, parse_retry_after
+from adapters.sentry_http import HttpSentryApi, parse_retry_after, sentry_http_client
 from core.bindings import Binding
 from core.errors import (
     SentryError,
@@ -20,11 +20,13 @@ from core.errors import (
     SentryReleaseRefused,
     SentryUnavailable,
 )
+from core.host_patterns import parse_host_patterns
 from core.sentry import SentryMember
 from ports.sentry import SentryApi
 from tests.support.fake_sentry import Answer, FakeSentry
 from tests.support.paths import fixture_json
 
+LOOPBACK_SENTRY = parse_host_patterns("http://127.0.0.1:*")  # §8.3: the fake is named
 ORG = "acme"
 TOKEN = "sntrys_acme-token-that-must-never-leak-0123456789"
 ISSUE = "4711"
@@ -108,7 +110,7 @@ class MemoryWorld:
 class HttpWorld:
     def __init__(self, server: FakeSentry, client: httpx.AsyncClient) -> None:
         self.server = server
-        self.api = HttpSentryApi(client, timeout=0.5)
+        self.api = HttpSentryApi(client, timeout=0.5, sentry_hosts=LOOPBACK_SENTRY)
 
     def binding(self, org: str = ORG, token: str = TOKEN) -> Binding:
         return Binding(tenant_id=1, org=org, sentry_url=self.server.url, sentry_token=token)
@@ -138,7 +140,7 @@ class HttpWorld:
 
 @pytest.fixture
 async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    async with sentry_http_client(LOOPBACK_SENTRY) as client:
         yield client
 
 
@@ -446,7 +448,7 @@ async def test_W9_an_unreadable_answer_is_permanent(served: HttpWorld) -> None:
 async def test_W9_an_unreachable_sentry_is_transient(http_client: httpx.AsyncClient) -> None:
     with FakeSentry() as gone:
         url = gone.url
-    api = HttpSentryApi(http_client, timeout=0.5)
+    api = HttpSentryApi(http_client, timeout=0.5, sentry_hosts=LOOPBACK_SENTRY)
     binding = Binding(tenant_id=1, org=ORG, sentry_url=url, sentry_token=TOKEN)
     with pytest.raises(SentryUnavailable) as down:
         await api.update_issue(binding, ISSUE, RESOLVE)

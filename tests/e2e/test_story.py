@@ -178,6 +178,7 @@ def story_env(directory: Path, keys: KeyServer, **extra: str) -> dict[str, str]:
         "SENTRY_JIRA_BASE_URL": BASE,
         "SENTRY_JIRA_INSTALL_KEYS_URL": keys.url,
         "SENTRY_JIRA_JIRA_HOSTS": "http://127.0.0.1:*",
+        "SENTRY_JIRA_SENTRY_HOSTS": "http://127.0.0.1:*",  # §8.3: the loopback fake Sentry
         "SENTRY_JIRA_ADMIN_TOKEN": ADMIN_TOKEN,
         "SENTRY_JIRA_USE_EMAIL_SCOPE": "true",
         "SENTRY_JIRA_RETRY_BASE_SECONDS": "0.05",

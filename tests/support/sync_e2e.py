@@ -57,6 +57,7 @@ def sync_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "SENTRY_JIRA_ADMIN_TOKEN": ADMIN_TOKEN,
         "SENTRY_JIRA_APP_KEY": APP_KEY,
         "SENTRY_JIRA_JIRA_HOSTS": "http://127.0.0.1:*",
+        "SENTRY_JIRA_SENTRY_HOSTS": "http://127.0.0.1:*",  # §8.3: the loopback fake Sentry
         "SENTRY_JIRA_RETRY_BASE_SECONDS": "0.05",
         "SENTRY_JIRA_MAX_ATTEMPTS": "3",
     }

@@ -124,7 +124,12 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
     ) -> dict[str, Any]:
         authorize(request, container)
         command = BindOrg.parse(tenant_id, org, await json_body(request))
-        binding = await admin.bind_org(command, tenants=tenants, bindings=stores.bindings)
+        binding = await admin.bind_org(
+            command,
+            tenants=tenants,
+            bindings=stores.bindings,
+            sentry_hosts=container.settings.app.sentry_hosts,
+        )
         return binding_json(binding)
 
     @get(ORG, summary="Show an org binding (§A)")
