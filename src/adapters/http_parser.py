@@ -16,7 +16,8 @@
    concatenation meanwhile (16 MB in one value: 6 s of CPU), so the count is kept on the
    bytes fed to the parser, not in `on_header`.
    Here the bytes of each request head are counted as they arrive, and the parser is never
-   fed more than `max_head_bytes` (SPEC §5: 16 KiB in all) of one head. Past that, reading
+   fed more than `max_head_bytes` (SPEC §5: 16 KiB in all) of one head (twice that for a
+   head pipelined into the same read as the end of the request before it). Past that, reading
    stops: a request line still unfinished is answered 414; otherwise the app is handed the
    request with the headers parsed so far, no body, and a scope mark
    (`HEAD_TOO_LARGE`) so that its transport guard answers in SPEC order (405 before 431).
@@ -49,6 +50,7 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
     _head_started: bool = False
     _request_line_done: bool = False
     _refused: bool = False  # the head overflowed: nothing more is read on this connection
+    _restarted: bool = False  # a request ended (and the next head began) in the last feed
 
     def send_400_response(self, msg: str) -> None:
         self._send_json_error(b"400 Bad Request", PARSER_ERROR_DETAIL)
@@ -84,11 +86,16 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
             self._note_request_line(piece)
             # Counted before feeding: when the head ends inside `piece`, the parser's
             # callbacks reset the count, so the rest of `piece` (body, next request) is not
-            # charged to this head; a next head so started is charged from the next chunk on.
+            # charged to this head. A next head begun inside `piece` is charged from the
+            # next chunk on (httptools tells no offsets): it may reach 32 KiB, never more,
+            # and no request is refused under 16 KiB.
             self._head_bytes += len(piece)
+            self._restarted = False
             super().data_received(piece)
             if self.transport.is_closing():
                 return
+            if self._restarted and self._in_head:
+                self._note_head_begun_inside(piece)
 
     def _note_request_line(self, piece: bytes) -> None:
         if self._request_line_done:
@@ -98,11 +105,20 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
             self._head_started = bool(piece)
         self._request_line_done = b"\n" in piece
 
+    def _note_head_begun_inside(self, piece: bytes) -> None:
+        """Whether the request line of a head that began inside `piece` has ended: its URL
+        so far is the tail's, so an end of line after its last occurrence ends it."""
+        if not self._head_started or not self.url:
+            return
+        at = piece.rfind(b" " + self.url)
+        self._request_line_done = bool(self.headers) or (at >= 0 and b"\n" in piece[at:])
+
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
 
     def _start_next_head(self) -> None:
+        self._restarted = True
         self._in_head = True
         self._head_bytes = 0
         self._head_started = False
@@ -138,6 +154,7 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
         self._arm_read_deadline()
 
     def on_message_begin(self) -> None:
+        self._head_started = True
         super().on_message_begin()
         self._arm_read_deadline()
 

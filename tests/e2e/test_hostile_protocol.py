@@ -129,6 +129,31 @@ def response_to(port: int, data: bytes) -> RawResponse:
         return read_response(sock, deadline=time.monotonic() + 20)
 
 
+def read_responses(sock: socket.socket, count: int) -> list[RawResponse]:
+    """`count` Content-Length framed responses from one connection (pipelined answers may
+    share one read, which `read_response` would drop)."""
+    buffer = b""
+    responses: list[RawResponse] = []
+    deadline = time.monotonic() + 20
+    while len(responses) < count:
+        head, blank, rest = buffer.partition(b"\r\n\r\n")
+        if blank:
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {k.strip().lower(): v.strip()
+                       for k, _, v in (line.partition(":") for line in lines[1:])}
+            length = int(headers["content-length"])
+            if len(rest) >= length:
+                responses.append(RawResponse(int(lines[0].split()[1]), headers, rest[:length]))
+                buffer = rest[length:]
+                continue
+        sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        more = sock.recv(65536)
+        if not more:
+            raise ConnectionError(f"closed after {len(responses)} of {count} responses")
+        buffer += more
+    return responses
+
+
 def assert_json_error(response: RawResponse, status: int) -> None:
     assert response.status == status, (response.status, response.body[:200])
     assert response.headers["content-type"].startswith("application/json")
@@ -232,8 +257,7 @@ def test_S5_pipelined_requests_under_the_limit_are_all_served(server: Server) ->
     head = request_head("GET", "/health", [("X-Pad", "p" * 12_000)])
     with connect(server.port) as sock:
         sock.sendall(head * 4)
-        statuses = [read_response(sock, deadline=time.monotonic() + 20).status
-                    for _ in range(4)]
+        statuses = [response.status for response in read_responses(sock, 4)]
     assert statuses == [200] * 4
 
 
@@ -250,3 +274,17 @@ def test_S5_a_kept_alive_connection_is_closed_after_an_oversized_head(server: Se
             assert sock.recv(1024) == b""
         except ConnectionResetError:
             pass
+
+
+def test_S5_an_oversized_head_pipelined_behind_a_request_is_answered_after_it(
+    server: Server,
+) -> None:
+    """A head that starts in the same read as the end of the request before it is charged
+    from the next read on (http_parser.py): past 32 KiB it is refused all the same."""
+    small = request_head("GET", "/health", [])
+    big = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"p" * (2 * HEAD_LIMIT)
+    with connect(server.port) as sock:
+        sock.sendall(small + big)
+        first, second = read_responses(sock, 2)
+    assert first.status == 200
+    assert_json_error(second, 431)
