@@ -8,7 +8,12 @@ import sys
 
 import click
 
+<<<<<<< HEAD
 from adapters.cli_admin import AdminGroup, admin_commands
+=======
+from adapters.cli_admin import admin_commands
+from adapters.cli_secrets import secrets_commands
+>>>>>>> h-protocol-keys
 from adapters.cli_sync import sync_commands
 from adapters.config import ConfigError, Settings, load_settings
 
@@ -65,6 +70,9 @@ for _command in admin_commands:  # §A administration commands
     main.add_command(_command)
 
 for _command in sync_commands:  # the sync worker, journal and dead letters (W5–W9, §A)
+    main.add_command(_command)
+
+for _command in secrets_commands:  # secrets reencrypt (§A, key retirement)
     main.add_command(_command)
 
 

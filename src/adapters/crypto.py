@@ -23,6 +23,15 @@ class SecretBox:
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
+    def rotate(self, token: str) -> str:
+        """The same plaintext re-encrypted under the first key (read with any key)."""
+        try:
+            return self._fernet.rotate(token.encode("ascii")).decode("ascii")
+        except (InvalidToken, UnicodeError) as err:
+            raise SecretBoxError(
+                "stored value cannot be decrypted with the configured keys"
+            ) from err
+
     def decrypt(self, token: str) -> str:
         try:
             return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")

@@ -1,4 +1,4 @@
-"""The HTTP/1.1 protocol `serve` runs: uvicorn's httptools protocol, with two changes.
+"""The HTTP/1.1 protocol `serve` runs: uvicorn's httptools protocol, with three changes.
 
 1. A request the parser itself refuses (ambiguous framing such as `Content-Length` beside
    `Transfer-Encoding` or two different lengths, a negative length, a NUL in a header, a raw
@@ -10,6 +10,18 @@
    nothing, or trickles its headers or body a byte at a time, holds a socket forever. Here a
    request must arrive whole within `read_timeout_seconds` of its first byte (or of the
    connection, for the first request); otherwise the connection is closed.
+3. uvicorn and httptools put no bound on a request head: they buffer a request line or
+   headers of any size, so one unauthenticated connection could push the server to
+   gigabytes. httptools calls `on_header` only once a header has ended, growing its value by
+   concatenation meanwhile (16 MB in one value: 6 s of CPU), so the count is kept on the
+   bytes fed to the parser, not in `on_header`.
+   Here the bytes of each request head are counted as they arrive, and the parser is never
+   fed more than `max_head_bytes` (SPEC §5: 16 KiB in all) of one head (twice that for a
+   head pipelined into the same read as the end of the request before it). Past that, reading
+   stops: a request line still unfinished is answered 414; otherwise the app is handed the
+   request with the headers parsed so far, no body, and a scope mark
+   (`HEAD_TOO_LARGE`) so that its transport guard answers in SPEC order (405 before 431).
+   The connection is closed after that answer; nothing more of it is read.
 """
 
 from __future__ import annotations
@@ -18,19 +30,34 @@ import asyncio
 import json
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 PARSER_ERROR_DETAIL = "malformed HTTP request"
+URI_TOO_LONG_DETAIL = "request line is too long"
 REQUEST_READ_TIMEOUT_SECONDS = 30.0
+MAX_HEAD_BYTES = 16 * 1024  # SPEC §5: request line and headers, in all
+HEAD_TOO_LARGE = "sentry_jira.head_too_large"  # ASGI scope extension the guard answers 431 to
 
 
 class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
     read_timeout_seconds: float = REQUEST_READ_TIMEOUT_SECONDS
+    max_head_bytes: int = MAX_HEAD_BYTES
     _read_deadline: asyncio.TimerHandle | None = None
+    # The head being read: bytes fed to the parser, whether its request line has ended.
+    _in_head: bool = True
+    _head_bytes: int = 0
+    _head_started: bool = False
+    _request_line_done: bool = False
+    _refused: bool = False  # the head overflowed: nothing more is read on this connection
+    _restarted: bool = False  # a request ended (and the next head began) in the last feed
 
     def send_400_response(self, msg: str) -> None:
-        body = json.dumps({"detail": PARSER_ERROR_DETAIL}).encode()
-        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        self._send_json_error(b"400 Bad Request", PARSER_ERROR_DETAIL)
+
+    def _send_json_error(self, status: bytes, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        head = [b"HTTP/1.1 " + status + b"\r\n"]
         for name, value in self.server_state.default_headers:
             head.append(name + b": " + value + b"\r\n")
         head += [
@@ -41,6 +68,85 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(b"".join(head) + body)
         self.transport.close()
 
+    # -- the head limit -----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            self.flow.pause_reading()  # a pipelined answer before ours resumed it
+            return
+        while data:
+            if not self._in_head:
+                super().data_received(data)
+                return
+            room = self.max_head_bytes - self._head_bytes
+            if room <= 0:
+                self._refuse_oversized_head()
+                return
+            piece, data = data[:room], data[room:]
+            self._note_request_line(piece)
+            # Counted before feeding: when the head ends inside `piece`, the parser's
+            # callbacks reset the count, so the rest of `piece` (body, next request) is not
+            # charged to this head. A next head begun inside `piece` is charged from the
+            # next chunk on (httptools tells no offsets): it may reach 32 KiB, never more,
+            # and no request is refused under 16 KiB.
+            self._head_bytes += len(piece)
+            self._restarted = False
+            super().data_received(piece)
+            if self.transport.is_closing():
+                return
+            if self._restarted and self._in_head:
+                self._note_head_begun_inside(piece)
+
+    def _note_request_line(self, piece: bytes) -> None:
+        if self._request_line_done:
+            return
+        if not self._head_started:
+            piece = piece.lstrip(b"\r\n")  # blank lines before a request are skipped
+            self._head_started = bool(piece)
+        self._request_line_done = b"\n" in piece
+
+    def _note_head_begun_inside(self, piece: bytes) -> None:
+        """Whether the request line of a head that began inside `piece` has ended: its URL
+        so far is the tail's, so an end of line after its last occurrence ends it."""
+        if not self._head_started or not self.url:
+            return
+        at = piece.rfind(b" " + self.url)
+        self._request_line_done = bool(self.headers) or (at >= 0 and b"\n" in piece[at:])
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def _start_next_head(self) -> None:
+        self._restarted = True
+        self._in_head = True
+        self._head_bytes = 0
+        self._head_started = False
+        self._request_line_done = False
+
+    def _refuse_oversized_head(self) -> None:
+        """Stop reading; 414 for an unfinished request line, else the app answers 405/431."""
+        self._refused = True
+        self._disarm_read_deadline()
+        self.flow.pause_reading()
+        previous = self.cycle
+        busy = previous is not None and not previous.response_complete
+        if not self._request_line_done:
+            if busy:
+                previous.keep_alive = False  # no answer can overtake it: close after it
+            else:
+                self._send_json_error(b"414 URI Too Long", URI_TOO_LONG_DETAIL)
+            return
+        self.scope["extensions"] = {HEAD_TOO_LARGE: {}}
+        try:
+            super().on_headers_complete()  # the scope and the app's cycle, as for any request
+        except httptools.HttpParserError:
+            self.send_400_response(PARSER_ERROR_DETAIL)  # a request target that cannot parse
+            return
+        self.cycle.keep_alive = False
+        self.cycle.more_body = False  # no body is read after a refused head
+        self.cycle.message_event.set()
+
     # -- the read deadline --------------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
@@ -48,11 +154,13 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
         self._arm_read_deadline()
 
     def on_message_begin(self) -> None:
+        self._head_started = True
         super().on_message_begin()
         self._arm_read_deadline()
 
     def on_message_complete(self) -> None:
         self._disarm_read_deadline()
+        self._start_next_head()
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -20,11 +20,9 @@ def run_server(app: Any, *, host: str, port: int) -> None:
     gc.set_threshold(50_000, 100, 100)
 
     # No access log: a request line can carry a `jwt=` query parameter. No proxy headers:
-    # the base URL comes from configuration only (D2). The 1 MiB h11 limit lets the app's
-    # own 431 check answer oversized headers instead of the parser.
-    # The httptools protocol, with parser refusals answered as JSON (SPEC §5).
+    # the base URL comes from configuration only (D2). The httptools protocol with a 16 KiB
+    # bound on each request head, a read deadline and parser refusals answered as JSON (§5).
     from adapters.http_parser import JsonErrorHttpToolsProtocol
 
     uvicorn.run(app, host=host, port=port, access_log=False, proxy_headers=False,
-                server_header=False, log_level="info", h11_max_incomplete_event_size=1 << 20,
-                http=JsonErrorHttpToolsProtocol)
+                server_header=False, log_level="info", http=JsonErrorHttpToolsProtocol)

@@ -10,6 +10,8 @@ from typing import Any, cast
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from adapters.http_parser import HEAD_TOO_LARGE
+
 MAX_HEADER_BYTES = 16 * 1024
 JSON_BODY_OPT = "json_body"  # route handler opt: the route takes a JSON request body
 ALLOWED_METHODS_OPT = "allowed_methods"  # raw ASGI routes: the methods they serve
@@ -64,7 +66,8 @@ class TransportGuard:
                 content_length = value
             elif name == b"content-type":
                 content_type = value
-        if size > MAX_HEADER_BYTES:
+        # HEAD_TOO_LARGE: the protocol stopped reading a head past 16 KiB (http_parser.py).
+        if size > MAX_HEADER_BYTES or HEAD_TOO_LARGE in (scope.get("extensions") or {}):
             await send_json_error(send, 431, "request headers are too large")
             return
         if content_length is not None:

@@ -9,9 +9,12 @@ failing with SQLITE_BUSY half-way through a deferred transaction.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -46,12 +49,14 @@ class Database:
         self._db: sqlite_utils.Database = self._executor.submit(self._connect).result()
 
     def _connect(self) -> sqlite_utils.Database:
-        # isolation_level=None: the driver opens no implicit transactions; we do it.
-        conn = sqlite3.connect(
-            str(self.path), isolation_level=None, timeout=self._busy_timeout_ms / 1000
-        )
-        conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode=WAL")
+        with private_files():
+            _create_private(self.path)
+            # isolation_level=None: the driver opens no implicit transactions; we do it.
+            conn = sqlite3.connect(
+                str(self.path), isolation_level=None, timeout=self._busy_timeout_ms / 1000
+            )
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode: a committed transaction survives a process crash; a power
         # loss may lose the last transactions (docs/operations.md). FULL: it does not.
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
@@ -139,7 +144,7 @@ class Database:
         """
 
         def probe(_: sqlite_utils.Database) -> None:
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=1)
+            conn = sqlite3.connect(read_only_uri(self.path), uri=True, timeout=1)
             try:
                 conn.execute("SELECT count(*) FROM meta").fetchone()
             finally:
@@ -163,7 +168,7 @@ def holds_encrypted_data(path: Path) -> bool:
     if not path.exists():
         return False
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
         try:
             row = conn.execute("SELECT 1 FROM meta WHERE key = 'key_check'").fetchone()
         finally:
@@ -171,6 +176,33 @@ def holds_encrypted_data(path: Path) -> bool:
     except sqlite3.DatabaseError:
         return path.stat().st_size > 0
     return row is not None
+
+
+def read_only_uri(path: Path) -> str:
+    """A read-only `file:` URI naming `path`, whatever its characters (`#`, `?`, `%`, …)."""
+    return "file:" + urllib.parse.quote(str(path.absolute()), safe="/") + "?mode=ro"
+
+
+_umask_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """Files created inside are 0600, like the key file: the umask is process-wide, so the
+    window is short (one open) and serialised."""
+    with _umask_lock:
+        previous = os.umask(0o077)
+        try:
+            yield
+        finally:
+            os.umask(previous)
+
+
+def _create_private(path: Path) -> None:
+    """Create an absent database file 0600: SQLite gives its `-wal` and `-shm` the same mode,
+    whichever process creates them later."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _unavailable_reason(err: sqlite3.OperationalError) -> str:

@@ -9,6 +9,14 @@ from adapters.sqlite import inbox, lifecycle, sync_store
 
 foundation = Migrations("sentry_jira.foundation")
 
+# Every column that holds a Fernet-encrypted value, the one list `secrets reencrypt` (and a
+# future `db copy`) reads; tests/contract/test_secrets_reencrypt.py fails when one is missing.
+# The key check (`meta` row `key_check`) is re-encrypted beside them.
+ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tenants", "shared_secret"),
+    ("bindings", "sentry_token"),
+)
+
 
 @foundation()
 def create_meta_and_tenants(db: sqlite_utils.Database) -> None:
