@@ -8,12 +8,8 @@ import sys
 
 import click
 
-<<<<<<< HEAD
 from adapters.cli_admin import AdminGroup, admin_commands
-=======
-from adapters.cli_admin import admin_commands
 from adapters.cli_secrets import secrets_commands
->>>>>>> h-protocol-keys
 from adapters.cli_sync import sync_commands
 from adapters.config import ConfigError, Settings, load_settings
 
