@@ -1,4 +1,4 @@
-"""A fake Jira Cloud: a real HTTP server on 127.0.0.1 that checks every Connect token.
+"""A fake Jira: a real HTTP server on 127.0.0.1 that checks every credential it receives.
 
 Usage::
 
@@ -39,11 +39,37 @@ Searches match a case-insensitive substring of name / e-mail / key / value, like
 the adapter must survive: `status(n)`, `rate_limited(retry_after)`, `hang(seconds)`,
 `html()`, `invalid_json()`, `redirect(location)`, `json(value)`.
 Every connection accepted is counted in `connections` (to prove nothing was opened).
+
+Sites of the `webhook` transport (SPEC §8.1) authenticate with a credential instead of a
+Connect token; a wrong or missing one gets 401, is recorded (`verified=False`) and counted in
+`refused`. A verified request records who made it in `principal`::
+
+    cloud = jira.add_cloud_token_site("cloud-1", "admin@example.com", API_TOKEN)
+    dc = jira.add_data_center_site("dc-1", PAT, base_path="/jira")
+    dc.add_data_center_user("JIRAUSER10100", "dee", "Dee", "dee@corp.example", projects=("OPS",))
+
+- Cloud API token: `Authorization: Basic base64(email:api_token)`, REST v3 as above plus
+  ``myself`` (GET /rest/api/3/myself, the token's owner) and ``user`` (GET
+  /rest/api/3/user?accountId=, 404 when unknown). ``email`` answers 403: that resource is
+  for apps only.
+- Data Center: `Authorization: Bearer <PAT>`, REST v2 under the same route names:
+  ``myself`` /rest/api/2/myself, ``issue`` /rest/api/2/issue/<KEY>?fields=summary,
+  ``search`` /rest/api/2/search?jql= (`{"startAt", "maxResults", "total", "issues"}`),
+  ``users`` /rest/api/2/user/search?username=, ``assignable``
+  /rest/api/2/user/assignable/search?project=<key or id>&username= (400 without `username`),
+  ``projects`` /rest/api/2/project (the full list, unfiltered), ``statuses``
+  /rest/api/2/status, ``autocomplete`` as on Cloud. Users carry `key` and `name`, never
+  `accountId`.
+
+`site.api_tokens` / `site.pats` hold the credentials the site accepts (clear them to revoke).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
+import hmac
 import json
 import threading
 import time
@@ -59,8 +85,11 @@ from core.qsh import query_string_hash
 from tests.support.paths import fixture_json
 
 Route = Literal[
-    "issue", "search", "assignable", "users", "projects", "autocomplete", "statuses", "email"
+    "issue", "search", "assignable", "users", "projects", "autocomplete", "statuses", "email",
+    "myself", "user",
 ]
+# How a site authenticates callers: a Connect JWT, or a §8.1 credential.
+SiteAuth = Literal["connect", "api-token", "pat"]
 
 _ROUTES: dict[str, Route] = {
     "/rest/api/3/search/jql": "search",
@@ -72,6 +101,44 @@ _ROUTES: dict[str, Route] = {
     "/rest/api/3/user/email": "email",
 }
 _ISSUE_PREFIX = "/rest/api/3/issue/"
+# §8.1 Cloud sites with an API token: Connect's v3 routes, plus two only they may call.
+_CLOUD_TOKEN_ROUTES: dict[str, Route] = {
+    **_ROUTES,
+    "/rest/api/3/myself": "myself",
+    "/rest/api/3/user": "user",
+}
+# §8.1 Data Center: REST v2 under the same route names.
+_DATA_CENTER_ROUTES: dict[str, Route] = {
+    "/rest/api/2/myself": "myself",
+    "/rest/api/2/search": "search",
+    "/rest/api/2/user/search": "users",
+    "/rest/api/2/user/assignable/search": "assignable",
+    "/rest/api/2/project": "projects",
+    "/rest/api/2/status": "statuses",
+    "/rest/api/2/jql/autocompletedata/suggestions": "autocomplete",
+}
+_DATA_CENTER_ISSUE_PREFIX = "/rest/api/2/issue/"
+
+
+@attrs.frozen
+class ApiToken:
+    """A Jira Cloud API token and the account that owns it (`Basic base64(email:token)`)."""
+
+    email: str
+    token: str = attrs.field(repr=False)
+    account_id: str
+    display_name: str
+
+
+@attrs.frozen
+class PersonalAccessToken:
+    """A Data Center personal access token and the user that owns it (`Bearer <PAT>`)."""
+
+    token: str = attrs.field(repr=False)
+    key: str
+    name: str
+    display_name: str
+    email: str
 
 
 @attrs.frozen
@@ -130,6 +197,7 @@ class RecordedRequest:
     verified: bool
     claims: dict[str, Any] | None
     status: int
+    principal: str | None = None  # §8.1 sites: the e-mail (API token) or user key (PAT)
 
     @property
     def query(self) -> dict[str, list[str]]:
@@ -139,8 +207,19 @@ class RecordedRequest:
 class FakeJiraSite:
     """One tenant's Jira on a `FakeJira` server: its secret, base path and data."""
 
-    def __init__(self, server: FakeJira, client_key: str, shared_secret: str, base_path: str):
+    def __init__(
+        self,
+        server: FakeJira,
+        client_key: str,
+        shared_secret: str,
+        base_path: str,
+        *,
+        auth: SiteAuth = "connect",
+    ):
         self._server = server
+        self.auth: SiteAuth = auth
+        self.api_tokens: list[ApiToken] = []  # auth "api-token": the credentials accepted
+        self.pats: list[PersonalAccessToken] = []  # auth "pat": the credentials accepted
         self.client_key = client_key
         self.shared_secret = shared_secret
         self.base_path = base_path.rstrip("/")
@@ -157,6 +236,21 @@ class FakeJiraSite:
     @property
     def base_url(self) -> str:
         return self._server.url + self.base_path
+
+    @property
+    def flavor(self) -> Literal["cloud", "data-center"]:
+        return "data-center" if self.auth == "pat" else "cloud"
+
+    def _route(self, relative: str) -> Route | None:
+        table, prefix = (
+            (_DATA_CENTER_ROUTES, _DATA_CENTER_ISSUE_PREFIX)
+            if self.auth == "pat"
+            else (_CLOUD_TOKEN_ROUTES if self.auth == "api-token" else _ROUTES, _ISSUE_PREFIX)
+        )
+        route = table.get(relative.rstrip("/") or "/")
+        if route is None and relative.startswith(prefix) and "/" not in relative[len(prefix) :]:
+            route = "issue"
+        return route
 
     # -- arranging data -----------------------------------------------------------------
 
@@ -179,6 +273,23 @@ class FakeJiraSite:
         self.users.append(user)
         for project in projects:
             self.project_members.setdefault(project, set()).add(account_id or "")
+
+    def add_data_center_user(
+        self,
+        key: str,
+        name: str,
+        display_name: str,
+        email: str | None = None,
+        projects: tuple[str, ...] = (),
+    ) -> None:
+        """A Data Center user: identified by `key` (and `name`), never an `accountId`."""
+        user: dict[str, Any] = {"key": key, "name": name, "displayName": display_name,
+                                "active": True}
+        if email is not None:
+            user["emailAddress"] = email
+        self.users.append(user)
+        for project in projects:
+            self.project_members.setdefault(project, set()).add(key)
 
     def add_project(self, project_id: str, key: str, name: str) -> None:
         self.projects.append({"id": project_id, "key": key, "name": name})
@@ -211,7 +322,13 @@ class FakeJiraSite:
                     self._replies[route] = (reply, times - 1)
             return reply
 
-    def _answer(self, route: Route, path: str, query: dict[str, list[str]]) -> Reply:
+    def _answer(
+        self,
+        route: Route,
+        path: str,
+        query: dict[str, list[str]],
+        owner: ApiToken | PersonalAccessToken | None = None,
+    ) -> Reply:
         programmed = self._programmed(route)
         if programmed is not None:
             return programmed
@@ -219,8 +336,22 @@ class FakeJiraSite:
         def arg(name: str) -> str:
             return query.get(name, [""])[0]
 
+        if self.auth == "pat" and route != "issue":
+            return self._answer_data_center(route, query, owner)
+        if route == "myself" and isinstance(owner, ApiToken):
+            return Reply.json({"accountId": owner.account_id, "emailAddress": owner.email,
+                               "displayName": owner.display_name, "active": True,
+                               "accountType": "atlassian"})
+        if route == "user":
+            if not arg("accountId"):
+                return Reply.status_only(400)
+            found = [u for u in self.users if u.get("accountId") == arg("accountId")]
+            return Reply.json(found[0]) if found else Reply.status_only(404)
+        if route == "email" and self.auth == "api-token":
+            return Reply.status_only(403)  # /user/email is for apps only (§8.1)
         if route == "issue":
-            key = unquote(path[len(_ISSUE_PREFIX) :])
+            prefix = _DATA_CENTER_ISSUE_PREFIX if self.auth == "pat" else _ISSUE_PREFIX
+            key = unquote(path[len(prefix) :])
             if key not in self.issues or arg("fields") != "summary":
                 return Reply.status_only(404)
             return Reply.json(_issue_json(key, self.issues[key]))
@@ -265,16 +396,67 @@ class FakeJiraSite:
             return Reply.status_only(404)
         return Reply.json({"accountId": account_id, "email": self.emails[account_id]})
 
+    def _answer_data_center(
+        self,
+        route: Route,
+        query: dict[str, list[str]],
+        owner: ApiToken | PersonalAccessToken | None,
+    ) -> Reply:
+        """REST v2 as Jira Data Center answers it: users by `key`/`name`, no `accountId`."""
+
+        def arg(name: str) -> str:
+            return query.get(name, [""])[0]
+
+        if route == "myself" and isinstance(owner, PersonalAccessToken):
+            return Reply.json({"key": owner.key, "name": owner.name,
+                               "emailAddress": owner.email, "displayName": owner.display_name,
+                               "active": True})
+        if route == "search":
+            limit = int(arg("maxResults") or 50)
+            keys = [k for k in self.jql_results.get(arg("jql"), []) if k in self.issues]
+            issues = [_issue_json(key, self.issues[key]) for key in keys[:limit]]
+            return Reply.json(
+                {"startAt": 0, "maxResults": limit, "total": len(keys), "issues": issues}
+            )
+        if route in ("users", "assignable"):
+            if "username" not in query or (route == "assignable" and not arg("project")):
+                return Reply.status_only(400)
+            members: set[str] | None = None
+            if route == "assignable":
+                members = self.project_members.get(arg("project"))
+                if members is None:
+                    return Reply.status_only(404)
+            return Reply.json(
+                [
+                    u
+                    for u in self.users
+                    if (members is None or u.get("key") in members)
+                    and _user_matches(u, arg("username"), ("name", "displayName", "emailAddress"))
+                ]
+            )
+        if route == "projects":
+            return Reply.json(list(self.projects))  # the full list: callers filter locally
+        if route == "statuses":
+            return Reply.json(self.statuses)
+        # autocomplete: the same v2 resource as on Cloud
+        needle = arg("fieldValue").lower()
+        results = [
+            s
+            for s in self.suggestions.get(arg("fieldName"), [])
+            if needle in s["value"].lower() or needle in s["displayName"].lower()
+        ]
+        return Reply.json({"results": results})
+
 
 def _issue_json(key: str, summary: str) -> dict[str, Any]:
     return {"id": str(10000 + abs(hash(key)) % 10000), "key": key, "fields": {"summary": summary}}
 
 
-def _user_matches(user: dict[str, Any], query: str) -> bool:
+def _user_matches(
+    user: dict[str, Any], query: str, fields: tuple[str, ...] = ("displayName", "emailAddress")
+) -> bool:
     needle = query.lower()
-    return any(
-        needle in str(user.get(field) or "").lower() for field in ("displayName", "emailAddress")
-    )
+    return any(needle in str(user.get(field) or "").lower() for field in fields)
 
 
 class _Server(ThreadingHTTPServer):
@@ -365,6 +547,49 @@ class FakeJira:
             self.sites.append(site)
         return site
 
+    def add_cloud_token_site(
+        self,
+        name: str,
+        email: str,
+        api_token: str,
+        *,
+        account_id: str = "557058:fake-site-admin",
+        display_name: str = "Site Admin",
+        base_path: str = "",
+    ) -> FakeJiraSite:
+        """A Jira Cloud site reached with an API token (§8.1 `cloud`); `name` is recorded as
+        the request's `site`."""
+        site = FakeJiraSite(self, name, "", base_path, auth="api-token")
+        site.api_tokens.append(ApiToken(email, api_token, account_id, display_name))
+        with self.lock:
+            self.sites.append(site)
+        return site
+
+    def add_data_center_site(
+        self,
+        name: str,
+        pat: str,
+        *,
+        key: str = "JIRAUSER10000",
+        user_name: str = "admin",
+        display_name: str = "Admin",
+        email: str = "admin@corp.example",
+        base_path: str = "",
+    ) -> FakeJiraSite:
+        """A Jira Data Center site reached with a personal access token (§8.1 `data-center`),
+        often under a context path (`base_path="/jira"`)."""
+        site = FakeJiraSite(self, name, "", base_path, auth="pat")
+        site.pats.append(PersonalAccessToken(pat, key, user_name, display_name, email))
+        with self.lock:
+            self.sites.append(site)
+        return site
+
+    @property
+    def refused(self) -> int:
+        """How many requests to a site were refused for their credential (401)."""
+        with self.lock:
+            return sum(1 for r in self.requests if r.site is not None and not r.verified)
+
     def requests_to(self, route: Route) -> list[RecordedRequest]:
         with self.lock:
             return [r for r in self.requests if r.route == route]
@@ -418,6 +643,31 @@ class FakeJira:
             return None
         return claims
 
+    @staticmethod
+    def _credential_owner(
+        site: FakeJiraSite, headers: dict[str, str]
+    ) -> ApiToken | PersonalAccessToken | None:
+        """§8.1: the owner of a valid API token (Basic) or PAT (Bearer), else None."""
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        if not value or " " in value:
+            return None
+        if site.auth == "api-token" and scheme.lower() == "basic":
+            try:
+                decoded = base64.b64decode(value, validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            email, colon, token = decoded.partition(":")
+            for api_token in list(site.api_tokens):
+                if colon and email == api_token.email and hmac.compare_digest(
+                    token.encode(), api_token.token.encode()
+                ):
+                    return api_token
+        if site.auth == "pat" and scheme.lower() == "bearer":
+            for pat in list(site.pats):
+                if hmac.compare_digest(value.encode(), pat.token.encode()):
+                    return pat
+        return None
+
     def _handle(self, handler: _Handler) -> None:
         method = handler.command
         raw_path, _, raw_query = handler.path.partition("?")
@@ -425,24 +675,23 @@ class FakeJira:
         site = self._site_for(raw_path)
         route: Route | None = None
         claims: dict[str, Any] | None = None
+        owner: ApiToken | PersonalAccessToken | None = None
         if site is None:
             reply = Reply.status_only(404)
         else:
             relative = raw_path[len(site.base_path) :] or "/"
-            route = _ROUTES.get(relative.rstrip("/") or "/")
-            if (
-                route is None
-                and relative.startswith(_ISSUE_PREFIX)
-                and "/" not in relative[len(_ISSUE_PREFIX) :]
-            ):
-                route = "issue"
-            claims = self._verify(site, method, raw_path, raw_query, headers)
-            if claims is None:
+            route = site._route(relative)
+            if site.auth == "connect":
+                claims = self._verify(site, method, raw_path, raw_query, headers)
+            else:
+                owner = self._credential_owner(site, headers)
+            if claims is None and owner is None:
                 reply = Reply.status_only(401)
             elif route is None or method != "GET":
                 reply = Reply.status_only(404 if route is None else 405)
             else:
-                reply = site._answer(route, relative, parse_qs(raw_query, keep_blank_values=True))
+                query = parse_qs(raw_query, keep_blank_values=True)
+                reply = site._answer(route, relative, query, owner)
         record = RecordedRequest(
             method=method,
             raw_path=raw_path,
@@ -450,9 +699,13 @@ class FakeJira:
             headers=headers,
             site=None if site is None else site.client_key,
             route=route,
-            verified=claims is not None,
+            verified=claims is not None or owner is not None,
             claims=claims,
             status=reply.status,
+            principal=(
+                owner.email if isinstance(owner, ApiToken)
+                else owner.key if isinstance(owner, PersonalAccessToken) else None
+            ),
         )
         with self.lock:
             self.requests.append(record)
