@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -28,17 +29,13 @@ from tests.support.process import free_port, server_env, wait_until_ready  # noq
 
 __all__ = ["REPO", "Served", "free_port", "served", "server_env"]
 
-# Per request: a unique delivery id (prefix per thread and run, then a counter) and, when
-# `rotate` lists values, the next value of each rotated header in turn.
+# Per request: a unique delivery id (a nonce per script written, then a counter) and, when
+# `rotate` lists values, the next value of each rotated header in turn. The nonce comes from
+# Python: LuaJIT's math.random starts from the same seed in every wrk run, so ids drawn from it
+# repeat across rounds and a later round would measure duplicates, not new deliveries.
 _REQUEST_SCRIPT = """
 local counter = 0
-local prefix = ""
-function setup(thread)
-  thread:set("prefix", tostring(math.random(1, 1000000000)))
-end
-function init(args)
-  prefix = prefix .. tostring(math.random(1, 1000000000))
-end
+local prefix = run_nonce
 request = function()
   counter = counter + 1
   wrk.headers["X-Atlassian-Webhook-Identifier"] = prefix .. "-" .. counter
@@ -102,7 +99,8 @@ def wrk_script(
     headers: Mapping[str, str], body: bytes, rotate: Mapping[str, Sequence[str]] | None = None
 ) -> str:
     """The Lua script of one wrk run: fixed headers, rotated headers, a unique delivery id."""
-    lines = ['wrk.method = "POST"', f"wrk.body = {lua_string(body.decode())}"]
+    lines = ['wrk.method = "POST"', f"wrk.body = {lua_string(body.decode())}",
+             f"run_nonce = {lua_string(secrets.token_hex(8))}"]
     lines += [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()]
     lines.append("rotated = {")
     for name, values in (rotate or {}).items():
