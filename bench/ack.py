@@ -2,7 +2,7 @@
 
 `sentry-jira serve` receives signed `jira:issue_updated` deliveries, each with a unique
 delivery id, from wrk; in the same run an empty Litestar POST handler is served the same
-way (`adapters.server.run_server`) and driven with the same requests, rounds alternating.
+way (`adapters.http.server.run_server`) and driven with the same requests, rounds alternating.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from bench.wrk import (
     served,
     server_env,
 )
-from core.qsh import query_string_hash
-from core.tenant import Installation
+from core.connect.qsh import query_string_hash
+from core.model.tenant import Installation
 
 ISSUE_UPDATED = "/extensions/jira/issue-updated/"
 FERNET_KEY = "x8mmEJqS4u-SOE9C7kFH0SV1nsfgAXl0fR8-Yt1ZK-8="

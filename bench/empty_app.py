@@ -16,6 +16,6 @@ app = Litestar(route_handlers=[empty], debug=False)
 if __name__ == "__main__":
     import sys
 
-    from adapters.server import run_server
+    from adapters.http.server import run_server
 
     run_server(app, host="127.0.0.1", port=int(sys.argv[1]))

@@ -30,15 +30,15 @@ import httpx
 from tests.support.fake_jira import FakeJira
 
 from adapters.config import load_settings
-from adapters.jira_http import connect_token, encode_query
+from adapters.outbound.jira import connect_token, encode_query
 from adapters.sqlite.admin import SqliteBindingStore, SqliteSearchTokenStore
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
 from bench.ack import FERNET_KEY
 from bench.wrk import free_port, percentile, serve_command, served, server_env
-from core.bindings import Binding
-from core.search import MAX_ISSUE_RESULTS, text_search_jql
-from core.tenant import Installation
+from core.model.bindings import Binding
+from core.model.tenant import Installation
+from core.search.search import MAX_ISSUE_RESULTS, text_search_jql
 
 ORG = "bench-org"
 CLIENT_KEY = "bench-search-client"

@@ -35,13 +35,12 @@ from tests.support.fake_sentry import FakeSentry, RecordedRequest  # noqa: E402
 from tests.support.process import free_port, server_env, wait_until_ready  # noqa: E402
 from tests.support.webhooks import signed_delivery  # noqa: E402
 
-from adapters.admin_stores import sqlite_admin_stores  # noqa: E402
 from adapters.config import load_settings  # noqa: E402
 from adapters.sqlite.tenants import SqliteTenantStore  # noqa: E402
-from adapters.wiring import open_database  # noqa: E402
-from core.bindings import Binding, Link, StatusRule  # noqa: E402
+from adapters.wiring import open_database, sqlite_admin_stores  # noqa: E402
 from core.describe import ISSUE_UPDATED_PATH  # noqa: E402
-from core.tenant import Installation  # noqa: E402
+from core.model.bindings import Binding, Link, StatusRule  # noqa: E402
+from core.model.tenant import Installation  # noqa: E402
 
 FERNET_KEY = "x8mmEJqS4u-SOE9C7kFH0SV1nsfgAXl0fR8-Yt1ZK-8="
 CLIENT_KEY = "bench-sync-client"
@@ -128,7 +127,7 @@ def measure_sync_latency(*, deliveries: int = 200, rate: float = 20.0,
             for n in range(1, deliveries + 1):
                 sentry.add_issue(ORG, str(n))
             _prepare(env, deliveries, sentry.url)
-            command = [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)]
+            command = [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(port)]
             with open(work / "serve.log", "ab") as log:
                 proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
                 try:

@@ -92,7 +92,7 @@ def served(command: list[str], env: dict[str, str], port: int, log: Path) -> Ite
 
 
 def serve_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)]
+    return [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(port)]
 
 
 def wrk_script(

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from core.host_patterns import HostPattern, parse_host_patterns
-from core.settings import AppSettings
+from core.model.host_patterns import HostPattern, parse_host_patterns
+from core.model.settings import AppSettings
 
 PREFIX = "SENTRY_JIRA_"
 DEFAULT_JIRA_HOSTS = "https://*.atlassian.net,https://*.jira.com"

@@ -9,14 +9,26 @@ from typing import Any
 import attrs
 import httpx
 
-from adapters.admin_stores import AdminStores, memory_admin_stores, sqlite_admin_stores
 from adapters.clock import SystemClock
 from adapters.config import ConfigError, Settings
 from adapters.crypto import SecretBox, read_or_create_key_file
-from adapters.install_keys_http import HttpInstallKeys
-from adapters.jira_http import HttpJiraApi, jira_http_client
+from adapters.memory.admin import (
+    MemoryAccountMappingStore,
+    MemoryAdminData,
+    MemoryBindingStore,
+    MemoryLinkStore,
+    MemorySearchTokenStore,
+)
 from adapters.memory.inbox import MemoryInbox
-from adapters.sentry_http import HttpSentryApi, sentry_http_client
+from adapters.outbound.install_keys import HttpInstallKeys
+from adapters.outbound.jira import HttpJiraApi, jira_http_client
+from adapters.outbound.sentry import HttpSentryApi, sentry_http_client
+from adapters.sqlite.admin import (
+    SqliteAccountMappingStore,
+    SqliteBindingStore,
+    SqliteLinkStore,
+    SqliteSearchTokenStore,
+)
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
@@ -26,9 +38,10 @@ from adapters.sqlite.sync_store import SqliteSyncStore
 from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.worker import Worker, heartbeat_horizon
-from core.errors import ServiceError, Unavailable
-from core.host_patterns import HostRefused, check_sentry_url
-from core.process_delivery import SyncPorts
+from core.issue_update.process import SyncPorts
+from core.model.errors import ServiceError, Unavailable
+from core.model.host_patterns import HostRefused, check_sentry_url
+from ports.admin import AccountMappingStore, BindingStore, LinkStore, SearchTokenStore
 from ports.clock import Clock
 from ports.inbox import Inbox
 from ports.install_keys import InstallKeys
@@ -37,6 +50,35 @@ from ports.lifecycle import LifecycleStore
 from ports.sentry import SentryApi
 from ports.sync_store import SyncStore
 from ports.tenants import TenantLookup, TenantStore
+
+
+@attrs.frozen
+class AdminStores:
+    bindings: BindingStore
+    links: LinkStore
+    accounts: AccountMappingStore
+    search_tokens: SearchTokenStore
+
+
+def memory_admin_stores() -> AdminStores:
+    """Fakes sharing one data set, so that unbinding cascades as it does in SQLite."""
+    data = MemoryAdminData()
+    return AdminStores(
+        bindings=MemoryBindingStore(data),
+        links=MemoryLinkStore(data),
+        accounts=MemoryAccountMappingStore(data),
+        search_tokens=MemorySearchTokenStore(data),
+    )
+
+
+def sqlite_admin_stores(database: Database) -> AdminStores:
+    return AdminStores(
+        bindings=SqliteBindingStore(database),
+        links=SqliteLinkStore(database),
+        accounts=SqliteAccountMappingStore(database),
+        search_tokens=SqliteSearchTokenStore(database),
+    )
+
 
 log = logging.getLogger("sentry_jira")
 CHECKPOINT_INTERVAL_SECONDS = 1.0

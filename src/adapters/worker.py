@@ -33,10 +33,10 @@ import secrets
 import socket
 from datetime import datetime, timedelta
 
-from core.errors import ServiceError
-from core.process_delivery import SyncPorts, process_delivery, processing_failed
-from core.settings import AppSettings
-from core.sync import retry_delay
+from core.issue_update import retry_delay
+from core.issue_update.process import SyncPorts, process_delivery, processing_failed
+from core.model.errors import ServiceError
+from core.model.settings import AppSettings
 from ports.inbox import ClaimedDelivery
 
 log = logging.getLogger("sentry_jira.worker")

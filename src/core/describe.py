@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.settings import AppSettings
+from core.model.settings import AppSettings
 
 INSTALLED_PATH = "/extensions/jira/installed/"
 UNINSTALLED_PATH = "/extensions/jira/uninstalled/"

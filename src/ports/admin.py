@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
-from core.bindings import AccountMapping, Binding, Link, SearchToken
+from core.model.bindings import AccountMapping, Binding, Link, SearchToken
 
 
 class BindingStore(Protocol):

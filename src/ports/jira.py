@@ -2,7 +2,7 @@
 
 Every method takes the tenant first; the adapter signs the call with the tenant's shared
 secret and sends it only to the tenant's stored `baseUrl` (SPEC "Outbound calls to Jira").
-Failures are `core.errors.Upstream*`: `UpstreamRateLimited` (429, `retry_after`),
+Failures are `core.model.errors.Upstream*`: `UpstreamRateLimited` (429, `retry_after`),
 `UpstreamTimeout`, `UpstreamRefused` (401/403, or a tenant without a secret),
 `UpstreamNotFound` (404 where a method gives 404 no meaning) and `UpstreamFailed`
 (everything else: 5xx, 410, 3xx, HTML, bad JSON, a refused host or address).
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.jira import JiraIssueSummary, JiraProject, JiraStatus, JiraUser, JqlSuggestion
-from core.tenant import Tenant
+from core.model.jira import JiraIssueSummary, JiraProject, JiraStatus, JiraUser, JqlSuggestion
+from core.model.tenant import Tenant
 
 
 class JiraApi(Protocol):

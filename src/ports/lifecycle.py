@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from core.tenant import Installation
-from core.used_tokens import LifecycleResult, UsedToken
+from core.model.tenant import Installation
+from core.model.used_tokens import LifecycleResult, UsedToken
 
 
 class LifecycleStore(Protocol):

@@ -1,12 +1,12 @@
-"""The Sentry issues API port (W8). Failures raise `core.errors.SentryError` kinds (W9)."""
+"""The Sentry issues API port (W8). Failures raise `core.model.errors.SentryError` kinds (W9)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from core.bindings import Binding
-from core.sentry import SentryMember
+from core.model.bindings import Binding
+from core.model.sentry import SentryMember
 
 
 class SentryApi(Protocol):
@@ -26,5 +26,5 @@ class SentryApi(Protocol):
 
     async def members_by_email(self, binding: Binding, email: str) -> list[SentryMember]:
         """The org's members Sentry finds for this e-mail, as reported (not yet filtered to
-        verified addresses: `core.sentry.members_with_verified_email` does that)."""
+        verified addresses: `core.model.sentry.members_with_verified_email` does that)."""
         ...

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from core.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
+from core.model.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
 
 JOURNAL_DEFAULT_LIMIT = 50

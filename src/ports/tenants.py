@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.tenant import Installation, Tenant
+from core.model.tenant import Installation, Tenant
 
 
 class TenantLookup(Protocol):

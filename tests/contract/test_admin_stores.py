@@ -10,14 +10,13 @@ from pathlib import Path
 import attrs
 import pytest
 
-from adapters.admin_stores import AdminStores, memory_admin_stores, sqlite_admin_stores
 from adapters.memory.tenants import MemoryTenantStore
 from adapters.sqlite.tenants import SqliteTenantStore
-from adapters.wiring import open_database
-from core.bindings import AccountMapping, Binding, Link, ResolutionStrategy, StatusRule
-from core.errors import BadRequest
-from core.search_tokens import hash_search_token, new_search_token
-from core.tenant import Installation
+from adapters.wiring import AdminStores, memory_admin_stores, open_database, sqlite_admin_stores
+from core.admin.search_tokens import hash_search_token, new_search_token
+from core.model.bindings import AccountMapping, Binding, Link, ResolutionStrategy, StatusRule
+from core.model.errors import BadRequest
+from core.model.tenant import Installation
 from ports.tenants import TenantStore
 from tests.support.builders import a_settings
 

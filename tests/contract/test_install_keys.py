@@ -12,9 +12,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from adapters.install_keys_http import HttpInstallKeys
 from adapters.memory.install_keys import MemoryInstallKeys
-from core.errors import Unauthorized, Unavailable
+from adapters.outbound.install_keys import HttpInstallKeys
+from core.model.errors import Unauthorized, Unavailable
 from ports.install_keys import InstallKeys
 from tests.support.connect_tokens import signing_key
 from tests.support.key_server import KeyServer, running_key_server

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import httpx
 import pytest
 
-from adapters.install_keys_http import HttpInstallKeys
-from core.errors import Unavailable
+from adapters.outbound.install_keys import HttpInstallKeys
+from core.model.errors import Unavailable
 from tests.support.connect_tokens import signing_key
 from tests.support.key_server import KeyServer, running_key_server
 

@@ -11,10 +11,10 @@ from typing import Any, Protocol
 import attrs
 import pytest
 
-from adapters.jira_http import HttpJiraApi, jira_http_client
 from adapters.memory.clock import FixedClock
 from adapters.memory.jira import MemoryJiraApi
-from core.errors import (
+from adapters.outbound.jira import HttpJiraApi, jira_http_client
+from core.model.errors import (
     UpstreamError,
     UpstreamFailed,
     UpstreamNotFound,
@@ -22,8 +22,8 @@ from core.errors import (
     UpstreamRefused,
     UpstreamTimeout,
 )
-from core.jira import JiraIssueSummary, JiraProject, JiraStatus, JiraUser, JqlSuggestion
-from core.tenant import Tenant, TenantStatus
+from core.model.jira import JiraIssueSummary, JiraProject, JiraStatus, JiraUser, JqlSuggestion
+from core.model.tenant import Tenant, TenantStatus
 from ports.jira import JiraApi
 from tests.support.builders import a_settings
 from tests.support.fake_jira import FakeJira, FakeJiraSite, Reply, Route

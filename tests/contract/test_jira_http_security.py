@@ -16,8 +16,9 @@ import jwt
 import pytest
 
 from adapters.config import Settings
-from adapters.egress import Resolver
-from adapters.jira_http import (
+from adapters.memory.clock import FixedClock
+from adapters.outbound.egress import Resolver
+from adapters.outbound.jira import (
     MAX_RESPONSE_BYTES,
     ConnectJwtAuth,
     HttpJiraApi,
@@ -25,9 +26,9 @@ from adapters.jira_http import (
     encode_query,
     jira_http_client,
 )
-from adapters.memory.clock import FixedClock
 from adapters.wiring import bootstrap
-from core.errors import (
+from core.connect.qsh import base_path_of, query_string_hash
+from core.model.errors import (
     UpstreamError,
     UpstreamFailed,
     UpstreamNotFound,
@@ -35,9 +36,8 @@ from core.errors import (
     UpstreamRefused,
     UpstreamTimeout,
 )
-from core.jira import JiraUser
-from core.qsh import base_path_of, query_string_hash
-from core.tenant import Tenant, TenantStatus
+from core.model.jira import JiraUser
+from core.model.tenant import Tenant, TenantStatus
 from tests.support.builders import a_settings
 from tests.support.fake_jira import FakeJira, FakeJiraSite, Reply
 from tests.support.paths import SHARED

@@ -16,8 +16,8 @@ from adapters.sqlite.database import Database
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
-from core.tenant import Installation, TenantStatus
-from core.used_tokens import LifecycleResult, Replay, UsedToken
+from core.model.tenant import Installation, TenantStatus
+from core.model.used_tokens import LifecycleResult, Replay, UsedToken
 from ports.lifecycle import LifecycleStore
 from ports.tenants import TenantStore
 from tests.support.builders import a_settings

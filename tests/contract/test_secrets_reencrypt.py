@@ -17,8 +17,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from adapters.admin_stores import sqlite_admin_stores
-from adapters.cli import main
+from adapters.cli.main import main
 from adapters.config import ConfigError
 from adapters.crypto import SecretBoxError
 from adapters.sqlite import reencrypt as reencrypt_module
@@ -26,9 +25,9 @@ from adapters.sqlite.database import Database
 from adapters.sqlite.reencrypt import UnreadableValueError, reencrypt_all
 from adapters.sqlite.schema import ENCRYPTED_COLUMNS
 from adapters.sqlite.tenants import SqliteTenantStore
-from adapters.wiring import open_database
-from core.bindings import AccountMapping, Binding, Link
-from core.tenant import Installation
+from adapters.wiring import open_database, sqlite_admin_stores
+from core.model.bindings import AccountMapping, Binding, Link
+from core.model.tenant import Installation
 from tests.support.builders import a_settings
 from tests.support.encrypted_columns import (
     KEY_CHECK,

@@ -12,16 +12,16 @@ import httpx
 import pytest
 
 from adapters.memory.sentry import GET_STATUS, MEMBERS, UPDATE, MemorySentryApi
-from adapters.sentry_http import HttpSentryApi, parse_retry_after, sentry_http_client
-from core.bindings import Binding
-from core.errors import (
+from adapters.outbound.sentry import HttpSentryApi, parse_retry_after, sentry_http_client
+from core.model.bindings import Binding
+from core.model.errors import (
     SentryError,
     SentryRejected,
     SentryReleaseRefused,
     SentryUnavailable,
 )
-from core.host_patterns import parse_host_patterns
-from core.sentry import SentryMember
+from core.model.host_patterns import parse_host_patterns
+from core.model.sentry import SentryMember
 from ports.sentry import SentryApi
 from tests.support.fake_sentry import Answer, FakeSentry
 from tests.support.paths import fixture_json

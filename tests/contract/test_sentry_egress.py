@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from adapters.egress import Resolver
-from adapters.sentry_http import MAX_ANSWER_BYTES, HttpSentryApi, sentry_http_client
-from core.bindings import Binding
-from core.errors import SentryRejected, SentryUnavailable
-from core.host_patterns import HostPattern, parse_host_patterns
+from adapters.outbound.egress import Resolver
+from adapters.outbound.sentry import MAX_ANSWER_BYTES, HttpSentryApi, sentry_http_client
+from core.model.bindings import Binding
+from core.model.errors import SentryRejected, SentryUnavailable
+from core.model.host_patterns import HostPattern, parse_host_patterns
 
 LOOPBACK = parse_host_patterns("http://127.0.0.1:*")
 TOKEN = "sntrys_egress-test-token-0123456789"

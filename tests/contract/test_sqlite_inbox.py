@@ -12,7 +12,7 @@ import pytest
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.wiring import open_database
-from core.errors import Unavailable
+from core.model.errors import Unavailable
 from ports.inbox import NewDelivery
 from tests.support.builders import a_settings
 

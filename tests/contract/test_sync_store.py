@@ -17,7 +17,7 @@ from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.sync_store import SqliteSyncStore
 from adapters.wiring import open_database
-from core.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
+from core.issue_update import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery, Inbox, NewDelivery
 from ports.sync_store import ActionState, JournalEntry, NewAction, SyncStore
 from tests.support.builders import a_settings

@@ -9,7 +9,7 @@ from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
-from core.tenant import Installation
+from core.model.tenant import Installation
 from tests.support.builders import a_settings
 
 

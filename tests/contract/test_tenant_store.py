@@ -12,7 +12,7 @@ import pytest
 from adapters.memory.tenants import MemoryTenantStore
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
-from core.tenant import Installation, TenantStatus
+from core.model.tenant import Installation, TenantStatus
 from ports.tenants import TenantStore
 from tests.support.builders import a_settings
 

@@ -19,7 +19,7 @@ from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
 from core.describe import ISSUE_UPDATED_PATH as PATH
-from core.tenant import Installation
+from core.model.tenant import Installation
 from tests.support.builders import TEST_FERNET_KEY
 from tests.support.process import running_server
 from tests.support.webhooks import signed_delivery

@@ -26,7 +26,7 @@ KEYS_PER_WRITER = 3
 
 def cli_run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", *args],
+        [sys.executable, "-m", "adapters.cli.main", *args],
         env=server_env({**env, "SENTRY_JIRA_SENTRY_TOKEN": SENTRY_TOKEN}),
         capture_output=True,
         text=True,

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from adapters.cli import main
+from adapters.cli.main import main
 from adapters.config import Settings
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import bootstrap, open_database
-from core.bindings import Binding
-from core.tenant import Tenant
+from core.model.bindings import Binding
+from core.model.tenant import Tenant
 from tests.support.admin_api import SENTRY_TOKEN, SHARED_SECRET, an_installation
 from tests.support.builders import TEST_FERNET_KEY, a_settings
 from tests.support.process import server_env
@@ -338,7 +338,7 @@ def test_A_a_configuration_error_exits_2(env: dict[str, str]) -> None:
 def test_A_the_installed_command_runs_as_a_process(env: dict[str, str], tenant: Tenant) -> None:
     command = [
         "-m",
-        "adapters.cli",
+        "adapters.cli.main",
         "orgs",
         "bind",
         str(tenant.id),
@@ -367,7 +367,7 @@ def test_A_the_installed_command_runs_as_a_process(env: dict[str, str], tenant: 
     assert len(refused.stderr.strip().splitlines()) == 1
     assert SENTRY_TOKEN not in refused.stderr
     missing = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "tenants", "show", "404"],
+        [sys.executable, "-m", "adapters.cli.main", "tenants", "show", "404"],
         env=server_env(env),
         capture_output=True,
         text=True,

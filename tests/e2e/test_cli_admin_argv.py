@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from adapters.config import Settings
-from core.tenant import Tenant
+from core.model.tenant import Tenant
 from tests.e2e import test_cli_admin as admin_cli
 from tests.e2e.test_cli_admin import assert_refused, bind, cli, stored_binding
 from tests.support.admin_api import OTHER_SENTRY_TOKEN, SENTRY_TOKEN

@@ -38,8 +38,8 @@ import attrs
 import httpx
 import pytest
 
+from core.connect.qsh import query_string_hash
 from core.describe import ISSUE_UPDATED_PATH as WEBHOOK
-from core.qsh import query_string_hash
 from tests.support.connect_tokens import (
     INSTALLED,
     UNINSTALLED,

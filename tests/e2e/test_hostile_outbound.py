@@ -135,7 +135,7 @@ def test_issue11_8_3_cli_orgs_bind_refuses_a_loopback_sentry_url(h: Hostile) -> 
     with nothing_stored_nor_sent(h):
         for url in ("http://127.0.0.1:9000", "https://169.254.169.254", "https://2130706433"):
             result = subprocess.run(
-                [sys.executable, "-m", "adapters.cli", "orgs", "bind", str(h.tenant_id),
+                [sys.executable, "-m", "adapters.cli.main", "orgs", "bind", str(h.tenant_id),
                  "newcorp", "--sentry-url", url],
                 env=environ, capture_output=True, text=True, timeout=60,
             )
@@ -180,7 +180,7 @@ def test_issue11_8_3_a_binding_the_patterns_no_longer_allow_is_a_dead_letter_uns
 
 
 def test_issue11_a_bad_sentry_hosts_pattern_stops_start_up_naming_it(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "adapters.cli", "serve", "--port", str(free_port())]
+    command = [sys.executable, "-m", "adapters.cli.main", "serve", "--port", str(free_port())]
     for value in ("sentry.io", "https://127.1", "https://*.sentry.io/path"):
         environ = server_env(
             {"SENTRY_JIRA_DATABASE": str(tmp_path / "db.sqlite"), "SENTRY_JIRA_SENTRY_HOSTS": value}

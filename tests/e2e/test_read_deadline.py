@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 
 from adapters.http.app import create_app
-from adapters.http_parser import JsonErrorHttpToolsProtocol
+from adapters.http.parser import JsonErrorHttpToolsProtocol
 from tests.support.builders import a_fake_container
 from tests.support.process import free_port
 

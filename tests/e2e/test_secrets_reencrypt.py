@@ -42,7 +42,7 @@ def deliver(url: str, delivery_id: str, secret: str = SECRETS["acme"]) -> int:
 
 def reencrypt(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "secrets", "reencrypt", "--json"],
+        [sys.executable, "-m", "adapters.cli.main", "secrets", "reencrypt", "--json"],
         env=server_env(env), capture_output=True, text=True, timeout=60)
 
 

@@ -802,7 +802,7 @@ def run_cli(
     if sentry_token is not None:
         environ["SENTRY_JIRA_SENTRY_TOKEN"] = sentry_token
     return subprocess.run(
-        [sys.executable, "-m", "adapters.cli", *args],
+        [sys.executable, "-m", "adapters.cli.main", *args],
         env=environ,
         input=stdin,
         capture_output=True,

@@ -48,7 +48,7 @@ def test_SPEC3_a_separate_worker_process_syncs_and_health_follows_it(tmp_path: P
             environ = server_env({k: v for k, v in env.items()})
             environ["PYTHONPATH"] = str(REPO / "src") + os.pathsep + environ["PYTHONPATH"]
             with open(tmp_path / "worker.log", "wb") as log:
-                worker = subprocess.Popen([sys.executable, "-m", "adapters.cli", "worker"],
+                worker = subprocess.Popen([sys.executable, "-m", "adapters.cli.main", "worker"],
                                           env=environ, stdout=log, stderr=subprocess.STDOUT)
                 try:
                     wait_for(lambda: sentry.issue("acme", "1").status == "resolved",

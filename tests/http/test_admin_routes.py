@@ -7,7 +7,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from core.bindings import ResolutionStrategy, StatusRule
+from core.model.bindings import ResolutionStrategy, StatusRule
 from tests.support.admin_api import (
     OTHER_SENTRY_TOKEN,
     SENTRY_TOKEN,

@@ -9,7 +9,7 @@ from litestar.testing import AsyncTestClient
 
 from adapters.http.app import create_app
 from adapters.wiring import bootstrap
-from core.errors import Unavailable
+from core.model.errors import Unavailable
 from tests.support.builders import a_settings
 
 

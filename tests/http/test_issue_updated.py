@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from adapters.http.app import create_app
 from adapters.wiring import Container, bootstrap
 from core.describe import ISSUE_UPDATED_PATH as PATH
-from core.tenant import Installation
+from core.model.tenant import Installation
 from tests.support.connect_tokens import rs256_token, unsigned_token
 from tests.support.webhooks import issue_updated_body, signed_delivery, webhook_token
 
@@ -172,7 +172,7 @@ def _with_crit() -> str:
     from tests.support.connect_tokens import hs256_token
 
     now = int(datetime.now(UTC).timestamp())
-    from core.qsh import query_string_hash
+    from core.connect.qsh import query_string_hash
 
     return hs256_token({"iss": CLIENT, "iat": now, "exp": now + 60,
                         "qsh": query_string_hash("POST", PATH, "")}, SECRET,

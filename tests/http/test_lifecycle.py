@@ -22,9 +22,9 @@ from adapters.http.app import create_app
 from adapters.sqlite.database import Database
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import Container, bootstrap, open_database
-from core.connect_auth import ConnectRequest, verify_tenant_token
-from core.errors import Unauthorized
-from core.qsh import query_string_hash
+from core.connect.qsh import query_string_hash
+from core.connect.tokens import ConnectRequest, verify_tenant_token
+from core.model.errors import Unauthorized
 from tests.support.builders import a_settings
 from tests.support.connect_tokens import (
     INSTALLED,

@@ -21,8 +21,8 @@ from litestar.testing import AsyncTestClient
 from adapters.http.app import create_app
 from adapters.http.errors import GENERIC_UPSTREAM_DETAIL, UPSTREAM_DETAIL
 from adapters.wiring import Container, bootstrap
-from core.errors import UpstreamRefused, UpstreamTimeout
-from core.tenant import Installation, Tenant
+from core.model.errors import UpstreamRefused, UpstreamTimeout
+from core.model.tenant import Installation, Tenant
 from tests.support.builders import ADMIN_TOKEN, a_settings
 from tests.support.fake_jira import FakeJira, FakeJiraSite, RecordedRequest, Reply
 

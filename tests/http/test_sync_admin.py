@@ -12,9 +12,9 @@ import pytest
 from adapters.memory.inbox import MemoryInbox
 from adapters.memory.sentry import MemorySentryApi
 from adapters.memory.sync_store import MemorySyncStore
-from core.errors import SentryRejected
-from core.process_delivery import SyncPorts, process_delivery
-from core.tenant import Tenant
+from core.issue_update.process import SyncPorts, process_delivery
+from core.model.errors import SentryRejected
+from core.model.tenant import Tenant
 from ports.inbox import NewDelivery
 from tests.support.admin_api import SENTRY_TOKEN, AdminApi, admin_api_for
 from tests.support.builders import ADMIN_TOKEN, a_fake_container, a_settings

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from adapters.http.errors import service_error
-from core.errors import (
+from core.model.errors import (
     NotFound,
     SentryRejected,
     SentryUnavailable,

@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from adapters.http.app import create_app
 from adapters.wiring import Container
-from core.tenant import Installation, Tenant
+from core.model.tenant import Installation, Tenant
 from tests.support.builders import ADMIN_TOKEN, a_fake_container, a_settings
 
 SECOND_ADMIN_TOKEN = "second-admin-token-for-rotation-98765"

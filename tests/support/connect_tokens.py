@@ -12,7 +12,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core.qsh import query_string_hash
+from core.connect.qsh import query_string_hash
 
 INSTALLED = "/extensions/jira/installed/"
 UNINSTALLED = "/extensions/jira/uninstalled/"

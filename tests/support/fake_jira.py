@@ -81,7 +81,7 @@ from urllib.parse import parse_qs, unquote
 import attrs
 import jwt
 
-from core.qsh import query_string_hash
+from core.connect.qsh import query_string_hash
 from tests.support.paths import fixture_json
 
 Route = Literal[

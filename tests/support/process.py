@@ -26,7 +26,7 @@ def serve_command(port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "adapters.cli",
+        "adapters.cli.main",
         "serve",
         "--host",
         "127.0.0.1",

@@ -21,7 +21,7 @@ from adapters.config import load_settings
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
 from core.describe import ISSUE_UPDATED_PATH
-from core.tenant import Installation
+from core.model.tenant import Installation
 from tests.support.builders import ADMIN_TOKEN, TEST_FERNET_KEY
 from tests.support.fake_sentry import FakeSentry, RecordedRequest
 from tests.support.paths import REPO
@@ -132,7 +132,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`sentry-jira ARGS` on the same database (without the admin token: the CLI needs none)."""
     environ = server_env({k: v for k, v in env.items() if k != "SENTRY_JIRA_ADMIN_TOKEN"})
     environ["PYTHONPATH"] = str(REPO / "src") + os.pathsep + environ.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "adapters.cli", *args], env=environ,
+    return subprocess.run([sys.executable, "-m", "adapters.cli.main", *args], env=environ,
                           capture_output=True, text=True, timeout=30)
 
 

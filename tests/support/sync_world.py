@@ -19,11 +19,11 @@ from adapters.memory.jira import MemoryJiraApi
 from adapters.memory.sentry import MemorySentryApi
 from adapters.memory.sync_store import MemorySyncStore
 from adapters.memory.tenants import MemoryTenantStore
-from core.bindings import AccountMapping, Binding, Link, ResolutionStrategy, StatusRule
-from core.jira import JiraStatus
-from core.process_delivery import SyncPorts, process_delivery
-from core.settings import AppSettings
-from core.tenant import Installation, Tenant
+from core.issue_update.process import SyncPorts, process_delivery
+from core.model.bindings import AccountMapping, Binding, Link, ResolutionStrategy, StatusRule
+from core.model.jira import JiraStatus
+from core.model.settings import AppSettings
+from core.model.tenant import Installation, Tenant
 from ports.inbox import ClaimedDelivery, NewDelivery
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

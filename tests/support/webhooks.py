@@ -7,8 +7,8 @@ import json
 import time
 from typing import Any
 
+from core.connect.qsh import query_string_hash
 from core.describe import ISSUE_UPDATED_PATH
-from core.qsh import query_string_hash
 from tests.support.connect_tokens import hs256_token
 from tests.support.paths import fixture_json
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.admin import BindingChanges, check_admin_token
-from core.admin_validation import parse_id, parse_issue_key, parse_sentry_url
-from core.bindings import Binding, ResolutionStrategy, StatusRule
-from core.errors import BadRequest, Unauthorized
+from core.admin.bindings import BindingChanges, check_admin_token
+from core.admin.validation import parse_id, parse_issue_key, parse_sentry_url
+from core.model.bindings import Binding, ResolutionStrategy, StatusRule
+from core.model.errors import BadRequest, Unauthorized
 
 OLD = "old-admin-token-0123456789"
 NEW = "new-admin-token-9876543210"

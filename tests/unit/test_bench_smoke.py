@@ -26,9 +26,9 @@ from bench.wrk import (
 )
 from tests.support.connect_tokens import signing_key
 
+from core.connect.qsh import query_string_hash
 from core.describe import INSTALLED_PATH
-from core.qsh import query_string_hash
-from core.search import text_search_jql
+from core.search.search import text_search_jql
 
 WRK_OUTPUT = """Running 8s test @ http://127.0.0.1:18765/extensions/jira/issue-updated/
   1 threads and 32 connections

@@ -6,7 +6,7 @@ import pytest
 from tests.support.builders import a_settings
 
 from adapters.config import ConfigError
-from core.host_patterns import HostPattern
+from core.model.host_patterns import HostPattern
 
 
 def test_unset_means_any_public_https_host() -> None:

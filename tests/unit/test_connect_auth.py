@@ -23,7 +23,8 @@ from tests.support.connect_tokens import (
 
 from adapters.memory.clock import FixedClock
 from adapters.memory.tenants import MemoryTenantStore
-from core.connect_auth import (
+from core.connect.qsh import query_string_hash
+from core.connect.tokens import (
     ConnectRequest,
     check_audience,
     check_claims,
@@ -33,9 +34,8 @@ from core.connect_auth import (
     verify_signature,
     verify_tenant_token,
 )
-from core.errors import Unauthorized
-from core.qsh import query_string_hash
-from core.tenant import Installation
+from core.model.errors import Unauthorized
+from core.model.tenant import Installation
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SETTINGS = a_settings().app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.describe import describe
-from core.settings import AppSettings
+from core.model.settings import AppSettings
 
 
 def a_describe(**kwargs: object) -> dict[str, object]:

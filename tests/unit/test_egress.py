@@ -8,8 +8,8 @@ import ipaddress
 
 import pytest
 
-from adapters.egress import EgressRefused, addresses_named_by, check_address
-from core.jira_hosts import parse_host_patterns
+from adapters.outbound.egress import EgressRefused, addresses_named_by, check_address
+from core.model.jira_hosts import parse_host_patterns
 
 NONE_NAMED: frozenset[ipaddress.IPv4Address | ipaddress.IPv6Address] = frozenset()
 

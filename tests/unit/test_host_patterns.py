@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from core.errors import BadRequest
-from core.host_patterns import (
+from core.model.errors import BadRequest
+from core.model.host_patterns import (
     HostPattern,
     HostRefused,
     check_sentry_url,
     named_targets,
     parse_host_patterns,
 )
-from core.jira_hosts import check_jira_base_url
+from core.model.jira_hosts import check_jira_base_url
 
 DEFAULT_JIRA = parse_host_patterns("https://*.atlassian.net,https://*.jira.com")
 LOOPBACK = parse_host_patterns("http://127.0.0.1:*")

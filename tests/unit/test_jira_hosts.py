@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import BadRequest
-from core.jira_hosts import HostPattern, check_jira_base_url, parse_host_patterns
+from core.model.errors import BadRequest
+from core.model.jira_hosts import HostPattern, check_jira_base_url, parse_host_patterns
 
 DEFAULT = parse_host_patterns("https://*.atlassian.net,https://*.jira.com")
 

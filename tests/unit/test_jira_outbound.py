@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import attrs
 import pytest
 
-from adapters.jira_http import retry_after_seconds
-from adapters.jira_status_cache import StatusCache
 from adapters.memory.clock import FixedClock
-from core.jira import JiraStatus
-from core.tenant import Tenant, TenantStatus
+from adapters.outbound.jira import retry_after_seconds
+from adapters.outbound.jira_status_cache import StatusCache
+from core.model.jira import JiraStatus
+from core.model.tenant import Tenant, TenantStatus
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

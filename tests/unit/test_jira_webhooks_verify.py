@@ -12,7 +12,6 @@ import pytest
 from tests.support.hub_signature import hub_signature, hub_signed_delivery
 from tests.support.paths import SHARED
 
-from core.errors import Unauthorized
 from core.jira_webhooks import (
     ROTATION_OVERLAP,
     WebhookSecrets,
@@ -22,6 +21,7 @@ from core.jira_webhooks import (
     webhook_delivery_id,
 )
 from core.jira_webhooks.verify import REFUSED
+from core.model.errors import Unauthorized
 
 # The raw bytes Jira would send, exactly as stored (whitespace and all).
 DC_BODY = (SHARED / "fixtures" / "jira-datacenter-issue-updated.json").read_bytes()

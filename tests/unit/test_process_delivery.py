@@ -19,14 +19,14 @@ from tests.support.sync_world import (
 )
 
 from adapters.memory.sentry import GET_STATUS, MEMBERS, UPDATE
-from core import sync_admin
-from core.errors import (
+from core.admin import journal as sync_admin
+from core.issue_update import RELEASE_FALLBACK_REASON, Kind, WatermarkKey
+from core.model.errors import (
     SentryRejected,
     SentryUnavailable,
     UpstreamFailed,
     UpstreamRateLimited,
 )
-from core.sync import RELEASE_FALLBACK_REASON, Kind, WatermarkKey
 from ports.sync_store import ActionState
 
 
@@ -441,7 +441,7 @@ async def test_W9_a_lost_lease_race_plans_once_and_writes_once() -> None:
     [slow] = await world.claim("slow")
     world.clock.advance(31)  # the slow worker's lease ran out
     [fast] = await world.claim("fast")
-    from core.process_delivery import process_delivery
+    from core.issue_update.process import process_delivery
 
     await process_delivery(fast, owner="fast", ports=world.ports, settings=world.settings)
     await process_delivery(slow, owner="slow", ports=world.ports, settings=world.settings)

@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 import pytest
 
-from core.qsh import (
+from core.connect.qsh import (
     base_path_of,
     canonical_query,
     canonical_request,

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 import attrs
 import pytest
 
-from adapters.admin_stores import AdminStores, memory_admin_stores
 from adapters.memory.clock import FixedClock
 from adapters.memory.jira import JiraCall, MemoryJiraApi
 from adapters.memory.tenants import MemoryTenantStore
-from core.admin import create_search_token
-from core.bindings import Binding
-from core.errors import (
+from adapters.wiring import AdminStores, memory_admin_stores
+from core.admin.bindings import create_search_token
+from core.model.bindings import Binding
+from core.model.errors import (
     BadRequest,
     NotFound,
     ServiceError,
@@ -25,9 +25,10 @@ from core.errors import (
     UpstreamRefused,
     UpstreamTimeout,
 )
-from core.jira import JiraProject, JiraUser, JqlSuggestion
-from core.plain_text import MARKUP_START, plain_text
-from core.search import (
+from core.model.jira import JiraProject, JiraUser, JqlSuggestion
+from core.model.tenant import Installation, Tenant
+from core.search.plain_text import MARKUP_START, plain_text
+from core.search.search import (
     FIELD_REQUIRED,
     QUERY_REQUIRED,
     SearchQuery,
@@ -39,7 +40,6 @@ from core.search import (
     search,
     text_search_jql,
 )
-from core.tenant import Installation, Tenant
 
 ADMIN = "search-admin-token-0123456789abcdef"
 ORG = "acme"

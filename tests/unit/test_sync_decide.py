@@ -12,10 +12,7 @@ import attrs
 import pytest
 from tests.support.paths import fixture_json
 
-from core.bindings import AccountMapping, Binding, Link, ResolutionStrategy, StatusRule
-from core.errors import SentryRejected, SentryUnavailable
-from core.sentry import SentryMember
-from core.sync import (
+from core.issue_update import (
     Actions,
     Decision,
     Delivery,
@@ -40,6 +37,9 @@ from core.sync import (
     rekey_decision,
     retry_delay,
 )
+from core.model.bindings import AccountMapping, Binding, Link, ResolutionStrategy, StatusRule
+from core.model.errors import SentryRejected, SentryUnavailable
+from core.model.sentry import SentryMember
 
 TENANT = 1
 ORG = "acme"

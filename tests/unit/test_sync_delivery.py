@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from tests.support.paths import fixture_json
 
-from core.errors import BadRequest
-from core.sync import Assignee, ChangeItem, Delivery, parse_jira_time
+from core.issue_update import Assignee, ChangeItem, Delivery, parse_jira_time
+from core.model.errors import BadRequest
 
 
 def parse(payload: Any) -> Delivery:

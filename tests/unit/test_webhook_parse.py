@@ -9,8 +9,8 @@ import attrs
 import pytest
 from tests.support.paths import fixture_json
 
-from core.errors import BadRequest
-from core.webhook import delivery_id, parse_issue_update
+from core.issue_update.webhook import delivery_id, parse_issue_update
+from core.model.errors import BadRequest
 
 
 def status_body() -> dict[str, Any]:
@@ -100,8 +100,8 @@ def test_W3_a_malformed_header_is_refused(header: str) -> None:
 
 @pytest.mark.parametrize("kind", ["status", "assignee", "moved"])
 def test_W4_the_recorded_payload_means_the_same_to_the_worker(kind: str) -> None:
-    from core.sync import Delivery
-    from core.webhook import payload_to_record
+    from core.issue_update import Delivery
+    from core.issue_update.webhook import payload_to_record
 
     body = fixture_json(f"jira-issue-updated-{kind}.json")
     body["issue"]["fields"]["description"] = "customer text " * 500
@@ -118,7 +118,7 @@ def test_W4_the_recorded_payload_means_the_same_to_the_worker(kind: str) -> None
 @pytest.mark.parametrize(
     "assignee", [None, {"accountId": "a1"}, {"emailAddress": "x@example.com"}, "junk"])
 def test_W5_assignee_presence_and_null_survive_recording(assignee: Any) -> None:
-    from core.webhook import payload_to_record
+    from core.issue_update.webhook import payload_to_record
 
     body = status_body()
     body["issue"]["fields"]["assignee"] = assignee

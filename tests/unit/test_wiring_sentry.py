@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.support.builders import a_fake_container, a_settings
 
 from adapters.memory.sentry import MemorySentryApi
-from adapters.sentry_http import HttpSentryApi
+from adapters.outbound.sentry import HttpSentryApi
 from adapters.wiring import bootstrap
 
 

@@ -14,7 +14,7 @@ from tests.support.sync_world import SyncWorld, issue_updated
 from adapters.clock import SystemClock
 from adapters.memory.sentry import MemorySentryApi
 from adapters.worker import Worker
-from core.bindings import Binding
+from core.model.bindings import Binding
 
 
 class SlowSentry:

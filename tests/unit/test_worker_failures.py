@@ -26,8 +26,8 @@ from adapters.http.app import create_app
 from adapters.memory.sentry import MemorySentryApi
 from adapters.wiring import bootstrap
 from adapters.worker import Worker
-from core.bindings import Binding, Link
-from core.tenant import Installation
+from core.model.bindings import Binding, Link
+from core.model.tenant import Installation
 
 MAX_ATTEMPTS = 3
 SECRET = "worker-failure-tests-shared-secret-0123456789"

@@ -17,7 +17,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from adapters.admin_json import (
+from adapters.http.body import decode_json
+from adapters.presenters import (
     account_json,
     binding_json,
     issued_search_token_json,
@@ -25,10 +26,9 @@ from adapters.admin_json import (
     search_token_json,
     tenant_json,
 )
-from adapters.http.body import decode_json
 from adapters.wiring import Container
-from core import admin
-from core.admin import (
+from core.admin import bindings as admin
+from core.admin.bindings import (
     AccountRef,
     BindOrg,
     LinkRef,
@@ -38,7 +38,7 @@ from core.admin import (
     SearchTokenRef,
     check_admin_token,
 )
-from core.errors import Unauthorized
+from core.model.errors import Unauthorized
 
 TENANT = "/api/tenants/{tenant_id:str}"
 ORG = TENANT + "/orgs/{org:str}"

@@ -7,9 +7,10 @@ from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
-from adapters.http import admin, descriptor, sync_admin, webhook
-from adapters.http import lifecycle as lifecycle_routes
+from adapters.http import admin, journal
 from adapters.http import search as search_routes
+from adapters.http.connect import descriptor, issue_updated
+from adapters.http.connect import lifecycle as lifecycle_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
 from adapters.http.transport import guard_factory
 from adapters.wiring import Container
@@ -23,9 +24,9 @@ def create_app(container: Container) -> Litestar:
     handlers: list[BaseRouteHandler] = [*descriptor.routes(container)]
     handlers += admin.routes(container)
     handlers += lifecycle_routes.routes(container)
-    handlers += webhook.routes(container)
+    handlers += issue_updated.routes(container)
     handlers += search_routes.routes(container)
-    handlers += sync_admin.routes(container)
+    handlers += journal.routes(container)
     # /schema describes the admin API: served only with it on, and behind its token (§A).
     admin_on = bool(container.settings.admin_tokens)
     openapi = OpenAPIConfig(title="sentry-jira", version=VERSION, path=f"{base_path}/schema")

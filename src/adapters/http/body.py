@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from core.errors import BadRequest
+from core.model.errors import BadRequest
 
 _decoder = msgspec.json.Decoder()
 

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from core.errors import (
+from core.model.errors import (
     BadRequest,
     NotFound,
     SentryError,

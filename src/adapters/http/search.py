@@ -16,8 +16,8 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from adapters.wiring import Container
-from core.errors import Unavailable
-from core.search import SearchRequest, SearchSettings, search
+from core.model.errors import Unavailable
+from core.search.search import SearchRequest, SearchSettings, search
 
 SEARCH_PATH = "/extensions/jira/search/{org:str}/{tenant_id:str}/"
 NO_STORE = {"Cache-Control": "no-store"}

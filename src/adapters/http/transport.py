@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from adapters.http_parser import HEAD_TOO_LARGE
+from adapters.http.parser import HEAD_TOO_LARGE
 
 MAX_HEADER_BYTES = 16 * 1024
 JSON_BODY_OPT = "json_body"  # route handler opt: the route takes a JSON request body

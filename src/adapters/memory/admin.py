@@ -8,8 +8,8 @@ from datetime import datetime
 
 import attrs
 
-from core.bindings import AccountMapping, Binding, Link, SearchToken
-from core.search_tokens import hash_search_token, matches_any
+from core.admin.search_tokens import hash_search_token, matches_any
+from core.model.bindings import AccountMapping, Binding, Link, SearchToken
 
 OrgKey = tuple[int, str]
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from core.sync import Kind, Outcome
+from core.issue_update import Kind, Outcome
 from ports.inbox import ClaimedDelivery, InboxStats, NewDelivery
 from ports.sync_store import JournalEntry
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from core.errors import Unauthorized, Unavailable
+from core.model.errors import Unauthorized, Unavailable
 
 
 class MemoryInstallKeys:

@@ -15,10 +15,10 @@ from typing import Any, Final
 import attrs
 
 from adapters.clock import SystemClock
-from adapters.jira_status_cache import StatusCache
-from core.errors import UpstreamError, UpstreamNotFound, UpstreamRefused
-from core.jira import JiraIssueSummary, JiraProject, JiraStatus, JiraUser, JqlSuggestion
-from core.tenant import Tenant
+from adapters.outbound.jira_status_cache import StatusCache
+from core.model.errors import UpstreamError, UpstreamNotFound, UpstreamRefused
+from core.model.jira import JiraIssueSummary, JiraProject, JiraStatus, JiraUser, JqlSuggestion
+from core.model.tenant import Tenant
 from ports.clock import Clock
 
 METHODS: Final = (

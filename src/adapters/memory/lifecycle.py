@@ -6,8 +6,8 @@ import asyncio
 from datetime import datetime
 
 from adapters.memory.tenants import MemoryTenantStore
-from core.tenant import Installation
-from core.used_tokens import PRUNE_MARGIN, LifecycleResult, Replay, UsedToken
+from core.model.tenant import Installation
+from core.model.used_tokens import PRUNE_MARGIN, LifecycleResult, Replay, UsedToken
 
 
 class MemoryLifecycleStore:

@@ -8,9 +8,9 @@ from typing import Any
 
 import attrs
 
-from core.bindings import Binding
-from core.errors import SentryError, SentryRejected, SentryReleaseRefused
-from core.sentry import (
+from core.model.bindings import Binding
+from core.model.errors import SentryError, SentryRejected, SentryReleaseRefused
+from core.model.sentry import (
     RESOLVE,
     RESOLVE_IN_CURRENT_RELEASE,
     RESOLVE_IN_NEXT_RELEASE,

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from adapters.memory.inbox import MemoryInbox
-from core.sync import Kind, Watermark, WatermarkAdvance, WatermarkKey
+from core.issue_update import Kind, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
 from ports.sync_store import (
     JOURNAL_MAX_LIMIT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-from core.tenant import Installation, Tenant, TenantStatus
+from core.model.tenant import Installation, Tenant, TenantStatus
 
 
 class MemoryTenantStore:

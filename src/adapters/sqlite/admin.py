@@ -16,7 +16,8 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from adapters.sqlite.database import Database
-from core.bindings import (
+from core.admin.search_tokens import hash_search_token, matches_any
+from core.model.bindings import (
     AccountMapping,
     Binding,
     Link,
@@ -24,7 +25,6 @@ from core.bindings import (
     SearchToken,
     StatusRule,
 )
-from core.search_tokens import hash_search_token, matches_any
 
 admin = Migrations("sentry_jira.admin")
 

@@ -23,7 +23,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from adapters.crypto import SecretBox, SecretBoxError
-from core.errors import Unavailable
+from core.model.errors import Unavailable
 
 T = TypeVar("T")
 

@@ -10,8 +10,8 @@ from sqlite_utils.migrations import Migrations
 
 from adapters.sqlite.database import Database
 from adapters.sqlite.tenants import SqliteTenantStore
-from core.tenant import Installation
-from core.used_tokens import PRUNE_MARGIN, LifecycleResult, Replay, UsedToken
+from core.model.tenant import Installation
+from core.model.used_tokens import PRUNE_MARGIN, LifecycleResult, Replay, UsedToken
 
 migrations = Migrations("sentry_jira.lifecycle")
 

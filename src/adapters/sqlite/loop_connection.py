@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from adapters.sqlite.database import WAL_SIZE_LIMIT
-from core.errors import Unavailable
+from core.model.errors import Unavailable
 
 T = TypeVar("T")
 

@@ -22,7 +22,7 @@ from sqlite_utils.migrations import Migrations
 from adapters.sqlite.database import Database
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.loop_writes import LoopWriter
-from core.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
+from core.issue_update import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
 from ports.sync_store import (
     JOURNAL_MAX_LIMIT,

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from adapters.crypto import SecretBox
 from adapters.sqlite.loop_connection import LoopConnection
-from core.tenant import Tenant, TenantStatus
+from core.model.tenant import Tenant, TenantStatus
 
 _SELECT = (
     "SELECT id, client_key, shared_secret, secret_version, base_url, display_url, status, "

@@ -8,7 +8,7 @@ from typing import Any
 import sqlite_utils
 
 from adapters.sqlite.database import Database
-from core.tenant import Installation, Tenant, TenantStatus
+from core.model.tenant import Installation, Tenant, TenantStatus
 
 _COLUMNS = (
     "id, client_key, shared_secret, secret_version, base_url, display_url, status, installed_at"

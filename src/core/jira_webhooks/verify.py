@@ -18,7 +18,7 @@ from typing import Final
 
 import attrs
 
-from core.errors import Unauthorized
+from core.model.errors import Unauthorized
 
 SIGNATURE_HEADER: Final = "X-Hub-Signature"
 # §8.1: after a rotation the previous secret verifies for one hour, so Jira can be updated.

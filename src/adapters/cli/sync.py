@@ -1,0 +1,128 @@
+"""`sentry-jira worker`, `sentry-jira journal` and `sentry-jira dead-letters` (W5–W9, §A).
+
+`worker` runs the sync worker on the configured database until SIGTERM or SIGINT, then
+releases the deliveries it holds. Run it beside `serve` processes (with or without
+`SENTRY_JIRA_WORKER=false`) to add workers: they share the queue through leases.
+
+`journal` and `dead-letters` work like the other admin commands (cli_admin.py): exit 0 done,
+1 refused or not found, 2 usage error; `--json` everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from adapters.cli.admin import CONTEXT, AdminGroup, emit, fail, json_option, run
+
+if TYPE_CHECKING:
+    from adapters.wiring import Container
+
+
+@click.command(context_settings=CONTEXT)
+def worker() -> None:
+    """Run the sync worker until stopped (SIGTERM / SIGINT)."""
+    import logging
+    import os
+
+    from adapters.config import ConfigError, load_settings
+    from adapters.wiring import bootstrap
+
+    try:
+        container = bootstrap(load_settings(os.environ))
+    except ConfigError as err:
+        fail(f"configuration error: {err}", 2)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def serve_queue() -> None:
+        assert container.worker is not None
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await container.worker.start()
+        logging.getLogger("sentry_jira.worker").info(
+            "worker %s running on %s", container.worker.owner, container.settings.database)
+        try:
+            await stop.wait()
+        finally:
+            await container.shutdown()  # stops the worker first: claims released
+
+    try:
+        asyncio.run(serve_queue())
+    finally:
+        container.close()
+
+
+def _journal_line(entry: dict[str, Any]) -> str:
+    return "\t".join([entry["at"], entry["delivery"], entry["issue_key"], entry["org"] or "-",
+                      entry["kind"], entry["outcome"], entry["detail"]])
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("tenant_id")
+@click.option("--issue-key", help="Only this Jira issue key.")
+@click.option("--limit", help="How many entries, newest first (default 50, at most 500).")
+@json_option
+def journal(tenant_id: str, issue_key: str | None, limit: str | None, as_json: bool) -> None:
+    """Show TENANT_ID's sync journal, newest first: what happened to each delivery and why."""
+    from adapters.presenters import journal_json
+    from core.admin import journal as sync_admin
+
+    async def operation(c: Container) -> list[dict[str, Any]]:
+        query = sync_admin.JournalQuery.parse(tenant_id, issue_key, limit)
+        assert c.sync is not None
+        entries = await sync_admin.read_journal(query, tenants=c.tenants, sync=c.sync)
+        return [journal_json(entry) for entry in entries]
+
+    emit(run(operation), as_json, lambda found: [_journal_line(e) for e in found])
+
+
+@click.group("dead-letters", cls=AdminGroup, context_settings=CONTEXT)
+def dead_letters() -> None:
+    """List sync actions that failed for good, and retry them."""
+
+
+def _dead_letter_line(letter: dict[str, Any]) -> str:
+    return "\t".join([str(letter["id"]), letter["created_at"], str(letter["tenant_id"]),
+                      letter["org"] or "-", letter["issue_key"], letter["kind"],
+                      f"attempts={letter['attempts']}", letter["last_error"]])
+
+
+@dead_letters.command("list")
+@click.option("--limit", help="How many, newest first (default and at most 500).")
+@json_option
+def dead_letters_list(limit: str | None, as_json: bool) -> None:
+    """List dead letters (id, time, tenant, org, issue key, kind, attempts, last error)."""
+    from adapters.presenters import dead_letter_json
+    from core.admin import journal as sync_admin
+
+    async def operation(c: Container) -> list[dict[str, Any]]:
+        assert c.sync is not None
+        letters = await sync_admin.list_dead_letters(limit, sync=c.sync)
+        return [dead_letter_json(letter) for letter in letters]
+
+    emit(run(operation), as_json, lambda found: [_dead_letter_line(d) for d in found])
+
+
+@dead_letters.command("retry")
+@click.argument("dead_letter_id")
+@json_option
+def dead_letters_retry(dead_letter_id: str, as_json: bool) -> None:
+    """Queue dead letter DEAD_LETTER_ID again; a running worker attempts it at once (its
+    watermark is checked again: an action a newer change superseded ends `stale`)."""
+    from core.admin import journal as sync_admin
+
+    async def operation(c: Container) -> int:
+        assert c.sync is not None
+        return await sync_admin.retry_dead_letter(dead_letter_id, sync=c.sync, clock=c.clock)
+
+    number = run(operation)
+    emit({"id": number, "status": "queued"}, as_json, lambda _: [f"queued {number}"])
+
+
+sync_commands: list[click.Command] = [worker, journal, dead_letters]

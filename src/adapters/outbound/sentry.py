@@ -1,0 +1,221 @@
+"""The Sentry issues API over httpx (W8), its failures sorted into the W9 error kinds.
+
+Every call (§8.3): the binding's Sentry URL is checked again against
+`SENTRY_JIRA_SENTRY_HOSTS` before anything is sent (a refused host: no socket opened, a
+non-retryable `SentryRejected`); the connection goes through the egress guard; no
+redirect is followed; one deadline (the HTTP timeout) covers the whole call; the answer
+is streamed and refused past 1 MiB.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from adapters.outbound.calls import (
+    AnswerTooLarge,
+    OutboundTimeout,
+    OutboundUnreachable,
+    OutboundUnsendable,
+    exchange,
+    parse_retry_after,
+)
+from adapters.outbound.egress import EgressRefused, GuardedTransport, Resolver
+from core.model.bindings import Binding
+from core.model.errors import SentryError, SentryRejected, SentryReleaseRefused, SentryUnavailable
+from core.model.host_patterns import HostPattern, HostRefused, check_sentry_url
+from core.model.sentry import SentryMember, is_release_based
+
+__all__ = ["HttpSentryApi", "parse_retry_after", "sentry_http_client"]
+
+# Path segments this adapter puts in a URL: no '/', no dot segments, nothing to encode.
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+MAX_ANSWER_BYTES = 1024 * 1024  # §8.3
+
+
+def sentry_http_client(
+    patterns: tuple[HostPattern, ...], *, resolver: Resolver | None = None
+) -> httpx.AsyncClient:
+    """The one shared client for Sentry calls: guarded egress, no redirects, no env proxy."""
+    return httpx.AsyncClient(
+        transport=GuardedTransport(patterns, resolver=resolver),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"Accept-Encoding": "identity"},
+    )
+
+
+class _Answer:
+    """What the W8 calls read of an answer: the status, `Retry-After` and the body."""
+
+    def __init__(self, status_code: int, retry_after: str | None, body: bytes) -> None:
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.body = body
+
+
+class HttpSentryApi:
+    """`SentryApi` for sentry.io or a self-hosted Sentry. The client is shared (one pool for the
+    process); every call has one deadline and never follows a redirect."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        timeout: float,
+        sentry_hosts: tuple[HostPattern, ...] = (),
+    ) -> None:
+        self._client = client
+        self._timeout = timeout
+        self._hosts = sentry_hosts
+
+    async def update_issue(
+        self, binding: Binding, issue_id: str, payload: Mapping[str, Any]
+    ) -> None:
+        what = "updating the Sentry issue"
+        response = await self._send(
+            "PUT", binding, _issue_url(binding, issue_id), what, json=dict(payload)
+        )
+        if response.status_code == 400 and is_release_based(payload):
+            raise SentryReleaseRefused("Sentry refused the release-based resolve (400)", status=400)
+        _raise_for_status(response, what)
+
+    async def get_issue_status(self, binding: Binding, issue_id: str) -> str:
+        what = "reading the Sentry issue"
+        response = await self._send("GET", binding, _issue_url(binding, issue_id), what)
+        _raise_for_status(response, what)
+        body = _json(response, what)
+        status = body.get("status") if isinstance(body, dict) else None
+        if not isinstance(status, str):
+            raise SentryRejected(f"Sentry answered {what} without a status", status=200)
+        return status
+
+    async def members_by_email(self, binding: Binding, email: str) -> list[SentryMember]:
+        what = "searching Sentry members"
+        url = f"{_org_url(binding)}/members/"
+        response = await self._send("GET", binding, url, what, params={"query": f"email:{email}"})
+        _raise_for_status(response, what)
+        body = _json(response, what)
+        if not isinstance(body, list):
+            raise SentryRejected(f"Sentry answered {what} with something else than a list")
+        return [member for member in (_member(raw) for raw in body) if member is not None]
+
+    async def _send(
+        self,
+        method: str,
+        binding: Binding,
+        url: str,
+        what: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+    ) -> _Answer:
+        try:  # §8.3: re-checked before every call; nothing is sent to a refused host
+            check_sentry_url(binding.sentry_url, self._hosts)
+        except HostRefused:
+            raise SentryRejected(
+                f"the org's Sentry URL is not an allowed Sentry host ({what}); "
+                "see SENTRY_JIRA_SENTRY_HOSTS"
+            ) from None
+        headers = {
+            "Authorization": f"Bearer {binding.sentry_token}",
+            "Accept": "application/json",
+        }
+        # Never put an exception's text in an error: it may quote the request (and the token).
+        try:
+            request = self._client.build_request(
+                method, url, json=json, params=params, headers=headers,
+                timeout=httpx.Timeout(self._timeout),
+            )
+            answer = await exchange(
+                self._client,
+                request,
+                deadline_seconds=self._timeout,
+                max_bytes=MAX_ANSWER_BYTES,
+            )
+        except OutboundTimeout:
+            raise SentryUnavailable(f"Sentry did not answer in time ({what})") from None
+        except AnswerTooLarge as error:
+            raise SentryRejected(
+                f"Sentry's answer is too large ({what})", status=error.status
+            ) from None
+        except EgressRefused:
+            raise SentryRejected(
+                f"the org's Sentry URL resolves to an address that is not allowed ({what})"
+            ) from None
+        except (OutboundUnsendable, httpx.InvalidURL, httpx.UnsupportedProtocol):
+            raise SentryRejected(f"the request could not be sent ({what})") from None
+        except OutboundUnreachable:
+            raise SentryUnavailable(f"could not reach Sentry ({what})") from None
+        except (UnicodeEncodeError, ValueError):
+            raise SentryRejected(
+                f"the Sentry URL or token cannot be sent in a request ({what})"
+            ) from None
+        return _Answer(answer.status, answer.headers.get("Retry-After"), answer.body)
+
+
+def _org_url(binding: Binding) -> str:
+    if not _SEGMENT.match(binding.org):
+        raise SentryRejected("not a valid Sentry org slug")
+    return f"{binding.sentry_url.rstrip('/')}/api/0/organizations/{quote(binding.org, safe='')}"
+
+
+def _issue_url(binding: Binding, issue_id: str) -> str:
+    if not _SEGMENT.match(issue_id):
+        raise SentryRejected("not a valid Sentry issue id")
+    return f"{_org_url(binding)}/issues/{quote(issue_id, safe='')}/"
+
+
+def _raise_for_status(response: _Answer, what: str) -> None:
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    error: SentryError
+    if status == 429:
+        error = SentryUnavailable(
+            f"Sentry is rate limiting ({what}, 429)",
+            status=status,
+            retry_after=parse_retry_after(response.retry_after),
+        )
+    elif status >= 500:
+        error = SentryUnavailable(f"Sentry failed ({what}, {status})", status=status)
+    elif 300 <= status < 400:
+        error = SentryRejected(
+            f"Sentry answered a redirect ({what}, {status}); redirects are not followed",
+            status=status,
+        )
+    elif status in (401, 403):
+        error = SentryRejected(f"Sentry refused the org's token ({what}, {status})", status=status)
+    elif status == 404:
+        error = SentryRejected(f"Sentry does not know it ({what}, 404)", status=status)
+    else:
+        error = SentryRejected(f"Sentry refused the request ({what}, {status})", status=status)
+    raise error
+
+
+def _json(response: _Answer, what: str) -> Any:
+    try:
+        return json.loads(response.body)
+    except ValueError:  # UnicodeDecodeError included
+        raise SentryRejected(
+            f"Sentry answered with invalid JSON ({what})", status=response.status_code
+        ) from None
+
+
+def _member(raw: Any) -> SentryMember | None:
+    """A member of the members list; pending invites (no user) are no one to assign."""
+    user = raw.get("user") if isinstance(raw, dict) else None
+    if not isinstance(user, dict):
+        return None
+    user_id = user.get("id")
+    if isinstance(user_id, bool) or not isinstance(user_id, str | int):
+        return None
+    emails: list[tuple[str, bool]] = []
+    for entry in user.get("emails") or ():
+        if isinstance(entry, dict) and isinstance(entry.get("email"), str):
+            emails.append((entry["email"], entry.get("is_verified") is True))
+    return SentryMember(user_id=str(user_id), emails=tuple(emails))
