@@ -9,13 +9,13 @@ unknown ids. Path parameters are taken as plain strings so that Litestar never a
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from litestar import Request, Response, delete, get, post, put
 from litestar.exceptions import HTTPException
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope
 
 from adapters.http.body import decode_json
 from adapters.presenters import (
@@ -58,13 +58,12 @@ def authorize(request: AnyRequest, container: Container) -> None:
 
 
 class AdminGate:
-    """ASGI middleware (after routing): the requests Litestar answers by itself are admin
-    requests too — OPTIONS on `/api/...` and every method on `/schema/...` need the admin
-    token (401), exactly as the admin routes' own GET does. With the API off these routes
-    do not exist (404) and this gate is never reached."""
+    """The requests Litestar answers by itself are admin requests too: OPTIONS on `/api/...`
+    and every method on `/schema/...` need the admin token (401), exactly as the admin routes'
+    own GET does. Run by the transport guard after routing, and only while the admin API is on:
+    with it off these routes do not exist (404) and nothing here is needed."""
 
-    def __init__(self, app: ASGIApp, *, container: Container) -> None:
-        self.app = app
+    def __init__(self, container: Container) -> None:
         self.admin_tokens = container.settings.admin_tokens
         base = container.settings.app.base_path
         self.api = f"{base}/api"
@@ -77,14 +76,14 @@ class AdminGate:
             return True
         return scope.get("method") == "OPTIONS" and _under(template, self.api)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if cast(str, scope["type"]) == "http" and self.guarded(scope):
+    def __call__(self, scope: Scope) -> None:
+        """Raise Unauthorized unless a guarded request carries one valid admin token."""
+        if self.guarded(scope):
             values = [v for k, v in scope["headers"] if k == b"authorization"]
             if len(values) > 1:
                 raise Unauthorized("more than one Authorization header")
             presented = values[0].decode("latin-1") if values else None
             check_admin_token(presented, self.admin_tokens)
-        await self.app(scope, receive, send)
 
 
 def _under(path: str, prefix: str) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from litestar import Litestar, Router
 from litestar.handlers import BaseRouteHandler
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from adapters.http import admin, journal
@@ -34,8 +33,10 @@ def create_app(container: Container) -> Litestar:
         route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
-            DefineMiddleware(admin.AdminGate, container=container),
-            guard_factory(container.settings.max_body_bytes),
+            guard_factory(
+                container.settings.max_body_bytes,
+                admin.AdminGate(container) if admin_on else None,
+            ),
         ],
         request_max_body_size=container.settings.max_body_bytes,
         openapi_config=openapi if admin_on else None,

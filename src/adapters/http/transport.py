@@ -6,6 +6,7 @@ Order on the Connect POST routes: 405 (Litestar's router, with `Allow`) → 431 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, cast
 
 from litestar.types import ASGIApp, Receive, Scope, Send
@@ -38,16 +39,25 @@ async def send_json_error(
 
 
 class TransportGuard:
-    """ASGI middleware: header size (431), declared body size (413), content type (415)."""
+    """ASGI middleware: header size (431), declared body size (413), content type (415), and
+    the admin gate of the requests Litestar answers by itself (OPTIONS, /schema: 401).
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    One middleware for all of it: every extra layer costs every request, the ack path's too.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, admin_gate: Callable[[Scope], None] | None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.admin_gate = admin_gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if cast(str, scope["type"]) != "http":
             await self.app(scope, receive, send)
             return
+        if self.admin_gate is not None:
+            self.admin_gate(scope)  # raises Unauthorized (401) before anything else is read
         handler: Any = scope.get("route_handler")
         opt = handler.opt if handler is not None else {}
         allowed = opt.get(ALLOWED_METHODS_OPT)
@@ -90,10 +100,10 @@ def _is_json(content_type: bytes | None) -> bool:
     return media_type == b"application/json"
 
 
-def guard_factory(max_body_bytes: int) -> Any:
+def guard_factory(max_body_bytes: int, admin_gate: Callable[[Scope], None] | None = None) -> Any:
     """A middleware factory for Litestar's `middleware=[...]`."""
 
     def factory(app: ASGIApp) -> ASGIApp:
-        return TransportGuard(app, max_body_bytes=max_body_bytes)
+        return TransportGuard(app, max_body_bytes=max_body_bytes, admin_gate=admin_gate)
 
     return factory
