@@ -11,7 +11,9 @@ import pytest
 from cryptography.fernet import Fernet
 
 from adapters.config import ConfigError, load_settings
+from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
+from tests.support.admin_api import an_installation
 from tests.support.builders import TEST_FERNET_KEY, a_settings
 
 
@@ -54,10 +56,26 @@ def test_a_wrong_secret_key_refuses_to_start(tmp_path: Path) -> None:
     assert other not in str(err.value)
 
 
-def test_a_rotated_key_list_still_reads_old_data(tmp_path: Path) -> None:
-    open_database(a_settings(tmp_path)).close()
+async def test_a_rotated_key_list_still_reads_old_data(tmp_path: Path) -> None:
+    old_secret, new_secret = "secret-written-under-the-old-key", "secret-written-after-rotation"
+    database = open_database(a_settings(tmp_path))
+    try:
+        await SqliteTenantStore(database).upsert_installed(an_installation("old", old_secret))
+    finally:
+        database.close()
     new = Fernet.generate_key().decode()
-    open_database(a_settings(tmp_path, secret_key=f"{new},{TEST_FERNET_KEY}")).close()
+    database = open_database(a_settings(tmp_path, secret_key=f"{new},{TEST_FERNET_KEY}"))
+    try:
+        tenants = SqliteTenantStore(database)
+        old_tenant = await tenants.by_client_key("old")
+        await tenants.upsert_installed(an_installation("new", new_secret))
+    finally:
+        database.close()
+    assert old_tenant is not None and old_tenant.shared_secret == old_secret
+    # New writes use the first key of the list: the new key alone decrypts them.
+    with sqlite3.connect(tmp_path / "sentry-jira.db") as raw:
+        [(stored,)] = raw.execute("SELECT shared_secret FROM tenants WHERE client_key = 'new'")
+    assert Fernet(new.encode()).decrypt(stored.encode()).decode() == new_secret
 
 
 def test_write_transactions_begin_immediate(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+
 from tests.support.leak_scan import Leak, database_files, find_leaks
 
 SECRET = "planted-shared-secret-0123456789abcdef"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.builders import a_settings
 
 from adapters.config import ConfigError
+from tests.support.builders import a_settings
 
 
 def test_the_worker_settings_default_to_an_in_process_worker_and_normal_sync() -> None:

@@ -1,11 +1,10 @@
-"""§A administration CLI: every operation, exit codes 0 / 1 / 2, --json, the Sentry token's path."""
+"""§A administration CLI, in process through click's runner: every operation, exit codes 0 / 1 / 2,
+--json, the Sentry token's path. As real processes: tests/e2e/test_cli_process.py."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from core.model.bindings import Binding
 from core.model.tenant import Tenant
 from tests.support.admin_api import SENTRY_TOKEN, SHARED_SECRET, an_installation
 from tests.support.builders import TEST_FERNET_KEY, a_settings
-from tests.support.process import server_env
 
 ACCOUNT = "5b10ac8d82e05b22cc7d4ef5"
 
@@ -329,48 +327,3 @@ def test_A_search_tokens_create_list_revoke(env: dict[str, str], settings: Setti
 def test_A_a_configuration_error_exits_2(env: dict[str, str]) -> None:
     result = cli({**env, "SENTRY_JIRA_SECRET_KEY": "not-a-key"}, "tenants", "list")
     assert_refused(result, 2, "SENTRY_JIRA_SECRET_KEY")
-
-
-# -- a real process -------------------------------------------------------------------------
-
-
-@pytest.mark.e2e
-def test_A_the_installed_command_runs_as_a_process(env: dict[str, str], tenant: Tenant) -> None:
-    command = [
-        "-m",
-        "adapters.cli.main",
-        "orgs",
-        "bind",
-        str(tenant.id),
-        "acme",
-        "--sentry-url",
-        "https://sentry.io",
-    ]
-    done = subprocess.run(
-        [sys.executable, *command, "--sentry-token-stdin", "--json"],
-        input=SENTRY_TOKEN + "\n",
-        env=server_env(env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["sentry_token"] == "***"
-    refused = subprocess.run(
-        [sys.executable, *command, "--sentry-token", SENTRY_TOKEN],
-        env=server_env(env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert refused.returncode == 2
-    assert len(refused.stderr.strip().splitlines()) == 1
-    assert SENTRY_TOKEN not in refused.stderr
-    missing = subprocess.run(
-        [sys.executable, "-m", "adapters.cli.main", "tenants", "show", "404"],
-        env=server_env(env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert missing.returncode == 1 and missing.stderr.strip() == "sentry-jira: no tenant 404"

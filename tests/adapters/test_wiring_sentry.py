@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.builders import a_fake_container, a_settings
-
 from adapters.memory.sentry import MemorySentryApi
 from adapters.outbound.sentry import HttpSentryApi
 from adapters.wiring import bootstrap
+from tests.support.builders import a_fake_container, a_settings
 
 
 async def test_bootstrap_wires_the_http_sentry_api_and_shutdown_closes_its_client(

@@ -9,12 +9,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from tests.support.sync_world import SyncWorld, issue_updated
 
 from adapters.clock import SystemClock
 from adapters.memory.sentry import MemorySentryApi
 from adapters.worker import Worker
 from core.model.bindings import Binding
+from tests.support.sync_world import SyncWorld, issue_updated
 
 
 class SlowSentry:

@@ -3,16 +3,12 @@ command line is ever echoed back in an error (a token pasted there by mistake st
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from adapters.config import Settings
 from core.model.tenant import Tenant
-from tests.e2e import test_cli_admin as admin_cli
-from tests.e2e.test_cli_admin import assert_refused, bind, cli, stored_binding
+from tests.cli import test_cli_admin as admin_cli
+from tests.cli.test_cli_admin import assert_refused, bind, cli, stored_binding
 from tests.support.admin_api import OTHER_SENTRY_TOKEN, SENTRY_TOKEN
 
 # The fixtures of the admin CLI tests: a database path, its settings, one installed tenant.
@@ -124,20 +120,3 @@ def test_A_the_hidden_value_is_shown_as_a_placeholder_and_names_still_are(
     assert "resolve_next_release" in result.stderr  # the choices are names, not input
     typo = cli(env, "orgs", "bind", "1", "acme", "--sentry-tok", PASTED)
     assert "--sentry-tok" in typo.stderr and PASTED not in typo.stderr
-
-
-def test_A_the_installed_command_does_not_echo_a_pasted_token(env: dict[str, str]) -> None:
-    """The real console script, as a process: argv is read from the command line itself."""
-    command = os.path.join(os.path.dirname(sys.executable), "sentry-jira")
-    for argv in (["orgs", "bind", "1", "acme", PASTED], [PASTED], ["serve", "--port", PASTED]):
-        done = subprocess.run(
-            [command, *argv],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 2, done.stderr
-        assert PASTED not in done.stdout + done.stderr
-        assert done.stderr.startswith("sentry-jira: ")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.builders import a_settings
 
 from adapters.config import ConfigError
 from core.model.host_patterns import HostPattern
+from tests.support.builders import a_settings
 
 
 def test_unset_means_any_public_https_host() -> None:

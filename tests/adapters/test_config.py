@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.support.builders import TEST_FERNET_KEY
 
 from adapters.config import ConfigError, load_settings
+from tests.support.builders import TEST_FERNET_KEY
 
 
 def test_defaults_follow_the_serve_address() -> None:

@@ -15,11 +15,6 @@ from typing import Any
 import attrs
 import pytest
 from litestar.testing import AsyncTestClient
-from tests.support.builders import a_settings
-from tests.support.fake_jira import FakeJira, Reply
-from tests.support.sync_world import SyncWorld, issue_updated
-from tests.support.webhooks import signed_delivery
-from tests.unit.test_worker import eventually
 
 from adapters.clock import SystemClock
 from adapters.http.app import create_app
@@ -28,6 +23,11 @@ from adapters.wiring import bootstrap
 from adapters.worker import Worker
 from core.model.bindings import Binding, Link
 from core.model.tenant import Installation
+from tests.adapters.test_worker import eventually
+from tests.support.builders import a_settings
+from tests.support.fake_jira import FakeJira, Reply
+from tests.support.sync_world import SyncWorld, issue_updated
+from tests.support.webhooks import signed_delivery
 
 MAX_ATTEMPTS = 3
 SECRET = "worker-failure-tests-shared-secret-0123456789"
