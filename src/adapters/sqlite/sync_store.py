@@ -22,16 +22,10 @@ from sqlite_utils.migrations import Migrations
 from adapters.sqlite.database import Database
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.loop_writes import LoopWriter
-from core.issue_update import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
+from core.model.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
-from ports.sync_store import (
-    JOURNAL_MAX_LIMIT,
-    ActionState,
-    DeadLetter,
-    JournalEntry,
-    NewAction,
-    StoredAction,
-)
+from ports.journal import JOURNAL_MAX_LIMIT, DeadLetter
+from ports.sync_store import ActionState, JournalEntry, NewAction, StoredAction
 
 migrations = Migrations("sentry_jira.sync")
 
