@@ -50,6 +50,8 @@ def _copy(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class MemorySyncStore:
+    """`SyncStore`, `Journal` and `WorkerUpkeep` in memory, as `SqliteSyncStore` is."""
+
     def __init__(self, inbox: MemoryInbox | None = None) -> None:
         self.inbox = inbox or MemoryInbox()
         self._plans: set[int] = set()

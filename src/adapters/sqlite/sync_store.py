@@ -125,8 +125,10 @@ def _dt(seconds: float) -> datetime:
 
 
 class SqliteSyncStore:
-    """Reads run on the storage thread. Writes run there too, or — given the loop connection,
-    as `bootstrap` does — on the event loop's connection (adapters/sqlite/loop_writes.py)."""
+    """`SyncStore`, `Journal` and `WorkerUpkeep` over one database (their tables share
+    transactions). Reads run on the storage thread. Writes run there too, or — given the loop
+    connection, as `bootstrap` does — on the event loop's connection
+    (adapters/sqlite/loop_writes.py)."""
 
     def __init__(self, database: Database, loop_connection: LoopConnection | None = None) -> None:
         self._database = database
