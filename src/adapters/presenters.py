@@ -10,7 +10,8 @@ from typing import Any
 
 from core.admin.bindings import IssuedSearchToken, TenantView
 from core.model.bindings import AccountMapping, Binding, Link, SearchToken
-from ports.sync_store import DeadLetter, JournalEntry
+from ports.journal import DeadLetter
+from ports.sync_store import JournalEntry
 
 MASK = "***"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from datetime import datetime
 
 import attrs
 import httpx
@@ -37,18 +37,18 @@ from adapters.sqlite.schema import ALL_MIGRATIONS
 from adapters.sqlite.sync_store import SqliteSyncStore
 from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
-from adapters.worker import Worker, heartbeat_horizon
+from adapters.worker import Worker, WorkerUpkeep, heartbeat_horizon
 from core.issue_update.process import SyncPorts
-from core.model.errors import ServiceError, Unavailable
+from core.model.errors import ServiceError
 from core.model.host_patterns import HostRefused, check_sentry_url
 from ports.admin import AccountMappingStore, BindingStore, LinkStore, SearchTokenStore
 from ports.clock import Clock
 from ports.inbox import Inbox
 from ports.install_keys import InstallKeys
 from ports.jira import JiraApi
+from ports.journal import Journal
 from ports.lifecycle import LifecycleStore
 from ports.sentry import SentryApi
-from ports.sync_store import SyncStore
 from ports.tenants import TenantLookup, TenantStore
 
 
@@ -84,14 +84,6 @@ log = logging.getLogger("sentry_jira")
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 
 
-class NoWorker(Unavailable):
-    """/health: the database answers but no sync worker runs (503, with the figures)."""
-
-    def __init__(self, figures: dict[str, Any]) -> None:
-        super().__init__("no sync worker is running", retry_after=5)
-        self.figures = figures
-
-
 @attrs.define
 class Container:
     """Every port the use cases need, built once; tests build it with fakes."""
@@ -115,11 +107,12 @@ class Container:
     sentry: SentryApi | None = None
     # The one outbound HTTP client (connection pool) of the process; closed on shutdown.
     http_client: httpx.AsyncClient | None = None
-    # W5–W9: the sync state (plans, watermarks, journal, dead letters) and the worker.
-    # `worker` is started by startup when `settings.run_worker`; without a `sync` store (a
+    # W5–W9 and §A: the journal and dead letters, the worker and its upkeep (heartbeats).
+    # `worker` is started by startup when `settings.run_worker`; without a `journal` (a
     # container of fakes) /health does not ask about workers.
-    sync: SyncStore | None = None
+    journal: Journal | None = None
     worker: Worker | None = None
+    upkeep: WorkerUpkeep | None = None
 
     _background: list[asyncio.Task[None]] = attrs.field(factory=list, init=False)
 
@@ -170,6 +163,15 @@ class Container:
         if self.worker is not None:
             self.worker.wake()
 
+    async def workers_running(self, now: datetime) -> bool:
+        """Does a sync worker run: this process's own, or (none here) any that beats on the
+        database?"""
+        if self.worker is not None and self.settings.run_worker:
+            return self.worker.running
+        if self.upkeep is None:
+            return False
+        return await self.upkeep.live_workers(heartbeat_horizon(now)) > 0
+
     async def shutdown(self) -> None:
         """Lifespan end: close what startup opened."""
         if self.worker is not None:
@@ -186,32 +188,6 @@ class Container:
             await self.jira_http.aclose()
         if self.http_client is not None:
             await self.http_client.aclose()
-
-    def delivery_accepted(self) -> None:
-        """The ack path recorded a new delivery: wake this process's idle worker."""
-        self.wake_worker()
-
-    async def health(self) -> dict[str, Any]:
-        """Figures for /health; raises Unavailable when storage does not answer."""
-        if self.database is not None:
-            await self.database.ping()
-        now = self.clock.now()
-        stats = await self.inbox.stats(now)
-        dead_letters, running = 0, True
-        if self.sync is not None:
-            dead_letters = await self.sync.dead_letter_count()
-            if self.worker is not None and self.settings.run_worker:
-                running = self.worker.running
-            else:  # this process runs no worker: is one running anywhere on the database?
-                running = await self.sync.live_workers(heartbeat_horizon(now)) > 0
-        figures = {
-            "queue_depth": stats.pending,
-            "oldest_pending_seconds": stats.oldest_pending_seconds,
-            "dead_letters": dead_letters,
-        }
-        if self.sync is not None and not running:
-            raise NoWorker(figures)
-        return figures
 
     def close(self) -> None:
         if self.database is not None:
@@ -263,10 +239,11 @@ def bootstrap(settings: Settings) -> Container:
     jira = HttpJiraApi(jira_http, settings, clock=clock)
     sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts)
     worker = Worker(
-        SyncPorts(inbox=inbox, sync=sync, tenants=tenants, bindings=admin.bindings,
-                  links=admin.links, accounts=admin.accounts, sentry=sentry, jira=jira,
-                  clock=clock),
+        SyncPorts(inbox=inbox, sync=sync, journal=sync, tenants=tenants,
+                  bindings=admin.bindings, links=admin.links, accounts=admin.accounts,
+                  sentry=sentry, jira=jira, clock=clock),
         settings.app,
+        upkeep=sync,
         lease_seconds=settings.worker_lease_seconds,
     )
     return Container(
@@ -289,8 +266,9 @@ def bootstrap(settings: Settings) -> Container:
         jira_http=jira_http,
         sentry=sentry,
         http_client=http_client,
-        sync=sync,
+        journal=sync,
         worker=worker,
+        upkeep=sync,
     )
 
 

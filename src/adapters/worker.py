@@ -11,7 +11,7 @@ One `Worker` per process, started by `Container.startup` (the app's lifespan) or
   their leases, so another worker takes them at once.
 - Polling: immediately again while there is work; when idle, backing off from 25 ms to
   `idle_poll_max` (250 ms). `wake()` (the ack path of the same process calls it through
-  `Container.delivery_accepted`) ends an idle wait at once, and a delivery due again soon (a
+  `Container.wake_worker`) ends an idle wait at once, and a delivery due again soon (a
   retry with a short backoff) shortens the wait to its due time. After a claim that found
   nothing the next one waits at least 25 ms, however often the loop is woken.
 - The acknowledgement path comes first: while the event loop is busy serving requests (one
@@ -20,6 +20,7 @@ One `Worker` per process, started by `Container.startup` (the app's lifespan) or
   (adapters/sqlite/loop_writes.py), never holding the write lock from another thread.
 - Every few seconds the worker records a heartbeat (`/health` of a process without its own
   worker asks whether any worker beats), and once an hour prunes what retention allows.
+  Both are this adapter's upkeep (`WorkerUpkeep`), not a port of the core: no use case asks.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import random
 import secrets
 import socket
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from core.issue_update import retry_delay
 from core.issue_update.process import SyncPorts, process_delivery, processing_failed
@@ -64,12 +66,35 @@ def heartbeat_horizon(now: datetime) -> datetime:
     return now - timedelta(seconds=3 * HEARTBEAT_SECONDS)
 
 
+class WorkerUpkeep(Protocol):
+    """What running workers keep beside the sync state: heartbeats and retention."""
+
+    async def beat(self, worker: str, now: datetime) -> None:
+        """A running worker says it is alive (health)."""
+        ...
+
+    async def forget_worker(self, worker: str) -> None:
+        """A worker stopped cleanly."""
+        ...
+
+    async def live_workers(self, since: datetime) -> int:
+        """How many workers beat at or after `since`."""
+        ...
+
+    async def prune(self, older_than: datetime) -> int:
+        """Retention: forget journal entries, and finished deliveries with their actions,
+        from before `older_than`. Dead letters and their deliveries are kept. Returns how
+        many rows went."""
+        ...
+
+
 class Worker:
     def __init__(
         self,
         ports: SyncPorts,
         settings: AppSettings,
         *,
+        upkeep: WorkerUpkeep,
         lease_seconds: float = 30.0,
         concurrency: int = 8,
         idle_poll_max: float = IDLE_POLL_MAX,
@@ -77,6 +102,7 @@ class Worker:
     ) -> None:
         self.ports = ports
         self.settings = settings
+        self.upkeep = upkeep
         self.owner = owner or worker_name()
         self.lease_seconds = lease_seconds
         self.concurrency = concurrency
@@ -132,16 +158,8 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
         with contextlib.suppress(ServiceError):
-            await self.ports.sync.forget_worker(self.owner)
+            await self.upkeep.forget_worker(self.owner)
         self._task = self._keeper = None
-
-    async def run_until_cancelled(self) -> None:
-        """For `sentry-jira worker`: run until the task is cancelled, then stop cleanly."""
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await self.stop()
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -275,10 +293,10 @@ class Worker:
 
     async def _beat(self) -> None:
         with contextlib.suppress(ServiceError):
-            await self.ports.sync.beat(self.owner, self.ports.clock.now())
+            await self.upkeep.beat(self.owner, self.ports.clock.now())
 
     async def _prune(self) -> None:
         cutoff = self.ports.clock.now() - timedelta(days=self.settings.retention_days)
-        gone = await self.ports.sync.prune(cutoff)
+        gone = await self.upkeep.prune(cutoff)
         if gone:
             log.info("retention: pruned %d old journal entries and deliveries", gone)

@@ -59,10 +59,6 @@ class Inbox(Protocol):
         """Extend `owner`'s lease to `now + lease_seconds`; False when it no longer holds it."""
         ...
 
-    async def complete(self, id: int, owner: str) -> bool:
-        """Mark a claimed delivery done; False when `owner` no longer holds its lease."""
-        ...
-
     async def release(self, id: int, owner: str, *, not_before: datetime) -> bool:
         """Give a claimed delivery back, due again at `not_before`; False if not the owner."""
         ...

@@ -1,14 +1,15 @@
-"""The sync state port (W5–W9, §A journal and dead letters).
+"""The sync state port (W5–W9).
 
 What the worker keeps about each delivery once it has been decided: its *plan* (the re-keys
-and Sentry writes, each an action with a state), the W6 watermarks, the journal, and the dead
-letters (actions that failed for good). Every method that changes an action is one write
-transaction that also journals the decision and, when the action was applied, advances its
-watermark — so a retry after success never writes again (W9).
+and Sentry writes, each an action with a state) and the W6 watermarks. Every method that
+changes an action is one write transaction that also journals the decision, dead-letters the
+action when it failed for good and, when it was applied, advances its watermark — so a retry
+after success never writes again (W9). Reading the journal and the dead letters, and
+retrying one, is the `Journal` port (ports/journal.py).
 
 The store also completes or releases the delivery in the inbox when that must be atomic with
-the actions' state (`settle`, `bury_delivery`, `retry_dead_letter`): the inbox and the sync
-state live in one database.
+the actions' state (`settle`, `bury_delivery`): the inbox and the sync state live in one
+database.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ import attrs
 
 from core.model.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
-
-JOURNAL_DEFAULT_LIMIT = 50
-JOURNAL_MAX_LIMIT = 500
 
 
 class ActionState(enum.StrEnum):
@@ -70,21 +68,6 @@ class StoredAction:
     attempts: int  # failed attempts so far
     not_before: datetime
     last_error: str | None = None
-
-
-@attrs.frozen
-class DeadLetter:
-    """§A: an action that failed for good (or a delivery whose lookups did)."""
-
-    id: int
-    tenant_id: int
-    org: str | None
-    issue_key: str
-    kind: Kind
-    action: Mapping[str, Any] = attrs.field(hash=False)
-    attempts: int
-    last_error: str
-    created_at: datetime
 
 
 class SyncStore(Protocol):
@@ -161,44 +144,4 @@ class SyncStore(Protocol):
         """After a pass over a delivery's plan: finish the delivery when no action is pending
         (None), else give it back due at its earliest pending action (returned). Nothing is
         changed unless `owner` holds the lease."""
-        ...
-
-    async def record(self, entries: Sequence[JournalEntry]) -> None:
-        """Journal decisions that change no state (a delivery-level `retrying`)."""
-        ...
-
-    async def journal(
-        self, tenant_id: int, *, issue_key: str | None = None, limit: int = JOURNAL_DEFAULT_LIMIT
-    ) -> list[JournalEntry]:
-        """The tenant's journal, newest first, optionally for one issue key."""
-        ...
-
-    async def dead_letters(self, *, limit: int = JOURNAL_MAX_LIMIT) -> list[DeadLetter]:
-        """Current dead letters, newest first."""
-        ...
-
-    async def dead_letter_count(self) -> int:
-        ...
-
-    async def retry_dead_letter(self, id: int, *, now: datetime) -> bool:
-        """Re-queue a dead letter (its action pending again with fresh attempts, its delivery
-        due now) in one transaction; False when there is no dead letter with this id."""
-        ...
-
-    async def prune(self, older_than: datetime) -> int:
-        """Retention: forget journal entries, and finished deliveries with their actions,
-        from before `older_than`. Dead letters and their deliveries are kept. Returns how
-        many rows went."""
-        ...
-
-    async def beat(self, worker: str, now: datetime) -> None:
-        """A running worker says it is alive (health)."""
-        ...
-
-    async def forget_worker(self, worker: str) -> None:
-        """A worker stopped cleanly."""
-        ...
-
-    async def live_workers(self, since: datetime) -> int:
-        """How many workers beat at or after `since`."""
         ...

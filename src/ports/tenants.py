@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.model.tenant import Installation, Tenant
+from core.model.tenant import Tenant
 
 
 class TenantLookup(Protocol):
@@ -16,6 +16,9 @@ class TenantLookup(Protocol):
 
 
 class TenantStore(Protocol):
+    """The reads the use cases need. Installing and uninstalling go through the
+    `LifecycleStore` (ports/lifecycle.py), atomically with the single-use token (L6)."""
+
     async def get(self, tenant_id: int) -> Tenant | None:
         """The tenant with this id, installed or not."""
         ...
@@ -26,12 +29,4 @@ class TenantStore(Protocol):
 
     async def list_all(self) -> list[Tenant]:
         """Every tenant, by id."""
-        ...
-
-    async def upsert_installed(self, installation: Installation) -> Tenant:
-        """Create the tenant (L3) or rotate its secret and URLs (L4), atomically (L6)."""
-        ...
-
-    async def mark_uninstalled(self, client_key: str) -> Tenant | None:
-        """L5: status `uninstalled`, secret erased; None when the clientKey is unknown."""
         ...

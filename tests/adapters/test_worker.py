@@ -46,7 +46,8 @@ async def test_the_worker_processes_a_recorded_delivery_once_woken() -> None:
     world = SyncWorld(clock=SystemClock())
     tenant = await world.a_tenant()
     await world.bind(tenant, "acme", issues={"APP-123": ["1"]})
-    worker = Worker(world.ports, world.settings, idle_poll_max=30)  # only a wake-up helps
+    # idle_poll_max=30: only a wake-up helps
+    worker = Worker(world.ports, world.settings, upkeep=world.sync, idle_poll_max=30)
     await worker.start()
     try:
         assert worker.running
@@ -70,8 +71,10 @@ async def test_SPEC3_a_lease_shorter_than_the_work_is_renewed_so_nobody_else_tak
     tenant = await world.a_tenant()
     await world.bind(tenant, "acme", issues={"APP-123": ["1"]})
     ports = attrs.evolve(world.ports, sentry=SlowSentry(world.sentry, 1.0))
-    first = Worker(ports, world.settings, lease_seconds=0.3, owner="first")
-    second = Worker(ports, world.settings, lease_seconds=0.3, owner="second")
+    first = Worker(ports, world.settings, upkeep=world.sync, lease_seconds=0.3,
+                   owner="first")
+    second = Worker(ports, world.settings, upkeep=world.sync, lease_seconds=0.3,
+                    owner="second")
     await world.deliver(tenant, issue_updated())
     await first.start()
     await asyncio.sleep(0.1)  # first has claimed it
@@ -94,7 +97,7 @@ async def test_SPEC3_stopping_releases_the_claims_of_unfinished_work() -> None:
     tenant = await world.a_tenant()
     await world.bind(tenant, "acme", issues={"APP-123": ["1"]})
     ports = attrs.evolve(world.ports, sentry=SlowSentry(world.sentry, 30))
-    worker = Worker(ports, world.settings, lease_seconds=60)
+    worker = Worker(ports, world.settings, upkeep=world.sync, lease_seconds=60)
     await world.deliver(tenant, issue_updated())
     await worker.start()
     await asyncio.sleep(0.2)
@@ -111,7 +114,8 @@ async def test_two_workers_on_one_queue_write_each_action_once() -> None:
     tenant = await world.a_tenant()
     issues = {f"APP-{n}": [str(n)] for n in range(1, 21)}
     await world.bind(tenant, "acme", issues=issues)
-    workers = [Worker(world.ports, world.settings, owner=f"w{n}") for n in range(2)]
+    workers = [Worker(world.ports, world.settings, upkeep=world.sync, owner=f"w{n}")
+               for n in range(2)]
     for worker in workers:
         await worker.start()
     try:

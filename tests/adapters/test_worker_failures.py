@@ -58,7 +58,7 @@ async def test_W9_an_unexpected_exception_ends_as_a_dead_letter_after_max_attemp
     world.ports = attrs.evolve(world.ports, sentry=broken)
     tenant = await world.a_tenant()
     await world.bind(tenant, "acme", issues={"APP-123": ["1"]})
-    worker = Worker(world.ports, world.settings, idle_poll_max=0.05)
+    worker = Worker(world.ports, world.settings, upkeep=world.sync, idle_poll_max=0.05)
     await world.deliver(tenant, issue_updated(), delivery_id="d-bug")
     await worker.start()
     try:
@@ -98,7 +98,7 @@ async def test_W9_a_too_deep_jira_answer_ends_as_a_dead_letter_after_max_attempt
     deep = 100_000
     site.reply("statuses", Reply(body=b"[" * deep + b"]" * deep))
     container = bootstrap(settings)
-    assert container.sync is not None
+    assert container.journal is not None
     try:
         tenant = await container.tenants.upsert_installed(Installation(
             client_key="jira-deep", shared_secret=SECRET, base_url=site.base_url,
@@ -114,7 +114,7 @@ async def test_W9_a_too_deep_jira_answer_ends_as_a_dead_letter_after_max_attempt
             response = await client.post("/extensions/jira/issue-updated/", content=raw,
                                          headers=headers)
             assert response.status_code == 202, response.text
-            sync = container.sync
+            sync = container.journal
 
             async def buried() -> bool:
                 return bool(await sync.dead_letters())

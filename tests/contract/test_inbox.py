@@ -67,18 +67,9 @@ async def test_an_expired_lease_is_reclaimed_by_another_worker(inbox: Inbox) -> 
     await inbox.claim("dead-worker", now=T0, lease_seconds=30)
     [again] = await inbox.claim("w2", now=T0 + timedelta(seconds=31), lease_seconds=30)
     assert again.attempts == 1
-    # The dead worker's late completion is refused: it no longer holds the lease.
-    assert await inbox.complete(again.id, "dead-worker") is False
-    assert await inbox.complete(again.id, "w2") is True
-
-
-async def test_complete_removes_it_from_the_queue(inbox: Inbox) -> None:
-    await inbox.record(a_delivery())
-    [claimed] = await inbox.claim("w1", now=T0, lease_seconds=30)
-    assert await inbox.complete(claimed.id, "w1") is True
-    assert await inbox.claim("w1", now=T0 + timedelta(hours=1), lease_seconds=30) == []
-    assert (await inbox.stats(T0)).pending == 0
-    assert await inbox.record(a_delivery()) is False  # still a duplicate after completion
+    # The dead worker's late release is refused: it no longer holds the lease.
+    assert await inbox.release(again.id, "dead-worker", not_before=T0) is False
+    assert await inbox.release(again.id, "w2", not_before=T0) is True
 
 
 async def test_release_makes_it_due_again_at_not_before(inbox: Inbox) -> None:
@@ -115,7 +106,8 @@ async def test_W6_one_delivery_of_an_issue_is_leased_at_a_time(inbox: Inbox) -> 
     assert [c.delivery_id for c in first] == ["old", "other", "other-tenant"]
     # While "old" is leased, no worker gets the newer delivery of the same issue.
     assert await inbox.claim("w2", now=now, lease_seconds=30, limit=10) == []
-    assert await inbox.complete(first[0].id, "w1") is True
+    # Given back (due in an hour), it no longer holds its issue: the newer delivery is next.
+    assert await inbox.release(first[0].id, "w1", not_before=now + timedelta(hours=1)) is True
     [second] = await inbox.claim("w2", now=now, lease_seconds=30, limit=10)
     assert second.delivery_id == "new"
 

@@ -18,7 +18,6 @@ from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.sync_store import SqliteSyncStore
 from adapters.wiring import open_database
 from ports.inbox import Inbox, NewDelivery
-from ports.sync_store import SyncStore
 from tests.support.builders import a_settings
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -27,7 +26,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture(params=["memory", "sqlite"])
 async def stores(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[Inbox, SyncStore]]:
+) -> AsyncIterator[tuple[Inbox, MemorySyncStore | SqliteSyncStore]]:
     if request.param == "memory":
         inbox = MemoryInbox()
         yield inbox, MemorySyncStore(inbox)
@@ -48,7 +47,7 @@ def a_delivery(delivery_id: str = "d-1", tenant_id: int = 1, at: datetime = T0,
 
 
 async def test_W9_a_duplicate_is_one_journal_entry_with_its_delivery_and_issue(
-    stores: tuple[Inbox, SyncStore],
+    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore],
 ) -> None:
     inbox, sync = stores
     assert await inbox.record(a_delivery()) is True
@@ -62,7 +61,7 @@ async def test_W9_a_duplicate_is_one_journal_entry_with_its_delivery_and_issue(
 
 
 async def test_W9_a_flood_of_copies_journals_one_entry_per_delivery(
-    stores: tuple[Inbox, SyncStore],
+    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore],
 ) -> None:
     inbox, sync = stores
     await inbox.record(a_delivery())
@@ -75,7 +74,7 @@ async def test_W9_a_flood_of_copies_journals_one_entry_per_delivery(
 
 
 async def test_W9_concurrent_first_copies_journal_no_duplicate(
-    stores: tuple[Inbox, SyncStore],
+    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore],
 ) -> None:
     inbox, sync = stores
     results = await asyncio.gather(*(inbox.record(a_delivery()) for _ in range(20)))
@@ -84,7 +83,7 @@ async def test_W9_concurrent_first_copies_journal_no_duplicate(
 
 
 async def test_W9_duplicate_entries_are_pruned_by_retention(
-    stores: tuple[Inbox, SyncStore],
+    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore],
 ) -> None:
     inbox, sync = stores
     await inbox.record(a_delivery())

@@ -1,4 +1,6 @@
-"""One contract suite for every TenantStore: the in-memory fake and SQLite (L3–L6)."""
+"""One contract suite for both tenant stores, the in-memory fake and SQLite (L3–L6): the
+`TenantStore` port's reads, and the writes (`upsert_installed`, `mark_uninstalled`) that the
+lifecycle stores are built on — those are not on the port, no use case calls them."""
 
 from __future__ import annotations
 
@@ -13,14 +15,15 @@ from adapters.memory.tenants import MemoryTenantStore
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
 from core.model.tenant import Installation, TenantStatus
-from ports.tenants import TenantStore
 from tests.support.builders import a_settings
+
+Tenants = MemoryTenantStore | SqliteTenantStore  # the concrete stores: the writes are theirs
 
 SECRET = "a-shared-secret-that-must-never-be-stored-in-clear-0123456789"
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def tenants(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TenantStore]:
+def tenants(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tenants]:
     if request.param == "memory":
         yield MemoryTenantStore()
         return
@@ -43,7 +46,7 @@ def an_installation(
     )
 
 
-async def test_L3_new_client_key_creates_an_installed_tenant(tenants: TenantStore) -> None:
+async def test_L3_new_client_key_creates_an_installed_tenant(tenants: Tenants) -> None:
     tenant = await tenants.upsert_installed(an_installation())
     assert tenant.status is TenantStatus.INSTALLED
     assert tenant.shared_secret == SECRET
@@ -54,7 +57,7 @@ async def test_L3_new_client_key_creates_an_installed_tenant(tenants: TenantStor
     assert await tenants.list_all() == [tenant]
 
 
-async def test_L3_each_tenant_gets_a_stable_distinct_id(tenants: TenantStore) -> None:
+async def test_L3_each_tenant_gets_a_stable_distinct_id(tenants: Tenants) -> None:
     first = await tenants.upsert_installed(an_installation("one"))
     second = await tenants.upsert_installed(an_installation("two"))
     again = await tenants.upsert_installed(an_installation("one", secret="rotated" * 6))
@@ -63,7 +66,7 @@ async def test_L3_each_tenant_gets_a_stable_distinct_id(tenants: TenantStore) ->
     assert [t.client_key for t in await tenants.list_all()] == ["one", "two"]
 
 
-async def test_L4_reinstall_rotates_the_secret_and_bumps_its_version(tenants: TenantStore) -> None:
+async def test_L4_reinstall_rotates_the_secret_and_bumps_its_version(tenants: Tenants) -> None:
     first = await tenants.upsert_installed(an_installation())
     rotated = await tenants.upsert_installed(
         an_installation(secret="new-secret-" * 5, base_url="https://acme2.atlassian.net")
@@ -75,7 +78,7 @@ async def test_L4_reinstall_rotates_the_secret_and_bumps_its_version(tenants: Te
     assert stored is not None and stored.shared_secret == "new-secret-" * 5
 
 
-async def test_L5_uninstall_erases_the_secret(tenants: TenantStore) -> None:
+async def test_L5_uninstall_erases_the_secret(tenants: Tenants) -> None:
     installed = await tenants.upsert_installed(an_installation())
     gone = await tenants.mark_uninstalled("client-1")
     assert gone is not None
@@ -86,25 +89,25 @@ async def test_L5_uninstall_erases_the_secret(tenants: TenantStore) -> None:
     assert gone.secret_version > installed.secret_version
 
 
-async def test_L5_uninstall_of_an_unknown_client_key_returns_none(tenants: TenantStore) -> None:
+async def test_L5_uninstall_of_an_unknown_client_key_returns_none(tenants: Tenants) -> None:
     assert await tenants.mark_uninstalled("nobody") is None
     assert await tenants.list_all() == []
 
 
-async def test_L4_reinstall_after_uninstall_reinstates(tenants: TenantStore) -> None:
+async def test_L4_reinstall_after_uninstall_reinstates(tenants: Tenants) -> None:
     await tenants.upsert_installed(an_installation())
     await tenants.mark_uninstalled("client-1")
     back = await tenants.upsert_installed(an_installation(secret="back-again-" * 4))
     assert back.is_installed and back.shared_secret == "back-again-" * 4
 
 
-async def test_unknown_lookups_return_none(tenants: TenantStore) -> None:
+async def test_unknown_lookups_return_none(tenants: Tenants) -> None:
     assert await tenants.get(999) is None
     assert await tenants.by_client_key("missing") is None
 
 
 async def test_L6_concurrent_installs_of_one_client_key_leave_one_tenant(
-    tenants: TenantStore,
+    tenants: Tenants,
 ) -> None:
     results = await asyncio.gather(
         *(

@@ -13,7 +13,7 @@ async def test_W9_a_duplicate_delivery_leaves_exactly_one_duplicate_journal_entr
     service: Any,  # noqa: F811
 ) -> None:
     container, client = service
-    assert container.sync is not None
+    assert container.journal is not None
     headers, body = signed_delivery(CLIENT, SECRET, delivery_id="d-dup")
     assert (await post(client, headers, body)).status_code == 202
     for _ in range(5):
@@ -21,7 +21,7 @@ async def test_W9_a_duplicate_delivery_leaves_exactly_one_duplicate_journal_entr
         assert (again.status_code, again.json()) == (200, {"status": "duplicate"})
     rows = deliveries(container)
     assert len(rows) == 1
-    entries = await container.sync.journal(rows[0]["tenant_id"], limit=500)
+    entries = await container.journal.journal(rows[0]["tenant_id"], limit=500)
     duplicates = [e for e in entries if e.outcome.value == "duplicate"]  # the worker's aside
     assert [(e.kind.value, e.delivery_id, e.issue_key, e.org) for e in duplicates] == [
         ("delivery", "d-dup", "APP-123", None)]

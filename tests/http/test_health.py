@@ -8,6 +8,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from adapters.http.app import create_app
+from adapters.http.health import health_of
 from adapters.wiring import bootstrap
 from core.model.errors import Unavailable
 from tests.support.builders import a_settings
@@ -59,8 +60,8 @@ async def test_A_health_is_503_when_no_worker_runs_anywhere(tmp_path: Path) -> N
     try:
         async with AsyncTestClient(app=create_app(container)) as client:
             alone = await client.get("/health")
-            assert container.sync is not None
-            await container.sync.beat("another-process", container.clock.now())
+            assert container.upkeep is not None
+            await container.upkeep.beat("another-process", container.clock.now())
             with_worker = await client.get("/health")
     finally:
         container.close()
@@ -75,11 +76,11 @@ async def test_A_health_is_unavailable_when_the_in_process_worker_stopped(tmp_pa
     container = bootstrap(a_settings(tmp_path))
     try:
         await container.startup()
-        assert (await container.health())["dead_letters"] == 0
+        assert (await health_of(container))["dead_letters"] == 0
         assert container.worker is not None
         await container.worker.stop()
         with pytest.raises(Unavailable, match="no sync worker"):
-            await container.health()
+            await health_of(container)
     finally:
         await container.shutdown()
         container.close()

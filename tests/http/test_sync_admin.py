@@ -24,8 +24,9 @@ from tests.support.sync_world import issue_updated
 @pytest.fixture
 async def sync_api() -> AsyncIterator[AdminApi]:
     inbox = MemoryInbox()
+    store = MemorySyncStore(inbox)
     container = a_fake_container(a_settings(admin_token=ADMIN_TOKEN), inbox=inbox,
-                                 sync=MemorySyncStore(inbox))
+                                 journal=store, upkeep=store)
     async for value in admin_api_for(container):
         yield value
 
@@ -34,12 +35,14 @@ async def sync_once(api: AdminApi, tenant: Tenant, body: dict[str, Any], deliver
                     ) -> None:
     """Record a delivery and process it with the container's ports."""
     c = api.container
-    assert c.sync is not None and c.sentry is not None
+    # The fake container's journal is the memory sync store, which is the SyncStore too.
+    assert isinstance(c.journal, MemorySyncStore) and c.sentry is not None
     await c.inbox.record(NewDelivery(
         tenant_id=tenant.id, delivery_id=delivery_id, issue_id=body["issue"]["id"],
         issue_key=body["issue"]["key"], body=json.dumps(body).encode(),
         received_at=c.clock.now()))
-    ports = SyncPorts(inbox=c.inbox, sync=c.sync, tenants=c.tenants, bindings=c.admin.bindings,
+    ports = SyncPorts(inbox=c.inbox, sync=c.journal, journal=c.journal, tenants=c.tenants,
+                      bindings=c.admin.bindings,
                       links=c.admin.links, accounts=c.admin.accounts, sentry=c.sentry,
                       jira=c.jira, clock=c.clock)
     for claimed in await c.inbox.claim("test", now=c.clock.now(), lease_seconds=30, limit=10):
@@ -156,7 +159,7 @@ async def test_A_dead_letter_order_of_checks(sync_api: AdminApi) -> None:
 
 async def test_A_the_routes_are_404_when_the_admin_api_is_off() -> None:
     inbox = MemoryInbox()
-    container = a_fake_container(a_settings(), inbox=inbox, sync=MemorySyncStore(inbox))
+    container = a_fake_container(a_settings(), inbox=inbox, journal=MemorySyncStore(inbox))
     async for api in admin_api_for(container):
         for method, path in (("GET", "/api/tenants/1/journal"), ("GET", "/api/dead-letters"),
                              ("POST", "/api/dead-letters/1/retry")):

@@ -85,7 +85,8 @@ class SyncWorld:
             base_url="https://sentry-jira.example.com", app_key="sentry-jira.example.com.jira",
             max_attempts=max_attempts, retry_base_seconds=retry_base_seconds,
             use_email_scope=use_email_scope)
-        self.ports = SyncPorts(inbox=self.inbox, sync=self.sync, tenants=self.tenants,
+        self.ports = SyncPorts(inbox=self.inbox, sync=self.sync, journal=self.sync,
+                               tenants=self.tenants,
                                bindings=self.bindings, links=self.links, accounts=self.accounts,
                                sentry=self.sentry, jira=self.jira, clock=self.clock)
         self._deliveries = 0

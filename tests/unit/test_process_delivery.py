@@ -181,7 +181,7 @@ async def test_W9_exhausted_attempts_make_a_dead_letter_an_admin_retry_applies()
     [letter] = await world.sync.dead_letters()
     assert letter.attempts == 3 and world.sentry.issue("acme", "1").status == "unresolved"
 
-    await sync_admin.retry_dead_letter(str(letter.id), sync=world.sync, clock=world.clock)
+    await sync_admin.retry_dead_letter(str(letter.id), journal=world.sync, clock=world.clock)
     await world.run()
     assert world.sentry.issue("acme", "1").status == "resolved"
     assert [o for _, o, _, _ in await world.journal(tenant)][-1] == "applied"
@@ -204,7 +204,7 @@ async def test_W6_an_admin_retry_of_a_superseded_action_is_stale_and_writes_noth
     assert world.sentry.issue("acme", "1").status == "unresolved"
     writes_before = len(world.sentry.updates())
 
-    await sync_admin.retry_dead_letter(letter.id, sync=world.sync, clock=world.clock)
+    await sync_admin.retry_dead_letter(letter.id, journal=world.sync, clock=world.clock)
     await world.run()
     assert len(world.sentry.updates()) == writes_before
     assert world.sentry.issue("acme", "1").status == "unresolved"
@@ -383,7 +383,7 @@ async def test_W9_a_jira_lookup_failing_every_time_is_a_delivery_dead_letter() -
     assert [o for _, o, _, _ in await world.journal(tenant)] == ["retrying", "dead"]
 
     world.jira.fail("statuses", None)
-    await sync_admin.retry_dead_letter(letter.id, sync=world.sync, clock=world.clock)
+    await sync_admin.retry_dead_letter(letter.id, journal=world.sync, clock=world.clock)
     await world.run()
     assert world.sentry.issue("acme", "1").status == "resolved"
 

@@ -75,8 +75,8 @@ def journal(tenant_id: str, issue_key: str | None, limit: str | None, as_json: b
 
     async def operation(c: Container) -> list[dict[str, Any]]:
         query = sync_admin.JournalQuery.parse(tenant_id, issue_key, limit)
-        assert c.sync is not None
-        entries = await sync_admin.read_journal(query, tenants=c.tenants, sync=c.sync)
+        assert c.journal is not None
+        entries = await sync_admin.read_journal(query, tenants=c.tenants, journal=c.journal)
         return [journal_json(entry) for entry in entries]
 
     emit(run(operation), as_json, lambda found: [_journal_line(e) for e in found])
@@ -102,8 +102,8 @@ def dead_letters_list(limit: str | None, as_json: bool) -> None:
     from core.admin import journal as sync_admin
 
     async def operation(c: Container) -> list[dict[str, Any]]:
-        assert c.sync is not None
-        letters = await sync_admin.list_dead_letters(limit, sync=c.sync)
+        assert c.journal is not None
+        letters = await sync_admin.list_dead_letters(limit, journal=c.journal)
         return [dead_letter_json(letter) for letter in letters]
 
     emit(run(operation), as_json, lambda found: [_dead_letter_line(d) for d in found])
@@ -118,8 +118,9 @@ def dead_letters_retry(dead_letter_id: str, as_json: bool) -> None:
     from core.admin import journal as sync_admin
 
     async def operation(c: Container) -> int:
-        assert c.sync is not None
-        return await sync_admin.retry_dead_letter(dead_letter_id, sync=c.sync, clock=c.clock)
+        assert c.journal is not None
+        return await sync_admin.retry_dead_letter(dead_letter_id, journal=c.journal,
+                                                 clock=c.clock)
 
     number = run(operation)
     emit({"id": number, "status": "queued"}, as_json, lambda _: [f"queued {number}"])

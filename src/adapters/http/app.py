@@ -6,7 +6,7 @@ from litestar import Litestar, Router
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 
-from adapters.http import admin, journal
+from adapters.http import admin, health, journal
 from adapters.http import search as search_routes
 from adapters.http.connect import descriptor, issue_updated
 from adapters.http.connect import lifecycle as lifecycle_routes
@@ -21,6 +21,7 @@ def create_app(container: Container) -> Litestar:
     """Build the app around a container; routes live under the base URL's path (SPEC §5)."""
     base_path = container.settings.app.base_path
     handlers: list[BaseRouteHandler] = [*descriptor.routes(container)]
+    handlers += health.routes(container)
     handlers += admin.routes(container)
     handlers += lifecycle_routes.routes(container)
     handlers += issue_updated.routes(container)

@@ -78,13 +78,6 @@ class MemoryInbox:
                 claimed_until=row.claimed_until))
         return claimed
 
-    async def complete(self, id: int, owner: str) -> bool:
-        row = self._rows.get(id)
-        if row is None or row.done or row.claimed_by != owner:
-            return False
-        row.done, row.claimed_by, row.claimed_until = True, None, None
-        return True
-
     async def release(self, id: int, owner: str, *, not_before: datetime) -> bool:
         row = self._rows.get(id)
         if row is None or row.done or row.claimed_by != owner:

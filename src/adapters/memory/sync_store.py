@@ -13,16 +13,10 @@ from typing import Any
 import attrs
 
 from adapters.memory.inbox import MemoryInbox
-from core.issue_update import Kind, Watermark, WatermarkAdvance, WatermarkKey
+from core.model.sync import Kind, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
-from ports.sync_store import (
-    JOURNAL_MAX_LIMIT,
-    ActionState,
-    DeadLetter,
-    JournalEntry,
-    NewAction,
-    StoredAction,
-)
+from ports.journal import JOURNAL_MAX_LIMIT, DeadLetter
+from ports.sync_store import ActionState, JournalEntry, NewAction, StoredAction
 
 
 @attrs.define
@@ -56,6 +50,8 @@ def _copy(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class MemorySyncStore:
+    """`SyncStore`, `Journal` and `WorkerUpkeep` in memory, as `SqliteSyncStore` is."""
+
     def __init__(self, inbox: MemoryInbox | None = None) -> None:
         self.inbox = inbox or MemoryInbox()
         self._plans: set[int] = set()

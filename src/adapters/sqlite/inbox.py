@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlite_utils
@@ -205,16 +205,6 @@ class SqliteInbox:
 
         return await self._write(renew)
 
-    async def complete(self, id: int, owner: str) -> bool:
-        def complete(db: sqlite_utils.Database) -> bool:
-            cursor = db.execute(
-                "UPDATE deliveries SET state = 'done', done_at = strftime('%s', 'now'), "
-                "claimed_by = NULL, claimed_until = NULL "
-                "WHERE id = ? AND claimed_by = ? AND state = 'pending'", [id, owner])
-            return cursor.rowcount == 1
-
-        return await self._write(complete)
-
     async def release(self, id: int, owner: str, *, not_before: datetime) -> bool:
         def release(db: sqlite_utils.Database) -> bool:
             cursor = db.execute(
@@ -235,14 +225,6 @@ class SqliteInbox:
 
         return await self._database.read(stats)
 
-    async def prune(self, older_than: datetime) -> int:
-        """Forget finished deliveries received before `older_than` (retention, W3 window)."""
-        def prune(db: sqlite_utils.Database) -> int:
-            return db.execute("DELETE FROM deliveries WHERE state = 'done' AND received_at < ?",
-                              [_ts(older_than)]).rowcount
-
-        return await self._database.write(prune)
-
 
 def _claimed(row: dict[str, Any]) -> ClaimedDelivery:
     return ClaimedDelivery(
@@ -251,7 +233,3 @@ def _claimed(row: dict[str, Any]) -> ClaimedDelivery:
         received_at=_dt(row["received_at"]), attempts=row["attempts"] - 1,
         claimed_until=_dt(row["claimed_until"]),
     )
-
-
-def lease_end(now: datetime, lease_seconds: float) -> datetime:
-    return now + timedelta(seconds=lease_seconds)

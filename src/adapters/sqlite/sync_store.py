@@ -22,16 +22,10 @@ from sqlite_utils.migrations import Migrations
 from adapters.sqlite.database import Database
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.loop_writes import LoopWriter
-from core.issue_update import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
+from core.model.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
-from ports.sync_store import (
-    JOURNAL_MAX_LIMIT,
-    ActionState,
-    DeadLetter,
-    JournalEntry,
-    NewAction,
-    StoredAction,
-)
+from ports.journal import JOURNAL_MAX_LIMIT, DeadLetter
+from ports.sync_store import ActionState, JournalEntry, NewAction, StoredAction
 
 migrations = Migrations("sentry_jira.sync")
 
@@ -131,8 +125,10 @@ def _dt(seconds: float) -> datetime:
 
 
 class SqliteSyncStore:
-    """Reads run on the storage thread. Writes run there too, or — given the loop connection,
-    as `bootstrap` does — on the event loop's connection (adapters/sqlite/loop_writes.py)."""
+    """`SyncStore`, `Journal` and `WorkerUpkeep` over one database (their tables share
+    transactions). Reads run on the storage thread. Writes run there too, or — given the loop
+    connection, as `bootstrap` does — on the event loop's connection
+    (adapters/sqlite/loop_writes.py)."""
 
     def __init__(self, database: Database, loop_connection: LoopConnection | None = None) -> None:
         self._database = database

@@ -16,13 +16,8 @@ from core.admin.validation import parse_id, parse_issue_key
 from core.model.errors import BadRequest, NotFound
 from core.model.tenant import Tenant
 from ports.clock import Clock
-from ports.sync_store import (
-    JOURNAL_DEFAULT_LIMIT,
-    JOURNAL_MAX_LIMIT,
-    DeadLetter,
-    JournalEntry,
-    SyncStore,
-)
+from ports.journal import JOURNAL_DEFAULT_LIMIT, JOURNAL_MAX_LIMIT, DeadLetter, Journal
+from ports.sync_store import JournalEntry
 from ports.tenants import TenantStore
 
 
@@ -53,21 +48,21 @@ class JournalQuery:
 
 
 async def read_journal(
-    query: JournalQuery, *, tenants: TenantStore, sync: SyncStore
+    query: JournalQuery, *, tenants: TenantStore, journal: Journal
 ) -> list[JournalEntry]:
     """§A journal of a tenant (unknown tenant → 404)."""
     await _tenant(query.tenant_id, tenants)
-    return await sync.journal(query.tenant_id, issue_key=query.issue_key, limit=query.limit)
+    return await journal.journal(query.tenant_id, issue_key=query.issue_key, limit=query.limit)
 
 
-async def list_dead_letters(limit: object = None, *, sync: SyncStore) -> list[DeadLetter]:
-    return await sync.dead_letters(limit=parse_limit(limit, default=JOURNAL_MAX_LIMIT))
+async def list_dead_letters(limit: object = None, *, journal: Journal) -> list[DeadLetter]:
+    return await journal.dead_letters(limit=parse_limit(limit, default=JOURNAL_MAX_LIMIT))
 
 
-async def retry_dead_letter(dead_letter_id: object, *, sync: SyncStore, clock: Clock) -> int:
+async def retry_dead_letter(dead_letter_id: object, *, journal: Journal, clock: Clock) -> int:
     """§A retry: re-queue a dead letter; 404 when there is none with this id (any more)."""
     number = parse_id(dead_letter_id, "dead letter id")
-    if not await sync.retry_dead_letter(number, now=clock.now()):
+    if not await journal.retry_dead_letter(number, now=clock.now()):
         raise NotFound(f"no dead letter {number}")
     return number
 

@@ -66,6 +66,7 @@ from ports.admin import AccountMappingStore, BindingStore, LinkStore
 from ports.clock import Clock
 from ports.inbox import ClaimedDelivery, Inbox
 from ports.jira import JiraApi
+from ports.journal import Journal
 from ports.sentry import SentryApi
 from ports.sync_store import ActionState, JournalEntry, NewAction, StoredAction, SyncStore
 from ports.tenants import TenantStore
@@ -77,6 +78,7 @@ class SyncPorts:
 
     inbox: Inbox
     sync: SyncStore
+    journal: Journal
     tenants: TenantStore
     bindings: BindingStore
     links: LinkStore
@@ -259,7 +261,7 @@ async def _lookup_failed(
                             retry_after=failure.retry_after, jitter=jitter())
         due = now + timedelta(seconds=delay)
         decision = Decision(Kind.DELIVERY, Outcome.RETRYING, f"{what}; will retry")
-        await ports.sync.record([_entry(claimed, decision, now)])
+        await ports.journal.record([_entry(claimed, decision, now)])
         await ports.inbox.release(claimed.id, owner, not_before=due)
         return due
     ending = "giving up" if failure.transient else "not retried"

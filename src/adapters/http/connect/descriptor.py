@@ -1,15 +1,14 @@
-"""D1/D2: the descriptor routes, and /health."""
+"""D1/D2: the descriptor routes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get
+from litestar import get
 from litestar.handlers import HTTPRouteHandler
 
-from adapters.wiring import Container, NoWorker
+from adapters.wiring import Container
 from core.describe import describe
-from core.model.errors import Unavailable
 
 
 def routes(container: Container) -> list[HTTPRouteHandler]:
@@ -23,17 +22,4 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
     def get_descriptor() -> dict[str, Any]:
         return descriptor
 
-    @get("/health", summary="Liveness and storage health")
-    async def health() -> Response[dict[str, Any]]:
-        try:
-            figures = await container.health()
-        except Unavailable as err:
-            figures = err.figures if isinstance(err, NoWorker) else {}
-            return Response(
-                {"status": "unavailable", "detail": err.detail, **figures},
-                status_code=503,
-                headers={"Retry-After": str(err.retry_after)},
-            )
-        return Response({"status": "ok", **figures})
-
-    return [get_descriptor, health]
+    return [get_descriptor]

@@ -71,7 +71,7 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
             request, webhook_id=webhook_id, tenants=lookup, inbox=container.inbox,
             clock=container.clock, settings=settings.app, decode=decode_json, encode=_encode)
         if ack.status == "accepted":
-            container.delivery_accepted()
+            container.wake_worker()
             status, body = 202, {"status": "accepted", "delivery": ack.delivery}
         else:
             status, body = 200, {"status": ack.status}
