@@ -31,7 +31,6 @@ def test_status_fixture_is_parsed_into_the_fields_the_sync_needs() -> None:
         ChangeItem("status", "3", "In Progress", "10101", "Done"),
     )
     assert delivery.assignee is None  # "assignee": null
-    assert delivery.is_relevant
     assert delivery.last_item("status") == delivery.items[1]
     assert delivery.rekeys == ()
     assert delivery.link_keys == ("APP-123",)
@@ -48,7 +47,6 @@ def test_W7_moved_fixture_names_the_old_key_to_re_key() -> None:
     assert delivery.rekeys == (("APP-123", "OPS-7"),)
     assert delivery.link_keys == ("OPS-7", "APP-123")
     assert delivery.project_id == "10002"
-    assert delivery.is_relevant
 
 
 def test_a_hidden_email_and_a_missing_assignee() -> None:
@@ -103,7 +101,6 @@ def test_optional_parts_may_be_missing_or_malformed() -> None:
         None,
         None,
     )
-    assert not delivery.is_relevant
 
     odd = copy.deepcopy(base)
     odd["changelog"]["items"] = [

@@ -17,7 +17,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -30,7 +29,8 @@ from jwt.algorithms import RSAAlgorithm
 from jwt.exceptions import InvalidKeyError
 
 from core.connect.qsh import query_string_hash
-from core.model.errors import Unauthorized
+from core.json_body import decode_json_body
+from core.model.errors import BadRequest, Unauthorized
 from core.model.settings import AppSettings
 from core.model.tenant import Tenant
 from ports.clock import Clock
@@ -200,8 +200,8 @@ def _segment(text: str) -> bytes:
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError):
+        value = decode_json_body(raw)
+    except BadRequest:
         raise Unauthorized("the token is malformed") from None
     if not isinstance(value, dict):
         raise Unauthorized("the token is malformed")

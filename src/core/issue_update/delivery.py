@@ -1,7 +1,14 @@
-"""A recorded `jira:issue_updated` delivery, parsed into what the sync needs (W4–W7)."""
+"""A `jira:issue_updated` delivery: read once on the ack path (W2–W4), recorded, and parsed
+back by the worker into what the sync needs (W4–W7).
+
+The ack path's strict reader (`read_issue_update`) checks the body and builds its record: the
+only form of the delivery that is stored. The worker reads that record back with
+`Delivery.parse`, so both ends see the same fields and the same relevance (W4).
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -15,6 +22,16 @@ STATUS_FIELD = "status"
 ASSIGNEE_FIELD = "assignee"
 KEY_FIELD = "Key"
 RELEVANT_FIELDS = frozenset({STATUS_FIELD, ASSIGNEE_FIELD, KEY_FIELD})
+ISSUE_UPDATED = "jira:issue_updated"
+
+# Bounded records (issue #11): every value the ack path records has a ceiling, checked before
+# anything is stored; longer → 400. Far above what Jira sends, far below what hurts.
+MAX_ID = 64            # issue, project, changelog and delivery ids
+MAX_ACCOUNT_ID = 128   # Atlassian documents account ids up to 128 characters
+MAX_KEY = 255          # issue and project keys
+MAX_TIMESTAMP = 64     # `timestamp`, `fields.updated`
+MAX_NAME = 255         # display names, e-mail addresses, a change's from/to strings
+MAX_DELIVERY_ID = MAX_ID
 
 
 @attrs.frozen
@@ -80,11 +97,6 @@ class Delivery:
             items=items,
             assignee=_assignee(fields.get("assignee")),
         )
-
-    @property
-    def is_relevant(self) -> bool:
-        """W4: the changelog touches status, assignee or the issue key."""
-        return any(item.field in RELEVANT_FIELDS for item in self.items)
 
     def last_item(self, field: str) -> ChangeItem | None:
         """The last changelog item of this field (Jira sends at most one; the last one wins)."""
@@ -162,3 +174,160 @@ def _assignee(raw: Any) -> Assignee | None:
     email = email.strip() if isinstance(email, str) and email.strip() else None
     # An assignee we cannot identify is still an assignee: unresolvable, never an unassign.
     return Assignee(account_id=account_id, email=email)
+
+
+# -- the ack path's reader (W2–W4): strict, and the only parse of the body ------------------
+
+
+@attrs.frozen
+class IncomingDelivery:
+    """A relevant issue update as the ack path accepts it: its W3 id and its record, the form
+    that is stored and that the worker reads back (`Delivery.parse`)."""
+
+    id: str
+    issue_id: str
+    issue_key: str
+    record: dict[str, Any]
+
+
+def read_issue_update(body: Any, webhook_id: str | None) -> IncomingDelivery | None:
+    """W2 (400) → W4 (None: not relevant, 200 ignored) → W3 header (400) → bounded record (400).
+
+    W2: the body must be an object with webhookEvent, issue.key, issue.id and issue.fields.
+    W4: relevant when the event is `jira:issue_updated` and a changelog item's `field` is
+    status, assignee or Key. The record keeps exactly those items, so a record is relevant
+    iff it has changelog items.
+    """
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    event = body.get("webhookEvent")
+    if not isinstance(event, str):
+        raise BadRequest("webhookEvent must be a string")
+    issue = body.get("issue")
+    if not isinstance(issue, dict):
+        raise BadRequest("issue must be an object")
+    key, issue_id, fields = issue.get("key"), issue.get("id"), issue.get("fields")
+    if not isinstance(key, str) or not key:
+        raise BadRequest("issue.key must be a string")
+    if not isinstance(issue_id, str) or not issue_id:
+        raise BadRequest("issue.id must be a string")
+    if not isinstance(fields, dict):
+        raise BadRequest("issue.fields must be an object")
+    changelog = body.get("changelog")
+    relevant: list[dict[str, Any]] = []
+    if isinstance(changelog, dict):
+        items = changelog.get("items")
+        if isinstance(items, list):
+            # A `field` that is a list or an object is no relevant field (and cannot be hashed).
+            relevant = [item for item in items if isinstance(item, dict)
+                        and isinstance(field := item.get("field"), str)
+                        and field in RELEVANT_FIELDS]
+    if event != ISSUE_UPDATED or not relevant:
+        return None
+    header_id = _header_delivery_id(webhook_id)
+    record = _record(body, issue, fields, changelog, relevant)
+    if header_id is None:  # a hash of (issue id, changelog id, timestamp)
+        changelog_id, timestamp = record["changelog"]["id"], record.get("timestamp")
+        basis = "\x1f".join([issue_id, "" if changelog_id is None else str(changelog_id),
+                             "" if timestamp is None else str(timestamp)])
+        header_id = "sha256:" + hashlib.sha256(basis.encode()).hexdigest()[:32]
+    return IncomingDelivery(header_id, issue_id, key, record)
+
+
+def _header_delivery_id(header: str | None) -> str | None:
+    """W3: the X-Atlassian-Webhook-Identifier header when present and not blank."""
+    if header is not None:
+        header = header.strip()
+        if header:
+            if len(header) > MAX_DELIVERY_ID or not header.isprintable():
+                raise BadRequest("X-Atlassian-Webhook-Identifier is malformed")
+            return header
+    return None
+
+
+# The kept keys of a relevant changelog item, with their names in errors and their bounds:
+# `from`/`to` hold status ids or account ids, `fromString`/`toString` names or issue keys.
+_ITEM_BOUNDS = (("field", "changelog.items[].field", MAX_NAME),
+                ("from", "changelog.items[].from", MAX_ACCOUNT_ID),
+                ("fromString", "changelog.items[].fromString", MAX_NAME),
+                ("to", "changelog.items[].to", MAX_ACCOUNT_ID),
+                ("toString", "changelog.items[].toString", MAX_NAME))
+_ASSIGNEE_BOUNDS = (("accountId", "issue.fields.assignee.accountId", MAX_ACCOUNT_ID),
+                    ("emailAddress", "issue.fields.assignee.emailAddress", MAX_NAME),
+                    ("displayName", "issue.fields.assignee.displayName", MAX_NAME))
+_PROJECT_BOUNDS = (("id", "issue.fields.project.id", MAX_ID),
+                   ("key", "issue.fields.project.key", MAX_KEY))
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _bounded(name: str, value: Any, limit: int) -> None:
+    """The slow path of every bound check: a kept value must be a scalar of at most `limit`
+    characters (as text); else 400. Strings within their bound never get here."""
+    if not isinstance(value, _SCALARS):
+        raise BadRequest(f"{name} must be a string")
+    if isinstance(value, str | int) and not isinstance(value, bool) and (
+        len(value) if isinstance(value, str) else len(str(value))
+    ) > limit:
+        raise BadRequest(f"{name} must be at most {limit} characters")
+
+
+def _kept(source: dict[str, Any], bounds: tuple[tuple[str, str, int], ...]) -> dict[str, Any]:
+    kept = {}
+    for key, name, limit in bounds:
+        if key in source:
+            value = kept[key] = source[key]
+            if value is not None and (type(value) is not str or len(value) > limit):
+                _bounded(name, value, limit)
+    return kept
+
+
+def _record(body: dict[str, Any], issue: dict[str, Any], fields: dict[str, Any],
+            changelog: Any, relevant: list[dict[str, Any]]) -> dict[str, Any]:
+    """The part of a valid, relevant body the worker needs (W5–W7), in the body's own shape.
+
+    Real deliveries carry every field of the issue (descriptions, comments, custom fields:
+    often tens of kilobytes); the sync needs a few. Recording only those keeps the insert
+    on the hot path small and keeps customer text out of the database. Every kept value is a
+    scalar within its bound (`MAX_*`), else BadRequest: nothing unbounded is recorded. The
+    checks run in the record's order, so the first offending field is the one named.
+    """
+    kept_fields: dict[str, Any] = {}
+    project = fields.get("project")
+    if isinstance(project, dict):
+        kept_fields["project"] = _kept(project, _PROJECT_BOUNDS)
+    if "updated" in fields:
+        updated = kept_fields["updated"] = fields["updated"]
+        if type(updated) is not str or len(updated) > MAX_TIMESTAMP:
+            _bounded("issue.fields.updated", updated, MAX_TIMESTAMP)
+    if "assignee" in fields:
+        assignee = fields["assignee"]
+        if isinstance(assignee, dict):
+            kept_fields["assignee"] = _kept(assignee, _ASSIGNEE_BOUNDS)
+        else:
+            if assignee is not None:
+                _bounded("issue.fields.assignee", assignee, MAX_NAME)
+            kept_fields["assignee"] = assignee
+    issue_id, key = issue["id"], issue["key"]  # strings (W2)
+    if len(issue_id) > MAX_ID:
+        _bounded("issue.id", issue_id, MAX_ID)
+    if len(key) > MAX_KEY:
+        _bounded("issue.key", key, MAX_KEY)
+    record: dict[str, Any] = {
+        "webhookEvent": body["webhookEvent"],
+        "issue": {"id": issue_id, "key": key, "fields": kept_fields},
+    }
+    if "timestamp" in body:
+        timestamp = record["timestamp"] = body["timestamp"]
+        if type(timestamp) is not int or not -_INT_FLOOR < timestamp < _INT_CEILING:
+            _bounded("timestamp", timestamp, MAX_TIMESTAMP)
+    changelog_id = changelog.get("id")  # a relevant body has a changelog object
+    if changelog_id is not None and (type(changelog_id) is not str or len(changelog_id) > MAX_ID):
+        _bounded("changelog.id", changelog_id, MAX_ID)
+    record["changelog"] = {"id": changelog_id,
+                           "items": [_kept(item, _ITEM_BOUNDS) for item in relevant]}
+    return record
+
+
+# An int of at most MAX_TIMESTAMP characters as text (a sign counts), checked without str().
+_INT_CEILING = 10**MAX_TIMESTAMP
+_INT_FLOOR = 10**(MAX_TIMESTAMP - 1)

@@ -8,7 +8,6 @@ signature, claims, qsh, `aud`, `iss` = `clientKey` (401) → single use → stor
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from core.connect.tokens import (
     read_token,
     verify_signature,
 )
+from core.json_body import json_object
 from core.model.errors import BadRequest, Unauthorized
 from core.model.jira_hosts import check_jira_base_url
 from core.model.settings import AppSettings
@@ -63,7 +63,7 @@ class InstallBody:
 
     @classmethod
     def parse(cls, raw: bytes, settings: AppSettings) -> InstallBody:
-        body = _json_object(raw)
+        body = json_object(raw)
         _common_fields(body, settings, event_type="installed")
         for name in OPTIONAL_TEXT_FIELDS:
             value = body.get(name)
@@ -100,25 +100,9 @@ class UninstallBody:
 
     @classmethod
     def parse(cls, raw: bytes, settings: AppSettings) -> UninstallBody:
-        body = _json_object(raw)
+        body = json_object(raw)
         _common_fields(body, settings, event_type="uninstalled")
         return cls(client_key=body["clientKey"])
-
-
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest("the body is not valid UTF-8") from None
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
-    except RecursionError:
-        raise BadRequest("the body is nested too deeply") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 def _printable(text: str) -> bool:

@@ -37,7 +37,20 @@ class Tenant:
     shared_secret: str | None = attrs.field(repr=False)
     # Bumped on every rotation so caches of the secret can be keyed by it (L4).
     secret_version: int = 1
+    # §8.0: the one transport that reaches this site (`connect`, later `forge`, `webhook`).
+    transport: str = "connect"
 
     @property
     def is_installed(self) -> bool:
         return self.status is TenantStatus.INSTALLED and self.shared_secret is not None
+
+
+@attrs.frozen
+class VerifiedSite:
+    """A site whose request its transport's verifier accepted (§8.0); only verifiers build one.
+
+    The issue-update use case takes this instead of a transport's request, so it never learns
+    how the delivery was authenticated (Connect JWT, webhook signature, Forge token).
+    """
+
+    tenant: Tenant

@@ -12,37 +12,19 @@ from typing import Any
 
 import msgspec
 from litestar import asgi
-from litestar.exceptions import HTTPException
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from adapters.http.body import decode_json
+from adapters.http.body import decode_json, read_body
 from adapters.http.transport import ALLOWED_METHODS_OPT, JSON_BODY_OPT
 from adapters.wiring import Container
 from core.connect.tokens import ConnectRequest
+from core.connect.verify import verify_connect_site
 from core.describe import ISSUE_UPDATED_PATH
 from core.issue_update.acknowledge import acknowledge_issue_update
 
 _JSON = [(b"content-type", b"application/json")]
 _encode = msgspec.json.Encoder().encode
-
-
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it passes `limit` (chunked uploads)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Any = await receive()
-        if message["type"] == "http.disconnect":
-            raise HTTPException(status_code=400, detail="the client disconnected")
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise HTTPException(status_code=413, detail="request body is too large")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def routes(container: Container) -> list[ASGIRouteHandler]:
@@ -67,9 +49,12 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
             authorization=authorization,
             body=await read_body(receive, settings.max_body_bytes),
         )
+        # W1 before any parse: a request that is not verified is 401 whatever its body.
+        site = await verify_connect_site(request, tenants=lookup, settings=settings.app,
+                                         clock=container.clock)
         ack = await acknowledge_issue_update(
-            request, webhook_id=webhook_id, tenants=lookup, inbox=container.inbox,
-            clock=container.clock, settings=settings.app, decode=decode_json, encode=_encode)
+            site, request.body, webhook_id=webhook_id, inbox=container.inbox,
+            clock=container.clock, decode=decode_json, encode=_encode)
         if ack.status == "accepted":
             container.wake_worker()
             status, body = 202, {"status": "accepted", "delivery": ack.delivery}
