@@ -7,18 +7,30 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
+import attrs
 import pytest
 from tests.support.builders import a_settings
 from tests.support.fake_jira import FakeJira, FakeJiraSite
 
+from adapters.memory.jira import MemoryJiraApi
 from adapters.outbound.jira import HttpJiraApi, jira_http_client, matching_projects, users_of
+from adapters.wiring import memory_admin_stores
+from core.model.bindings import Binding
 from core.model.credentials import JiraFlavor, PersonalAccessToken
-from core.model.errors import UpstreamFailed
+from core.model.errors import NotFound, UpstreamFailed
 from core.model.jira import JiraProject, JiraUser
 from core.model.tenant import Tenant, TenantStatus
-from core.search.search import SearchQuery, SearchResult, ask_jira
+from core.search.search import (
+    SearchQuery,
+    SearchRequest,
+    SearchResult,
+    SearchSettings,
+    ask_jira,
+    search,
+)
 
 PAT = "dc-personal-access-token-0123456789abcdef"
+ADMIN = "admin-token-for-these-tests-0123456789"
 
 DC_USERS = [
     {"key": "JIRAUSER10100", "name": "john.smith", "displayName": "John <b>Smith</b>",
@@ -90,10 +102,14 @@ async def api() -> AsyncIterator[HttpJiraApi]:
 
 
 def dc_tenant(site: FakeJiraSite) -> Tenant:
+    return dc_tenant_at(site.base_url)
+
+
+def dc_tenant_at(base_url: str) -> Tenant:
     return Tenant(
         id=7,
         client_key="dc-1",
-        base_url=site.base_url,
+        base_url=base_url,
         display_url=None,
         status=TenantStatus.INSTALLED,
         installed_at=datetime(2026, 1, 1, tzinfo=UTC),
@@ -123,3 +139,50 @@ async def test_S5_8_1_project_search_on_data_center_filters_locally_with_S5_labe
     results = await ask_jira(SearchQuery("project", "SHOP"), dc_tenant(data_center), jira=api)
     assert results == [SearchResult("WEB - Website & shop", "10001")]
     assert await ask_jira(SearchQuery("project", "nothing"), dc_tenant(data_center), jira=api) == []
+
+
+# -- S1 for webhook sites ------------------------------------------------------------------
+
+
+class OneSite:
+    """A tenant store holding one site, as the webhook transport's site store will."""
+
+    def __init__(self, site: Tenant) -> None:
+        self.site = site
+
+    async def get(self, tenant_id: int) -> Tenant | None:
+        return self.site if tenant_id == self.site.id else None
+
+
+@pytest.mark.parametrize("removed", [False, True], ids=["registered", "removed"])
+async def test_S1_8_0_a_webhook_site_bound_to_the_org_is_searchable_until_removed(
+    removed: bool,
+) -> None:
+    stores = memory_admin_stores()
+    site = attrs.evolve(
+        dc_tenant_at("https://jira.corp.example/jira"),
+        status=TenantStatus.UNINSTALLED if removed else TenantStatus.INSTALLED,
+        site_credential=None if removed else PersonalAccessToken(PAT),
+    )
+    await stores.bindings.change(
+        site.id, "acme", lambda _: Binding(
+            tenant_id=site.id, org="acme", sentry_url="https://sentry.io", sentry_token="s"
+        ),
+    )
+    jira = MemoryJiraApi()
+    jira.site(site).projects.append(JiraProject("10000", "OPS", "Operations"))
+    request = SearchRequest(
+        org="acme", tenant_id=str(site.id), authorization=(f"Bearer {ADMIN}",),
+        parameters=(("field", "project"), ("query", "ops")),
+    )
+    found = search(
+        request, tenants=OneSite(site), bindings=stores.bindings,
+        search_tokens=stores.search_tokens, jira=jira,
+        settings=SearchSettings(admin_tokens=(ADMIN,)),
+    )
+    if removed:
+        with pytest.raises(NotFound):
+            await found
+        assert jira.calls == []
+    else:
+        assert await found == [SearchResult("OPS - Operations", "10000")]
