@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import attrs
 import pytest
@@ -28,11 +29,12 @@ from core.search.search import (
     ask_jira,
     search,
 )
+from ports.tenants import TenantStore
 
 PAT = "dc-personal-access-token-0123456789abcdef"
 ADMIN = "admin-token-for-these-tests-0123456789"
 
-DC_USERS = [
+DC_USERS: list[dict[str, Any]] = [
     {"key": "JIRAUSER10100", "name": "john.smith", "displayName": "John <b>Smith</b>",
      "emailAddress": "john@corp.example", "active": True},
     {"key": "john.doe", "name": "jdoe", "displayName": "John Doe", "active": True},
@@ -176,7 +178,7 @@ async def test_S1_8_0_a_webhook_site_bound_to_the_org_is_searchable_until_remove
         parameters=(("field", "project"), ("query", "ops")),
     )
     found = search(
-        request, tenants=OneSite(site), bindings=stores.bindings,
+        request, tenants=cast(TenantStore, OneSite(site)), bindings=stores.bindings,
         search_tokens=stores.search_tokens, jira=jira,
         settings=SearchSettings(admin_tokens=(ADMIN,)),
     )
