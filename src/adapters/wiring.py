@@ -22,6 +22,7 @@ from adapters.memory.admin import (
 from adapters.memory.inbox import MemoryInbox
 from adapters.outbound.install_keys import HttpInstallKeys
 from adapters.outbound.jira import HttpJiraApi, jira_http_client
+from adapters.outbound.jira_status_cache import CachingJiraApi, StatusCache
 from adapters.outbound.sentry import HttpSentryApi, sentry_http_client
 from adapters.sqlite.admin import (
     SqliteAccountMappingStore,
@@ -236,7 +237,8 @@ def bootstrap(settings: Settings) -> Container:
     inbox = SqliteInbox(database, loop_connection)
     admin = sqlite_admin_stores(database)
     sync = SqliteSyncStore(database, loop_connection)
-    jira = HttpJiraApi(jira_http, settings, clock=clock)
+    # W5: the status cache wraps the Jira client (any transport's credential).
+    jira = CachingJiraApi(HttpJiraApi(jira_http, settings, clock=clock), StatusCache(clock))
     sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts)
     worker = Worker(
         SyncPorts(inbox=inbox, sync=sync, journal=sync, tenants=tenants,

@@ -1,8 +1,12 @@
 """One contract suite for every JiraApi: the in-memory fake, and the httpx adapter talking
-to the fake Jira server on loopback (S3–S6, S8, W5)."""
+to the fake Jira server on loopback with each credential (S3–S6, S8, W5, §8.0, §8.1):
+a Connect JWT, a Cloud API token (Basic, REST v3) and a Data Center PAT (Bearer, REST v2,
+under a context path). The fake server checks every credential it receives. The status
+cache is the `CachingJiraApi` wrapper, put around each as the composition root does."""
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,6 +18,8 @@ import pytest
 from adapters.memory.clock import FixedClock
 from adapters.memory.jira import MemoryJiraApi
 from adapters.outbound.jira import HttpJiraApi, jira_http_client
+from adapters.outbound.jira_status_cache import CachingJiraApi, StatusCache
+from core.model.credentials import ApiToken, JiraFlavor, PersonalAccessToken
 from core.model.errors import (
     UpstreamError,
     UpstreamFailed,
@@ -32,7 +38,12 @@ from tests.support.paths import fixture_json
 TIMEOUT = "0.3"
 
 
-def a_tenant(tenant_id: int, base_url: str, secret: str) -> Tenant:
+def a_tenant(
+    tenant_id: int,
+    base_url: str,
+    secret: str | None,
+    credential: ApiToken | PersonalAccessToken | None = None,
+) -> Tenant:
     return Tenant(
         id=tenant_id,
         client_key=f"client-{tenant_id}",
@@ -41,6 +52,12 @@ def a_tenant(tenant_id: int, base_url: str, secret: str) -> Tenant:
         status=TenantStatus.INSTALLED,
         installed_at=datetime(2026, 1, 1, tzinfo=UTC),
         shared_secret=secret,
+        site_credential=credential,
+        flavor=(
+            JiraFlavor.DATA_CENTER
+            if isinstance(credential, PersonalAccessToken)
+            else JiraFlavor.CLOUD
+        ),
     )
 
 
@@ -68,6 +85,7 @@ class World(Protocol):
     def reinstall(self, n: int = 1) -> Tenant: ...
     def uninstall(self, n: int = 1) -> Tenant: ...
     def sent(self) -> int: ...
+    def with_a_wrong_credential(self, n: int = 1) -> Tenant | None: ...
 
 
 ERRORS: dict[str, UpstreamError] = {
@@ -93,6 +111,7 @@ ROUTES: dict[str, Route] = {
     "autocomplete": "autocomplete",
     "statuses": "statuses",
     "user_email": "email",
+    "myself": "myself",
 }
 
 
@@ -104,8 +123,8 @@ def _now() -> datetime:
 class MemoryWorld:
     def __init__(self) -> None:
         self.clock = FixedClock(_now())
-        self.memory = MemoryJiraApi(clock=self.clock)
-        self.api: JiraApi = self.memory
+        self.memory = MemoryJiraApi()
+        self.api: JiraApi = CachingJiraApi(self.memory, StatusCache(self.clock))
         self._tenants = {
             n: a_tenant(n, f"https://site{n}.atlassian.net", new_secret()) for n in (1, 2)
         }
@@ -165,6 +184,9 @@ class MemoryWorld:
     def sent(self) -> int:
         return len(self.memory.calls)
 
+    def with_a_wrong_credential(self, n: int = 1) -> Tenant | None:
+        return None  # the memory fake checks no credential
+
 
 def _fixture_statuses() -> list[JiraStatus]:
     return [
@@ -181,17 +203,37 @@ def _status_json(status: JiraStatus) -> dict[str, Any]:
     }
 
 
+Mode = str  # "connect" | "cloud-token" | "data-center"
+HTTP_MODES: tuple[Mode, ...] = ("connect", "cloud-token", "data-center")
+
+
 class HttpWorld:
-    def __init__(self, servers: list[FakeJira], api: HttpJiraApi, clock: FixedClock) -> None:
+    """One fake Jira server per tenant; the site authenticates as `mode` says (§8.1)."""
+
+    def __init__(
+        self, servers: list[FakeJira], api: HttpJiraApi, clock: FixedClock, mode: Mode
+    ) -> None:
         self.servers = servers
-        self.api: JiraApi = api
+        self.api: JiraApi = CachingJiraApi(api, StatusCache(clock))
         self.clock = clock
+        self.mode = mode
         self.sites: dict[int, FakeJiraSite] = {}
         self._tenants: dict[int, Tenant] = {}
         for n, server in enumerate(servers, start=1):
-            secret = new_secret()
-            self.sites[n] = server.add_site(f"client-{n}", secret)
-            self._tenants[n] = a_tenant(n, self.sites[n].base_url, secret)
+            self.sites[n], self._tenants[n] = self._new_site(n, server)
+
+    def _new_site(self, n: int, server: FakeJira) -> tuple[FakeJiraSite, Tenant]:
+        secret = new_secret()
+        if self.mode == "cloud-token":
+            email = f"admin{n}@example.com"
+            site = server.add_cloud_token_site(f"cloud-{n}", email, secret)
+            return site, a_tenant(n, site.base_url, None, ApiToken(email, secret))
+        if self.mode == "data-center":
+            # §8.1: a Data Center base URL may carry a context path.
+            site = server.add_data_center_site(f"dc-{n}", secret, base_path="/jira")
+            return site, a_tenant(n, site.base_url, None, PersonalAccessToken(secret))
+        site = server.add_site(f"client-{n}", secret)
+        return site, a_tenant(n, site.base_url, secret)
 
     def tenant(self, n: int = 1) -> Tenant:
         return self._tenants[n]
@@ -205,7 +247,10 @@ class HttpWorld:
     def add_user(
         self, account_id: str, name: str, email: str | None, projects: tuple[str, ...] = ()
     ) -> None:
-        self.sites[1].add_user(account_id, name, email, projects)
+        if self.mode == "data-center":  # the user's key plays the account id's part
+            self.sites[1].add_data_center_user(account_id, f"u{account_id}", name, email, projects)
+        else:
+            self.sites[1].add_user(account_id, name, email, projects)
 
     def add_project(self, project_id: str, key: str, name: str) -> None:
         self.sites[1].add_project(project_id, key, name)
@@ -217,19 +262,39 @@ class HttpWorld:
         self.sites[n].statuses = [_status_json(s) for s in statuses]
 
     def set_email(self, account_id: str, email: str) -> None:
-        self.sites[1].emails[account_id] = email
+        site = self.sites[1]
+        if self.mode == "connect":
+            site.emails[account_id] = email
+            return
+        # Webhook sites read the address from the user resource (W5, §8.1).
+        identity = "key" if self.mode == "data-center" else "accountId"
+        for user in site.users:
+            if user.get(identity) == account_id:
+                user["emailAddress"] = email
+                return
+        self.add_user(account_id, "Someone", email)
 
     def fail(self, method: str, kind: str) -> None:
-        self.sites[1].reply(ROUTES[method], REPLIES[kind])
+        route = ROUTES[method]
+        if method == "user_email" and self.mode != "connect":
+            route = "user"
+        self.sites[1].reply(route, REPLIES[kind])
 
     def reinstall(self, n: int = 1) -> Tenant:
-        # L4 rotates the secret: Jira signs-verifies with the new one from now on.
+        # L4 / credential rotation: Jira accepts only the new one from now on.
         secret = new_secret()
-        self.sites[n].shared_secret = secret
-        old = self._tenants[n]
-        self._tenants[n] = attrs.evolve(
-            old, shared_secret=secret, secret_version=old.secret_version + 1
-        )
+        site, old = self.sites[n], self._tenants[n]
+        if self.mode == "connect":
+            site.shared_secret = secret
+            new = attrs.evolve(old, shared_secret=secret)
+        elif self.mode == "cloud-token":
+            owner = site.api_tokens[0]
+            site.api_tokens[:] = [attrs.evolve(owner, token=secret)]
+            new = attrs.evolve(old, site_credential=ApiToken(owner.email, secret))
+        else:
+            site.pats[:] = [attrs.evolve(site.pats[0], token=secret)]
+            new = attrs.evolve(old, site_credential=PersonalAccessToken(secret))
+        self._tenants[n] = attrs.evolve(new, secret_version=old.secret_version + 1)
         return self._tenants[n]
 
     def uninstall(self, n: int = 1) -> Tenant:
@@ -238,6 +303,7 @@ class HttpWorld:
             old,
             status=TenantStatus.UNINSTALLED,
             shared_secret=None,
+            site_credential=None,
             secret_version=old.secret_version + 1,
         )
         return self._tenants[n]
@@ -245,8 +311,18 @@ class HttpWorld:
     def sent(self) -> int:
         return sum(len(server.requests) for server in self.servers)
 
+    def with_a_wrong_credential(self, n: int = 1) -> Tenant | None:
+        tenant, wrong = self._tenants[n], new_secret()
+        if self.mode == "connect":
+            return attrs.evolve(tenant, shared_secret=wrong)
+        if self.mode == "cloud-token":
+            credential = tenant.site_credential
+            assert isinstance(credential, ApiToken)
+            return attrs.evolve(tenant, site_credential=ApiToken(credential.email, wrong))
+        return attrs.evolve(tenant, site_credential=PersonalAccessToken(wrong))
 
-@pytest.fixture(params=["memory", "http"])
+
+@pytest.fixture(params=["memory", *HTTP_MODES])
 async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
     if request.param == "memory":
         yield MemoryWorld()
@@ -259,7 +335,8 @@ async def world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
     ]
     try:
         async with jira_http_client(settings) as client:
-            yield HttpWorld(servers, HttpJiraApi(client, settings, clock=clock), clock)
+            api = HttpJiraApi(client, settings, clock=clock)
+            yield HttpWorld(servers, api, clock, request.param)
     finally:
         for server in servers:
             server.stop()
@@ -450,3 +527,176 @@ async def test_L7_an_uninstalled_tenant_is_refused_and_nothing_is_sent(
     with pytest.raises(UpstreamRefused):
         await CALLS[method](world.api, tenant)
     assert world.sent() == 0
+
+
+# -- §8.1 the webhook transport's credentials -------------------------------------------
+
+ALL_CALLS: dict[str, Callable[[JiraApi, Tenant], Awaitable[Any]]] = {
+    **CALLS,
+    "myself": lambda api, t: api.myself(t),
+}
+
+
+def _http(world: World) -> HttpWorld:
+    if not isinstance(world, HttpWorld):
+        pytest.skip("the in-memory fake checks no credential and sends nothing")
+    return world
+
+
+@pytest.mark.parametrize("method", list(CALLS))
+async def test_8_1_every_call_carries_a_credential_the_fake_jira_accepts(
+    world: World, method: str
+) -> None:
+    http = _http(world)
+    world.add_issue("ABC-1", "Crash")
+    world.add_user("acc-1", "Ada", "ada@example.com", projects=("ABC",))
+    await CALLS[method](world.api, world.tenant())
+    [request] = [r for server in http.servers for r in server.requests]
+    assert request.verified and request.status in (200, 404)
+    authorization = request.headers["authorization"]
+    if http.mode == "connect":
+        assert authorization.startswith("JWT ") and request.claims is not None
+    elif http.mode == "cloud-token":
+        credential = world.tenant().site_credential
+        assert isinstance(credential, ApiToken)
+        expected = base64.b64encode(f"{credential.email}:{credential.token}".encode()).decode()
+        assert authorization == f"Basic {expected}"
+        assert request.principal == credential.email
+        assert "/rest/api/2/" not in request.raw_path or method in ("autocomplete", "statuses")
+    else:
+        assert authorization.startswith("Bearer ")
+        assert request.principal == "JIRAUSER10000"
+        # §8.1: REST v2 under the site's context path.
+        assert request.raw_path.startswith("/jira/rest/api/2/")
+
+
+@pytest.mark.parametrize("method", list(ALL_CALLS))
+async def test_8_1_a_wrong_credential_is_refused_by_jira_and_reported_as_refused(
+    world: World, method: str
+) -> None:
+    http = _http(world)
+    wrong = world.with_a_wrong_credential()
+    assert wrong is not None
+    with pytest.raises(UpstreamRefused) as raised:
+        await ALL_CALLS[method](world.api, wrong)
+    assert sum(server.refused for server in http.servers) == 1
+    secret = wrong.shared_secret or getattr(wrong.site_credential, "token", "")
+    assert secret and secret not in raised.value.detail
+
+
+async def test_8_1_myself_names_the_credentials_owner(world: World) -> None:
+    if isinstance(world, HttpWorld) and world.mode == "connect":
+        pytest.skip("a Connect site is checked by its signed install, not /myself")
+    me = await world.api.myself(world.tenant())
+    if isinstance(world, HttpWorld) and world.mode == "data-center":
+        assert me == JiraUser("JIRAUSER10000", "Admin", "admin@corp.example")
+        assert world.servers[0].requests[-1].raw_path == "/jira/rest/api/2/myself"
+    elif isinstance(world, HttpWorld):
+        assert me == JiraUser("557058:fake-site-admin", "Site Admin", "admin1@example.com")
+        assert world.servers[0].requests[-1].raw_path == "/rest/api/3/myself"
+    else:
+        assert me.id and me.display_name
+
+
+async def test_8_1_myself_refused_names_the_problem_and_unreachable_is_another_error(
+    world: World,
+) -> None:
+    http = _http(world)
+    if http.mode == "connect":
+        pytest.skip("a Connect site is checked by its signed install, not /myself")
+    wrong = world.with_a_wrong_credential()
+    assert wrong is not None
+    with pytest.raises(UpstreamRefused) as refused:
+        await world.api.myself(wrong)
+    noun = "API token" if http.mode == "cloud-token" else "personal access token"
+    assert noun in refused.value.detail and "401" in refused.value.detail
+    http.sites[1].reply("myself", Reply.status_only(503))
+    with pytest.raises(UpstreamFailed):
+        await world.api.myself(world.tenant())
+    http.servers[0].stop()
+    with pytest.raises(UpstreamFailed) as unreachable:
+        await world.api.myself(world.tenant())
+    assert not isinstance(unreachable.value, UpstreamRefused)
+
+
+async def test_W5_8_1_a_cloud_token_site_reads_the_email_from_the_user_resource(
+    world: World,
+) -> None:
+    http = _http(world)
+    if http.mode != "cloud-token":
+        pytest.skip("Cloud API-token sites only")
+    world.add_user("acc-1", "Ada", "ada@example.com")
+    assert await world.api.user_email(world.tenant(), "acc-1") == "ada@example.com"
+    world.add_user("acc-2", "Hidden", None)
+    assert await world.api.user_email(world.tenant(), "acc-2") is None
+    paths = {r.raw_path for r in http.servers[0].requests}
+    assert paths == {"/rest/api/3/user"}  # never /user/email: that one is for apps only
+
+
+async def test_S4_8_1_data_center_users_are_their_key_and_none_is_dropped(world: World) -> None:
+    http = _http(world)
+    if http.mode != "data-center":
+        pytest.skip("Data Center only")
+    http.sites[1].add_data_center_user("JIRAUSER10100", "john.smith", "John Smith", None)
+    http.sites[1].add_data_center_user("john.doe", "jdoe", "John Doe", "jd@corp.example")
+    users = await world.api.users(world.tenant(), "john")
+    assert users == [
+        JiraUser("JIRAUSER10100", "John Smith", None),
+        JiraUser("john.doe", "John Doe", "jd@corp.example"),
+    ]
+    assert http.servers[0].requests[-1].query == {"username": ["john"]}
+
+
+async def test_S5_8_1_data_center_filters_the_full_project_list_here(world: World) -> None:
+    http = _http(world)
+    if http.mode != "data-center":
+        pytest.skip("Data Center only")
+    world.add_project("10000", "OPS", "Operations")
+    world.add_project("10001", "WEB", "Website OPS team")
+    world.add_project("10002", "APP", "Mobile")
+    found = await world.api.projects(world.tenant(), "oPs")
+    assert found == [
+        JiraProject("10000", "OPS", "Operations"),
+        JiraProject("10001", "WEB", "Website OPS team"),
+    ]
+    request = http.servers[0].requests[-1]
+    assert (request.raw_path, request.raw_query) == ("/jira/rest/api/2/project", "")
+
+
+@pytest.mark.parametrize(
+    ("flavor", "credential"),
+    [
+        (JiraFlavor.DATA_CENTER, ApiToken("a@example.com", "t0ken")),
+        (JiraFlavor.CLOUD, PersonalAccessToken("p4t")),
+    ],
+    ids=["api-token-on-data-center", "pat-on-cloud"],
+)
+async def test_8_1_a_credential_that_does_not_fit_the_flavor_sends_nothing(
+    world: World, flavor: JiraFlavor, credential: ApiToken | PersonalAccessToken
+) -> None:
+    _http(world)
+    tenant = attrs.evolve(world.tenant(), site_credential=credential, flavor=flavor)
+    with pytest.raises(UpstreamRefused):
+        await world.api.get_issue(tenant, "ABC-1")
+    assert world.sent() == 0
+
+
+async def test_W5_an_uninstalled_site_is_never_answered_from_the_status_cache(
+    world: World,
+) -> None:
+    await world.api.statuses(world.tenant())
+    sent = world.sent()
+    tenant = attrs.evolve(
+        world.tenant(), status=TenantStatus.UNINSTALLED, shared_secret=None, site_credential=None
+    )  # same secret version: only the missing credential can stop the cache
+    with pytest.raises(UpstreamRefused):
+        await world.api.statuses(tenant)
+    assert world.sent() == sent
+
+
+def test_8_1_credentials_never_show_in_a_repr(world: World) -> None:
+    tenant = world.tenant()
+    secrets_ = {tenant.shared_secret, getattr(tenant.site_credential, "token", None)} - {None}
+    assert secrets_
+    shown = repr(tenant) + repr(tenant.jira_credential) + repr(tenant.site_credential)
+    assert not any(secret in shown for secret in secrets_ if secret)

@@ -26,6 +26,7 @@ from adapters.outbound.jira import (
     encode_query,
     jira_http_client,
 )
+from adapters.outbound.jira_status_cache import CachingJiraApi
 from adapters.wiring import bootstrap
 from core.connect.qsh import base_path_of, query_string_hash
 from core.model.errors import (
@@ -538,7 +539,9 @@ async def test_bootstrap_wires_one_guarded_jira_client_closed_at_shutdown(
 ) -> None:
     container = bootstrap(a_settings(tmp_path, jira_hosts=LOOPBACK))
     try:
-        assert isinstance(container.jira, HttpJiraApi)
+        # W5: the status cache wraps the httpx client in the composition root.
+        assert isinstance(container.jira, CachingJiraApi)
+        assert isinstance(container.jira.inner, HttpJiraApi)
         assert container.jira_http is not None
         assert container.jira_http.follow_redirects is False
         issue = await container.jira.get_issue(a_tenant(site.base_url), "ABC-1")

@@ -58,8 +58,8 @@ Connect token; a wrong or missing one gets 401, is recorded (`verified=False`) a
   ``users`` /rest/api/2/user/search?username=, ``assignable``
   /rest/api/2/user/assignable/search?project=<key or id>&username= (400 without `username`),
   ``projects`` /rest/api/2/project (the full list, unfiltered), ``statuses``
-  /rest/api/2/status, ``autocomplete`` as on Cloud. Users carry `key` and `name`, never
-  `accountId`.
+  /rest/api/2/status, ``user`` /rest/api/2/user?key= (404 when unknown), ``autocomplete``
+  as on Cloud. Users carry `key` and `name`, never `accountId`.
 
 `site.api_tokens` / `site.pats` hold the credentials the site accepts (clear them to revoke).
 """
@@ -116,6 +116,7 @@ _DATA_CENTER_ROUTES: dict[str, Route] = {
     "/rest/api/2/project": "projects",
     "/rest/api/2/status": "statuses",
     "/rest/api/2/jql/autocompletedata/suggestions": "autocomplete",
+    "/rest/api/2/user": "user",
 }
 _DATA_CENTER_ISSUE_PREFIX = "/rest/api/2/issue/"
 
@@ -434,6 +435,11 @@ class FakeJiraSite:
                     and _user_matches(u, arg("username"), ("name", "displayName", "emailAddress"))
                 ]
             )
+        if route == "user":  # GET /rest/api/2/user?key= (404 when unknown)
+            if not arg("key"):
+                return Reply.status_only(400)
+            found = [u for u in self.users if u.get("key") == arg("key")]
+            return Reply.json(found[0]) if found else Reply.status_only(404)
         if route == "projects":
             return Reply.json(list(self.projects))  # the full list: callers filter locally
         if route == "statuses":

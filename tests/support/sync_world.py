@@ -19,6 +19,7 @@ from adapters.memory.jira import MemoryJiraApi
 from adapters.memory.sentry import MemorySentryApi
 from adapters.memory.sync_store import MemorySyncStore
 from adapters.memory.tenants import MemoryTenantStore
+from adapters.outbound.jira_status_cache import CachingJiraApi, StatusCache
 from core.issue_update.process import SyncPorts, process_delivery
 from core.model.bindings import AccountMapping, Binding, Link, ResolutionStrategy, StatusRule
 from core.model.jira import JiraStatus
@@ -80,7 +81,7 @@ class SyncWorld:
         self.links = MemoryLinkStore(data)
         self.accounts = MemoryAccountMappingStore(data)
         self.sentry = MemorySentryApi()
-        self.jira = MemoryJiraApi(clock=self.clock)
+        self.jira = MemoryJiraApi()
         self.settings = AppSettings(
             base_url="https://sentry-jira.example.com", app_key="sentry-jira.example.com.jira",
             max_attempts=max_attempts, retry_base_seconds=retry_base_seconds,
@@ -88,7 +89,9 @@ class SyncWorld:
         self.ports = SyncPorts(inbox=self.inbox, sync=self.sync, journal=self.sync,
                                tenants=self.tenants,
                                bindings=self.bindings, links=self.links, accounts=self.accounts,
-                               sentry=self.sentry, jira=self.jira, clock=self.clock)
+                               sentry=self.sentry,
+                               jira=CachingJiraApi(self.jira, StatusCache(self.clock)),
+                               clock=self.clock)
         self._deliveries = 0
 
     async def a_tenant(self, client_key: str = "jira-client-1") -> Tenant:

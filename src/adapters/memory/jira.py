@@ -1,8 +1,9 @@
 """In-memory Jira REST API: what each tenant's Jira holds, and failures on demand.
 
-Same semantics as `adapters/jira_http.py` (the contract suite runs over both):
-an unknown issue key → None, a hidden e-mail → None, statuses cached per (tenant id,
-secret version), an uninstalled tenant → `UpstreamRefused` with nothing "sent".
+Same semantics as `adapters/outbound/jira.py` (the contract suite runs over both):
+an unknown issue key → None, a hidden e-mail → None, an uninstalled tenant →
+`UpstreamRefused` with nothing "sent". No status cache: wrap it in
+`jira_status_cache.CachingJiraApi` as the composition root wraps the httpx client.
 
 Arrange data with `site(tenant)`; make a method raise with `fail(method, error)`;
 every call that would have reached Jira is appended to `calls`.
@@ -14,12 +15,9 @@ from typing import Any, Final
 
 import attrs
 
-from adapters.clock import SystemClock
-from adapters.outbound.jira_status_cache import StatusCache
 from core.model.errors import UpstreamError, UpstreamNotFound, UpstreamRefused
 from core.model.jira import JiraIssueSummary, JiraProject, JiraStatus, JiraUser, JqlSuggestion
 from core.model.tenant import Tenant
-from ports.clock import Clock
 
 METHODS: Final = (
     "get_issue",
@@ -30,6 +28,7 @@ METHODS: Final = (
     "autocomplete",
     "statuses",
     "user_email",
+    "myself",
 )
 
 
@@ -45,6 +44,10 @@ class MemoryJiraSite:
     suggestions: dict[str, list[JqlSuggestion]] = attrs.Factory(dict)  # field name -> values
     statuses: list[JiraStatus] = attrs.Factory(list)
     emails: dict[str, str] = attrs.Factory(dict)  # account id -> address; absent = hidden
+    # §8.1 credential check: who the credential belongs to; None = Jira refuses it.
+    me: JiraUser | None = attrs.Factory(
+        lambda: JiraUser("557058:fake-site-admin", "Site Admin", "admin@example.com")
+    )
 
 
 @attrs.frozen
@@ -62,10 +65,9 @@ def _matches(query: str, *texts: str | None) -> bool:
 
 
 class MemoryJiraApi:
-    def __init__(self, *, clock: Clock | None = None, status_cache: StatusCache | None = None):
+    def __init__(self) -> None:
         self._sites: dict[int, MemoryJiraSite] = {}
         self._failures: dict[str, UpstreamError] = {}
-        self._statuses = status_cache or StatusCache(clock or SystemClock())
         self.calls: list[JiraCall] = []
 
     def site(self, tenant: Tenant | int) -> MemoryJiraSite:
@@ -83,8 +85,8 @@ class MemoryJiraApi:
             self._failures[method] = error
 
     def _enter(self, tenant: Tenant, method: str, *args: Any) -> MemoryJiraSite:
-        if not tenant.is_installed:
-            raise UpstreamRefused("the tenant is not installed: no shared secret to sign with")
+        if tenant.jira_credential is None:
+            raise UpstreamRefused("the tenant is not installed: no credential to call Jira with")
         self.calls.append(JiraCall(tenant.id, method, args))
         failure = self._failures.get(method)
         if failure is not None:
@@ -111,7 +113,7 @@ class MemoryJiraApi:
         return [
             user
             for user in site.users
-            if user.account_id in members and _matches(query, user.display_name, user.email_address)
+            if user.id in members and _matches(query, user.display_name, user.email_address)
         ]
 
     async def users(self, tenant: Tenant, query: str) -> list[JiraUser]:
@@ -133,15 +135,15 @@ class MemoryJiraApi:
         ]
 
     async def statuses(self, tenant: Tenant) -> list[JiraStatus]:
-        if tenant.is_installed:
-            cached = self._statuses.get(tenant)
-            if cached is not None:
-                return cached
         site = self._enter(tenant, "statuses")
-        statuses = list(site.statuses)
-        self._statuses.put(tenant, statuses)
-        return statuses
+        return list(site.statuses)
 
     async def user_email(self, tenant: Tenant, account_id: str) -> str | None:
         site = self._enter(tenant, "user_email", account_id)
         return site.emails.get(account_id)
+
+    async def myself(self, tenant: Tenant) -> JiraUser:
+        site = self._enter(tenant, "myself")
+        if site.me is None:
+            raise UpstreamRefused("Jira refused the credential (401)")
+        return site.me

@@ -1,22 +1,27 @@
-"""The Jira REST API over httpx, signed as an Atlassian Connect app (SPEC "Outbound calls
-to Jira", §4.1, S3–S8, W5).
+"""The Jira REST API over httpx, for every transport (SPEC "Outbound calls to Jira", §4.1,
+§8.0, §8.1, S3–S8, W5).
 
 Every call:
-- goes only to the tenant's stored `baseUrl`, whose scheme, host and port are checked
-  again against `SENTRY_JIRA_JIRA_HOSTS` right before the call (a refused host: nothing
-  is sent);
+- goes only to the tenant's stored `baseUrl` (a Data Center one may carry a context path),
+  whose scheme, host and port are checked again against `SENTRY_JIRA_JIRA_HOSTS` right
+  before the call (a refused host: nothing is sent);
 - connects only to addresses the egress guard accepts (`adapters/egress.py`);
-- carries `Authorization: JWT <token>`: HS256 with the tenant's shared secret, `iss` =
-  app key, `iat` = now, `exp` = `iat + 180`, and the qsh of exactly the raw path and
-  query that go on the wire, relative to the path of the tenant's `baseUrl`;
+- authenticates with the tenant's credential, chosen call by call:
+  - Connect: `Authorization: JWT <token>`, HS256 with the shared secret, `iss` = app key,
+    `iat` = now, `exp` = `iat + 180`, and the qsh of exactly the raw path and query that go
+    on the wire, relative to the path of the tenant's `baseUrl`;
+  - Cloud API token (§8.1): `Authorization: Basic base64(email:api_token)`, REST v3 as Connect;
+  - Data Center PAT (§8.1): `Authorization: Bearer <PAT>`, REST v2 paths, users identified by
+    `key`, project search filtered here from the full list;
 - follows no redirect and has one deadline, `SENTRY_JIRA_HTTP_TIMEOUT_SECONDS`.
 
 Failures become `core.model.errors.Upstream*` with a short fixed reason: Jira's body and the
-token never appear in an error.
+credential never appear in an error.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Generator, Iterable
@@ -40,8 +45,14 @@ from adapters.outbound.calls import (
     parse_retry_after,
 )
 from adapters.outbound.egress import EgressRefused, GuardedTransport, Resolver
-from adapters.outbound.jira_status_cache import StatusCache
 from core.connect.qsh import query_string_hash
+from core.model.credentials import (
+    ApiToken,
+    ConnectSecret,
+    JiraCredential,
+    JiraFlavor,
+    PersonalAccessToken,
+)
 from core.model.errors import (
     BadRequest,
     UpstreamFailed,
@@ -122,6 +133,29 @@ class ConnectJwtAuth(httpx.Auth):
         yield request
 
 
+class HeaderAuth(httpx.Auth):
+    """A fixed `Authorization` header (§8.1 `Basic` API token, `Bearer` PAT)."""
+
+    requires_request_body = False
+    requires_response_body = False
+
+    def __init__(self, scheme: str, value: str) -> None:
+        self._scheme = scheme
+        self._value = value
+
+    def __repr__(self) -> str:  # never show the credential
+        return f"HeaderAuth(scheme={self._scheme!r})"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"{self._scheme} {self._value}"
+        yield request
+
+
+def basic_value(email: str, token: str) -> str:
+    """§8.1 Cloud: `base64(email:api_token)` of the UTF-8 bytes."""
+    return base64.b64encode(f"{email}:{token}".encode()).decode("ascii")
+
+
 def jira_http_client(settings: Settings, *, resolver: Resolver | None = None) -> httpx.AsyncClient:
     """The one shared client for Jira calls: guarded egress, no redirects, no env proxy."""
     return httpx.AsyncClient(
@@ -183,22 +217,40 @@ def _issue(value: Any) -> JiraIssueSummary:
     )
 
 
-def _users(value: Any) -> list[JiraUser]:
-    users = []
-    for raw in _array(value):
-        item = _object(raw)
-        account_id = item.get("accountId")
-        if not isinstance(account_id, str) or not account_id:
-            continue  # S4: users without accountId are skipped
-        email = item.get("emailAddress")
-        users.append(
-            JiraUser(
-                account_id=account_id,
-                display_name=_text(item.get("displayName"), default=""),
-                email_address=email if isinstance(email, str) and email else None,
-            )
-        )
-    return users
+def user_of(value: Any, flavor: JiraFlavor) -> JiraUser | None:
+    """One user as Jira wrote it; None without an identity (S4: skipped). Cloud users are
+    their `accountId`; Data Center users their `key` (§8.1), never their mutable `name`."""
+    item = _object(value)
+    identity = item.get("key" if flavor is JiraFlavor.DATA_CENTER else "accountId")
+    if not isinstance(identity, str) or not identity:
+        return None
+    email = item.get("emailAddress")
+    return JiraUser(
+        id=identity,
+        display_name=_text(item.get("displayName"), default=""),
+        email_address=email if isinstance(email, str) and email else None,
+    )
+
+
+def users_of(value: Any, flavor: JiraFlavor) -> list[JiraUser]:
+    """S4: a user list; users without an identity are left out."""
+    return [user for user in (user_of(raw, flavor) for raw in _array(value)) if user]
+
+
+def _project(value: Any) -> JiraProject:
+    item = _object(value)
+    return JiraProject(
+        id=_identifier(item.get("id")),
+        key=_text(item.get("key")),
+        name=_text(item.get("name"), default=""),
+    )
+
+
+def matching_projects(projects: Iterable[JiraProject], query: str) -> list[JiraProject]:
+    """S5 on Data Center, which has no project search: the projects whose key or name
+    contains `query`, case-insensitively, in Jira's order."""
+    needle = query.casefold()
+    return [p for p in projects if needle in p.key.casefold() or needle in p.name.casefold()]
 
 
 def _identifier(value: Any) -> str:
@@ -209,7 +261,10 @@ def _identifier(value: Any) -> str:
 
 
 class HttpJiraApi:
-    """`ports.jira.JiraApi` over an httpx client built by `jira_http_client`."""
+    """`ports.jira.JiraApi` over an httpx client built by `jira_http_client`.
+
+    Statuses are not cached here: the composition root wraps this in
+    `jira_status_cache.CachingJiraApi`."""
 
     def __init__(
         self,
@@ -217,17 +272,15 @@ class HttpJiraApi:
         settings: Settings,
         *,
         clock: Clock | None = None,
-        status_cache: StatusCache | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
         self._clock = clock or SystemClock()
-        self._statuses = status_cache or StatusCache(self._clock)
 
     async def get_issue(self, tenant: Tenant, key: str) -> JiraIssueSummary | None:
         answer = await self._get(
             tenant,
-            f"/rest/api/3/issue/{quote(key, safe='')}",
+            f"{_rest(tenant)}/issue/{quote(key, safe='')}",
             [("fields", "summary")],
             absent_on=(404,),
         )
@@ -236,38 +289,33 @@ class HttpJiraApi:
     async def search_issues(
         self, tenant: Tenant, jql: str, max_results: int = 20
     ) -> list[JiraIssueSummary]:
+        # Cloud: the enhanced JQL search; Data Center: REST v2 `search` (§8.1).
+        path = "/rest/api/2/search" if _is_data_center(tenant) else "/rest/api/3/search/jql"
         answer = await self._get(
-            tenant,
-            "/rest/api/3/search/jql",
-            [("jql", jql), ("fields", "summary"), ("maxResults", str(max_results))],
+            tenant, path, [("jql", jql), ("fields", "summary"), ("maxResults", str(max_results))]
         )
         return [_issue(item) for item in _array(_object(answer).get("issues"))]
 
     async def assignable_users(self, tenant: Tenant, project: str, query: str) -> list[JiraUser]:
         answer = await self._get(
             tenant,
-            "/rest/api/3/user/assignable/search",
-            [("project", project), ("query", query)],
+            f"{_rest(tenant)}/user/assignable/search",
+            [("project", project), (_user_query(tenant), query)],
         )
-        return _users(answer)
+        return users_of(answer, tenant.flavor)
 
     async def users(self, tenant: Tenant, query: str) -> list[JiraUser]:
-        answer = await self._get(tenant, "/rest/api/3/user/search", [("query", query)])
-        return _users(answer)
+        answer = await self._get(
+            tenant, f"{_rest(tenant)}/user/search", [(_user_query(tenant), query)]
+        )
+        return users_of(answer, tenant.flavor)
 
     async def projects(self, tenant: Tenant, query: str) -> list[JiraProject]:
+        if _is_data_center(tenant):  # §8.1: no project search on Data Center
+            answer = await self._get(tenant, "/rest/api/2/project", [])
+            return matching_projects((_project(raw) for raw in _array(answer)), query)
         answer = await self._get(tenant, "/rest/api/3/project/search", [("query", query)])
-        projects = []
-        for raw in _array(_object(answer).get("values")):
-            item = _object(raw)
-            projects.append(
-                JiraProject(
-                    id=_identifier(item.get("id")),
-                    key=_text(item.get("key")),
-                    name=_text(item.get("name"), default=""),
-                )
-            )
-        return projects
+        return [_project(raw) for raw in _array(_object(answer).get("values"))]
 
     async def autocomplete(
         self, tenant: Tenant, field_name: str, field_value: str
@@ -289,9 +337,6 @@ class HttpJiraApi:
         return suggestions
 
     async def statuses(self, tenant: Tenant) -> list[JiraStatus]:
-        cached = self._statuses.get(tenant)
-        if cached is not None:
-            return cached
         answer = await self._get(tenant, "/rest/api/2/status", [])
         statuses = []
         for raw in _array(answer):
@@ -304,22 +349,32 @@ class HttpJiraApi:
                     category_key=_text(category.get("key")),
                 )
             )
-        self._statuses.put(tenant, statuses)
         return statuses
 
     async def user_email(self, tenant: Tenant, account_id: str) -> str | None:
+        credential = tenant.jira_credential
+        if isinstance(credential, ConnectSecret):
+            path, params, field = "/rest/api/3/user/email", [("accountId", account_id)], "email"
+        elif _is_data_center(tenant):
+            path, params, field = "/rest/api/2/user", [("key", account_id)], "emailAddress"
+        else:  # W5: a Cloud API token may not call /user/email (apps only)
+            path, params, field = "/rest/api/3/user", [("accountId", account_id)], "emailAddress"
         answer = await self._get(
-            tenant,
-            "/rest/api/3/user/email",
-            [("accountId", account_id)],
-            absent_on=(403, 404),  # W5: the address is hidden, not a failure
+            tenant, path, params, absent_on=(403, 404)  # W5: hidden, not a failure
         )
         if isinstance(answer, _Absent):
             return None
-        email = _object(answer).get("email")
+        email = _object(answer).get(field)
         if email is None or email == "":
             return None
         return _text(email)
+
+    async def myself(self, tenant: Tenant) -> JiraUser:
+        answer = await self._get(tenant, f"{_rest(tenant)}/myself", [])
+        user = user_of(answer, tenant.flavor)
+        if user is None:
+            raise _shape()
+        return user
 
     # -- one call ---------------------------------------------------------------------
 
@@ -344,6 +399,25 @@ class HttpJiraApi:
             raise refused from None
         return origin, base_path
 
+    def _auth(self, tenant: Tenant, base_path: str) -> httpx.Auth:
+        """The tenant's credential as an `Authorization` header (§8.0: per call)."""
+        credential: JiraCredential | None = tenant.jira_credential
+        if credential is None:
+            raise UpstreamRefused("the tenant is not installed: no credential to call Jira with")
+        if _is_data_center(tenant) != isinstance(credential, PersonalAccessToken):
+            # Connect and API tokens are Cloud's; a PAT is Data Center's (§8.1).
+            raise UpstreamRefused("the site's credential does not fit its Jira flavor")
+        if isinstance(credential, ConnectSecret):
+            return ConnectJwtAuth(
+                app_key=self._settings.app.app_key,
+                shared_secret=credential.shared_secret,
+                base_path=base_path,
+                clock=self._clock,
+            )
+        if isinstance(credential, ApiToken):
+            return HeaderAuth("Basic", basic_value(credential.email, credential.token))
+        return HeaderAuth("Bearer", credential.token)
+
     async def _get(
         self,
         tenant: Tenant,
@@ -352,18 +426,12 @@ class HttpJiraApi:
         *,
         absent_on: tuple[int, ...] = (),
     ) -> Any:
-        secret = tenant.shared_secret
-        if not tenant.is_installed or not secret:
-            raise UpstreamRefused("the tenant is not installed: no shared secret to sign with")
+        if tenant.jira_credential is None:  # before the host check: nothing to send with
+            raise UpstreamRefused("the tenant is not installed: no credential to call Jira with")
         origin, base_path = self._site(tenant)
+        auth = self._auth(tenant, base_path)
         query = encode_query(params)
         url = f"{origin}{base_path}{path}" + (f"?{query}" if query else "")
-        auth = ConnectJwtAuth(
-            app_key=self._settings.app.app_key,
-            shared_secret=secret,
-            base_path=base_path,
-            clock=self._clock,
-        )
         seconds = self._settings.http_timeout_seconds
         request = self._client.build_request(
             "GET", url, headers={"Accept": "application/json"}, timeout=httpx.Timeout(seconds)
@@ -389,10 +457,10 @@ class HttpJiraApi:
             raise UpstreamFailed("could not reach Jira") from None
         if answer.status in absent_on:
             return _ABSENT
-        self._raise_for_status(answer)
+        self._raise_for_status(answer, tenant)
         return _parse_json(answer)
 
-    def _raise_for_status(self, response: Answer) -> None:
+    def _raise_for_status(self, response: Answer, tenant: Tenant) -> None:
         status = response.status
         if 200 <= status < 300:
             return
@@ -404,7 +472,7 @@ class HttpJiraApi:
                 ),
             )
         if status in (401, 403):
-            raise UpstreamRefused(f"Jira refused the app's credentials ({status})")
+            raise UpstreamRefused(_refusal(tenant.jira_credential, status))
         if status == 404:
             raise UpstreamNotFound("Jira answered 404")
         if 300 <= status < 400:
@@ -412,6 +480,34 @@ class HttpJiraApi:
                 f"Jira answered a redirect ({status}), not followed", status=status
             )
         raise UpstreamFailed(f"Jira answered {status}", status=status)
+
+
+def _is_data_center(tenant: Tenant) -> bool:
+    return tenant.flavor is JiraFlavor.DATA_CENTER
+
+
+def _rest(tenant: Tenant) -> str:
+    """The REST root: v3 on Cloud, v2 on Data Center (§8.1)."""
+    return "/rest/api/2" if _is_data_center(tenant) else "/rest/api/3"
+
+
+def _user_query(tenant: Tenant) -> str:
+    """Cloud user searches take `query`; Data Center's take `username` (§8.1)."""
+    return "username" if _is_data_center(tenant) else "query"
+
+
+def _refusal(credential: JiraCredential | None, status: int) -> str:
+    """§8.1: a refusal that names the problem, never the credential."""
+    what = (
+        "the API token (check the e-mail and the token)"
+        if isinstance(credential, ApiToken)
+        else "the personal access token"
+        if isinstance(credential, PersonalAccessToken)
+        else "the app's credentials"
+    )
+    if status == 403:
+        return f"Jira accepted {what} but denied access ({status}): check its permissions"
+    return f"Jira refused {what} ({status})"
 
 
 def _parse_json(response: Answer) -> Any:

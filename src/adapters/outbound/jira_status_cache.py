@@ -1,4 +1,6 @@
-"""The per-tenant cache of Jira's status list (W5 "cached per tenant").
+"""The per-tenant cache of Jira's status list (W5 "cached per tenant"), and
+`CachingJiraApi`, the `JiraApi` wrapper the composition root puts around any Jira client
+(httpx or in-memory) so that neither carries a cache of its own.
 
 Keyed by tenant id and remembered with the tenant's `secret_version`: a re-install
 (L4) or an uninstall (L5) bumps the version, so the next lookup misses and fetches
@@ -11,9 +13,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
-from core.model.jira import JiraStatus
+from core.model.jira import JiraIssueSummary, JiraProject, JiraStatus, JiraUser, JqlSuggestion
 from core.model.tenant import Tenant
 from ports.clock import Clock
+from ports.jira import JiraApi
 
 DEFAULT_TTL = timedelta(minutes=10)
 DEFAULT_MAX_TENANTS = 1024
@@ -55,3 +58,51 @@ class StatusCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class CachingJiraApi:
+    """A `JiraApi` answering `statuses` from a `StatusCache`, everything else from `inner`.
+
+    A tenant with nothing to call Jira with (uninstalled) is never answered from the cache:
+    the inner client refuses it. Failures are not cached."""
+
+    def __init__(self, inner: JiraApi, cache: StatusCache) -> None:
+        self.inner = inner
+        self.cache = cache
+
+    async def statuses(self, tenant: Tenant) -> list[JiraStatus]:
+        if tenant.jira_credential is not None:
+            cached = self.cache.get(tenant)
+            if cached is not None:
+                return cached
+        statuses = await self.inner.statuses(tenant)
+        self.cache.put(tenant, statuses)
+        return statuses
+
+    async def get_issue(self, tenant: Tenant, key: str) -> JiraIssueSummary | None:
+        return await self.inner.get_issue(tenant, key)
+
+    async def search_issues(
+        self, tenant: Tenant, jql: str, max_results: int = 20
+    ) -> list[JiraIssueSummary]:
+        return await self.inner.search_issues(tenant, jql, max_results)
+
+    async def assignable_users(self, tenant: Tenant, project: str, query: str) -> list[JiraUser]:
+        return await self.inner.assignable_users(tenant, project, query)
+
+    async def users(self, tenant: Tenant, query: str) -> list[JiraUser]:
+        return await self.inner.users(tenant, query)
+
+    async def projects(self, tenant: Tenant, query: str) -> list[JiraProject]:
+        return await self.inner.projects(tenant, query)
+
+    async def autocomplete(
+        self, tenant: Tenant, field_name: str, field_value: str
+    ) -> list[JqlSuggestion]:
+        return await self.inner.autocomplete(tenant, field_name, field_value)
+
+    async def user_email(self, tenant: Tenant, account_id: str) -> str | None:
+        return await self.inner.user_email(tenant, account_id)
+
+    async def myself(self, tenant: Tenant) -> JiraUser:
+        return await self.inner.myself(tenant)

@@ -19,9 +19,11 @@ class JiraIssueSummary:
 
 @attrs.frozen
 class JiraUser:
-    """A Jira account (S4); `email_address` is None when the site hides it."""
+    """A Jira user (S4, W5, §8.1). `id` is what identifies it on its site: the `accountId` on
+    Cloud, the user `key` on Data Center (e.g. `JIRAUSER10100` or `john.smith`).
+    `email_address` is None when the site hides it."""
 
-    account_id: str
+    id: str
     display_name: str
     email_address: str | None = None
 

@@ -7,6 +7,8 @@ from datetime import datetime
 
 import attrs
 
+from core.model.credentials import ConnectSecret, JiraCredential, JiraFlavor, SiteCredential
+
 
 class TenantStatus(enum.StrEnum):
     INSTALLED = "installed"
@@ -39,6 +41,19 @@ class Tenant:
     secret_version: int = 1
     # §8.0: the one transport that reaches this site (`connect`, later `forge`, `webhook`).
     transport: str = "connect"
+    # §8.0/§8.1 (#13): how calls to this site's Jira authenticate. None: Connect, signed with
+    # `shared_secret`; else a webhook site's API token (Cloud) or PAT (Data Center).
+    site_credential: SiteCredential | None = attrs.field(default=None, repr=False)
+    flavor: JiraFlavor = JiraFlavor.CLOUD
+
+    @property
+    def jira_credential(self) -> JiraCredential | None:
+        """The credential outbound Jira calls carry; None once uninstalled (nothing to send)."""
+        if self.status is not TenantStatus.INSTALLED:
+            return None
+        if self.site_credential is not None:
+            return self.site_credential
+        return None if not self.shared_secret else ConnectSecret(self.shared_secret)
 
     @property
     def is_installed(self) -> bool:

@@ -20,7 +20,8 @@ Order of checks (SPEC §5): 401 → 404 → 400 → Jira. Nothing is sent to Jir
   people paste links from the site's display URL as well as its base URL). The key is
   upper-cased; Jira's 404 → `[]`. Anything else is a JQL text search with the query as
   one string literal (`\\` → `\\\\`, then `"` → `\\"`).
-- S4 an unknown `project` (Jira answers 404) → `[]`: no user is assignable there.
+- S4 an unknown `project` (Jira answers 404) → `[]`: no user is assignable there. A user's
+  value is its `id`: the `accountId` on Cloud, the user `key` on Data Center (§8.1).
 - S7 every label is plain text (`core/plain_text.py`); values are Jira's, unchanged.
 - S8 upstream failures propagate as `core.model.errors.Upstream*`; the HTTP adapter maps them. An
   answer that cannot be read (too deep, not JSON, wrong shapes) is `UpstreamFailed` too.
@@ -193,7 +194,9 @@ async def bound_tenant(
         raise NotFound(NO_SUCH_TENANT)
     tenant_id = int(request.tenant_id)
     tenant = await tenants.get(tenant_id)
-    if tenant is None or not tenant.is_installed:
+    # L7, §8.0: a site of any transport that can still call Jira (a Connect secret, or a
+    # webhook site's API token / PAT); an uninstalled one has none.
+    if tenant is None or tenant.jira_credential is None:
         raise NotFound(NO_SUCH_TENANT)
     if not ORG_SLUG.fullmatch(request.org) or await bindings.get(tenant_id, request.org) is None:
         raise NotFound(NO_SUCH_TENANT)
@@ -218,7 +221,7 @@ async def ask_jira(query: SearchQuery, tenant: Tenant, *, jira: JiraApi) -> list
                 users = await jira.assignable_users(tenant, query.project, text)
             except UpstreamNotFound:
                 return []  # Jira knows no such project: nobody is assignable in it
-        return [user_result(user) for user in users if user.account_id]
+        return [user_result(user) for user in users if user.id]
     if field == "project":
         return [project_result(project) for project in await jira.projects(tenant, text)]
     suggestions = await jira.autocomplete(tenant, jql_field_name(field), text)
@@ -267,7 +270,7 @@ def user_result(user: JiraUser) -> SearchResult:
     label = plain_text(user.display_name)
     if user.email_address:  # S4: no " - …" when the e-mail is hidden
         label = _label(" - ", label, plain_text(user.email_address))
-    return SearchResult(label=label, value=user.account_id)
+    return SearchResult(label=label, value=user.id)
 
 
 def project_result(project: JiraProject) -> SearchResult:
