@@ -13,49 +13,20 @@ import hmac
 import re
 import secrets
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 from typing import Final
 
-import attrs
-
+from core.model.credentials import ROTATION_OVERLAP, WebhookSecrets
 from core.model.errors import Unauthorized
 
+# Re-exported: a site's secrets are a model value (core.model.credentials).
+__all__ = ["ROTATION_OVERLAP", "WebhookSecrets"]
+
 SIGNATURE_HEADER: Final = "X-Hub-Signature"
-# §8.1: after a rotation the previous secret verifies for one hour, so Jira can be updated.
-ROTATION_OVERLAP: Final = timedelta(hours=1)
 SECRET_BYTES: Final = 32  # §8.1: at least 32 random bytes, url-safe
 REFUSED: Final = "the webhook signature is missing or does not match"
 
 # One method, 64 hex digits in either case, nothing around them (no whitespace, no list).
 _SIGNATURE: Final = re.compile(r"sha256=([0-9A-Fa-f]{64})")
-
-
-@attrs.frozen
-class WebhookSecrets:
-    """A site's webhook secrets: the current one and, during a rotation, the previous one,
-    which verifies strictly before `previous_valid_until` (§8.1)."""
-
-    current: str = attrs.field(repr=False)
-    previous: str | None = attrs.field(default=None, repr=False)
-    previous_valid_until: datetime | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if (self.previous is None) != (self.previous_valid_until is None):
-            raise ValueError("a previous secret needs the instant it stops verifying, and only it")
-        if self.previous_valid_until is not None and self.previous_valid_until.tzinfo is None:
-            raise ValueError("previous_valid_until must carry a time zone")
-
-    def valid_at(self, now: datetime) -> tuple[str, ...]:
-        """The secrets a delivery received at `now` may be signed with."""
-        if self.previous is not None and self.previous_valid_until is not None \
-                and now < self.previous_valid_until:
-            return (self.current, self.previous)
-        return (self.current,)
-
-    def rotated(self, new_secret: str, *, now: datetime) -> WebhookSecrets:
-        """§8.1 rotate: `new_secret` becomes current; the current one verifies for an hour."""
-        return WebhookSecrets(current=new_secret, previous=self.current,
-                              previous_valid_until=now + ROTATION_OVERLAP)
 
 
 def new_webhook_secret() -> str:

@@ -8,8 +8,13 @@ values, call by call; the use cases never see them. Secrets are left out of ever
 from __future__ import annotations
 
 import enum
+from datetime import datetime, timedelta
+from typing import Final
 
 import attrs
+
+# §8.1: after a rotation the previous webhook secret verifies for one hour, so Jira can be updated.
+ROTATION_OVERLAP: Final = timedelta(hours=1)
 
 
 class JiraFlavor(enum.StrEnum):
@@ -45,3 +50,31 @@ class PersonalAccessToken:
 JiraCredential = ConnectSecret | ApiToken | PersonalAccessToken
 # What a site stores besides a Connect shared secret (a webhook site's credential).
 SiteCredential = ApiToken | PersonalAccessToken
+
+
+@attrs.frozen
+class WebhookSecrets:
+    """A site's webhook secrets: the current one and, during a rotation, the previous one,
+    which verifies strictly before `previous_valid_until` (§8.1)."""
+
+    current: str = attrs.field(repr=False)
+    previous: str | None = attrs.field(default=None, repr=False)
+    previous_valid_until: datetime | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.previous is None) != (self.previous_valid_until is None):
+            raise ValueError("a previous secret needs the instant it stops verifying, and only it")
+        if self.previous_valid_until is not None and self.previous_valid_until.tzinfo is None:
+            raise ValueError("previous_valid_until must carry a time zone")
+
+    def valid_at(self, now: datetime) -> tuple[str, ...]:
+        """The secrets a delivery received at `now` may be signed with."""
+        if self.previous is not None and self.previous_valid_until is not None \
+                and now < self.previous_valid_until:
+            return (self.current, self.previous)
+        return (self.current,)
+
+    def rotated(self, new_secret: str, *, now: datetime) -> WebhookSecrets:
+        """§8.1 rotate: `new_secret` becomes current; the current one verifies for an hour."""
+        return WebhookSecrets(current=new_secret, previous=self.current,
+                              previous_valid_until=now + ROTATION_OVERLAP)
