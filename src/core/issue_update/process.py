@@ -1,5 +1,5 @@
 """handle issue update, part 2: process one recorded delivery (W5–W9). The imperative shell
-around the pure decisions of `core/sync`.
+around the pure decisions of `core/issue_update/decide.py`.
 
 For a delivery the worker has claimed:
 
