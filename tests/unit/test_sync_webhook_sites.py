@@ -289,6 +289,7 @@ async def test_W5_8_1_a_cloud_webhook_site_looks_a_hidden_email_up_and_assigns()
     assert updates(world) == [("acme", "1", {"assignedTo": "user:42"})]
     [(_, outcome, _, detail)] = await world.journal(CLOUD_SITE)
     assert outcome == "applied" and "from Jira's e-mail API" in detail
+    assert "grace@example.com" not in detail  # no address in the journal
 
 
 async def test_W5_8_1_an_email_jira_keeps_hidden_is_unresolvable_not_a_failure() -> None:
