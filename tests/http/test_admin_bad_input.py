@@ -188,14 +188,15 @@ BAD_PATHS: list[tuple[str, str, Any, str]] = [
     ("GET", "/api/tenants/{id}/orgs/acme/links/PROJ-1a", None, "issue_key"),
     ("DELETE", "/api/tenants/{id}/orgs/acme/links/PR%C3%96J-1", None, "issue_key"),
     ("PUT", "/api/tenants/{id}/orgs/acme/accounts/a%20b", {"sentry_user_id": "1"}, "account_id"),
-    ("PUT", "/api/tenants/{id}/orgs/acme/accounts/a.b", {"sentry_user_id": "1"}, "account_id"),
+    # §8.1: `a.b` and `x@y` are Data Center user keys now (accepted); `<` and `;` are no one's.
+    ("PUT", "/api/tenants/{id}/orgs/acme/accounts/a%3Cb", {"sentry_user_id": "1"}, "account_id"),
     (
         "PUT",
         "/api/tenants/{id}/orgs/acme/accounts/" + "a" * 129,
         {"sentry_user_id": "1"},
         "account_id",
     ),
-    ("DELETE", "/api/tenants/{id}/orgs/acme/accounts/x@y", None, "account_id"),
+    ("DELETE", "/api/tenants/{id}/orgs/acme/accounts/x%3By", None, "account_id"),
     ("POST", "/api/orgs/Acme/search-tokens", None, "org"),
     ("GET", "/api/orgs/a!/search-tokens", None, "org"),
     ("DELETE", "/api/orgs/acme/search-tokens/abc", None, "search token id"),

@@ -167,14 +167,14 @@ async def run(
     *,
     shell: FakeShell | None = None,
     watermarks: Mapping[WatermarkKey, Watermark] | None = None,
-    use_email_scope: bool = False,
+    look_up_email: bool = False,
 ) -> Actions:
     shell = shell or FakeShell()
     lookups = await gather_lookups(
         delivery,
         bindings=bindings,
         links=links,
-        use_email_scope=use_email_scope,
+        look_up_email=look_up_email,
         perform=shell.perform,
     )
     return decide(
@@ -183,7 +183,7 @@ async def run(
         links=links,
         lookups=lookups,
         watermarks=watermarks or {},
-        use_email_scope=use_email_scope,
+        look_up_email=look_up_email,
     )
 
 
@@ -412,7 +412,7 @@ async def test_W5_a_mapping_of_another_org_does_not_count() -> None:
 async def test_W5_the_payload_email_is_used_without_asking_jira() -> None:
     shell = FakeShell(members={ORG: [grace_member("42")]}, jira_emails={GRACE: "x@example.com"})
     actions = await run(
-        assignee_delivery(), [a_binding()], [a_link("4711")], shell=shell, use_email_scope=True
+        assignee_delivery(), [a_binding()], [a_link("4711")], shell=shell, look_up_email=True
     )
     assert payloads(actions) == [(ORG, "4711", {"assignedTo": "user:42"})]
     assert shell.asked == [
@@ -429,7 +429,7 @@ async def test_W5_a_hidden_email_is_looked_up_with_the_email_scope() -> None:
         [a_binding()],
         [a_link("4711")],
         shell=shell,
-        use_email_scope=True,
+        look_up_email=True,
     )
     assert payloads(actions) == [(ORG, "4711", {"assignedTo": "user:42"})]
     assert shell.asked == [
@@ -458,7 +458,7 @@ async def test_W5_email_api_403_means_hidden_so_unresolvable_never_unassign() ->
         [a_binding()],
         [a_link("4711")],
         shell=shell,
-        use_email_scope=True,
+        look_up_email=True,
     )
     assert actions.writes == ()
     assert outcomes(actions) == [(Kind.ASSIGNEE, Outcome.UNRESOLVABLE, ORG, "4711")]
@@ -506,7 +506,7 @@ async def test_W5_an_assignee_without_identity_is_unresolvable_not_unassigned() 
         assignee_delivery({"displayName": "Ghost"}),
         [a_binding()],
         [a_link("4711")],
-        use_email_scope=True,
+        look_up_email=True,
     )
     assert actions.writes == ()
     assert outcomes(actions) == [(Kind.ASSIGNEE, Outcome.UNRESOLVABLE, ORG, "4711")]
@@ -747,7 +747,7 @@ async def test_W5_no_links_means_nothing_to_write() -> None:
 
 async def test_W5_no_links_means_no_assignee_lookups_either() -> None:
     shell = FakeShell(members={ORG: [grace_member()]})
-    actions = await run(assignee_delivery(), [a_binding()], [], shell=shell, use_email_scope=True)
+    actions = await run(assignee_delivery(), [a_binding()], [], shell=shell, look_up_email=True)
     assert actions.writes == ()
     assert outcomes(actions) == [(Kind.DELIVERY, Outcome.IGNORED, ORG, None)]
     assert shell.asked == []
@@ -775,7 +775,7 @@ async def test_decide_refuses_to_run_before_the_lookups_it_needs() -> None:
             links=[a_link("1")],
             lookups=Lookups(),
             watermarks={},
-            use_email_scope=False,
+            look_up_email=False,
         )
     with pytest.raises(ValueError, match="tenant"):
         decide(
@@ -784,7 +784,7 @@ async def test_decide_refuses_to_run_before_the_lookups_it_needs() -> None:
             links=[],
             lookups=Lookups(done_status_ids=DONE),
             watermarks={},
-            use_email_scope=False,
+            look_up_email=False,
         )
 
 

@@ -17,7 +17,12 @@ from core.model.host_patterns import HostPattern, HostRefused, check_sentry_url
 
 ORG_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,49}", re.ASCII)
 ISSUE_KEY = re.compile(r"[A-Z][A-Z0-9_]*-[0-9]+", re.ASCII)
-ACCOUNT_ID = re.compile(r"[A-Za-z0-9:_-]{1,128}", re.ASCII)
+# A Jira user's identity (§A account mappings, W5): a Cloud `accountId` (`5b10ac8d…`,
+# `712020:0c2d…`) or a Data Center `key` (§8.1: `JIRAUSER10100`, or a legacy key, the
+# lower-cased username: `john.smith`, `jane@corp.example`, `müller`, `o'neil`). Letters of any
+# script, digits and `_ . @ + ' : -`; no space, control character, slash, `%`, `<`, `&` or quote,
+# so a key is one path segment and stays plain text wherever it is shown.
+ACCOUNT_ID = re.compile(r"[\w.@+':-]{1,128}")
 # Numeric ids (tenant, search token, Sentry issue / user, Jira project / status): no sign,
 # no leading zero ("0123" and "123" must not become two different ids).
 DIGITS = re.compile(r"0|[1-9][0-9]{0,18}", re.ASCII)
@@ -62,9 +67,11 @@ def parse_issue_key(value: object, field: str = "issue_key") -> str:
 
 
 def parse_account_id(value: object, field: str = "account_id") -> str:
+    """A Cloud `accountId` or a Data Center user `key` (§8.1)."""
     if not isinstance(value, str) or not ACCOUNT_ID.fullmatch(value):
         raise BadRequest(
-            f"{field} must be a Jira account id of 1-128 letters, digits, ':', '_', '-'"
+            f"{field} must be a Jira account id or Data Center user key: 1-128 letters, "
+            "digits and _ . @ + ' : -"
         )
     return value
 

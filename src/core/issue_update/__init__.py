@@ -3,15 +3,16 @@
 The sync of one delivery needs I/O at three moments, so the core is staged; every stage is a
 pure function and the shell (the worker) does the I/O between them:
 
-1. **Lookups.** `needed_lookups(delivery, bindings=, links=, lookups=, use_email_scope=)`
+1. **Lookups.** `needed_lookups(delivery, bindings=, links=, lookups=, look_up_email=)`
    names what is missing — the `done` status ids (only when some bound org with links decides
    by status category), and the assignee chain one round at a time: the account mapping per
-   org; then, only for orgs without one, when the webhook hides the e-mail and the e-mail scope
-   is on, Jira's e-mail API; then the org's Sentry members with that address. The shell
+   org; then, only for orgs without one, when the webhook hides the e-mail and the site may
+   look it up (`may_look_up_email`: a webhook site always, Connect with the e-mail scope),
+   Jira's e-mail API; then the org's Sentry members with that address. The shell
    performs each `Need` and folds the result in with `Lookups.with_result`; `gather_lookups`
    runs that loop given an async `perform(need)`. Lookups the delivery does not need are never
    asked for (no mapping lookup for a null assignee, no e-mail call when mapped).
-2. **Decisions.** `decide(delivery, bindings=, links=, lookups=, watermarks=, use_email_scope=)`
+2. **Decisions.** `decide(delivery, bindings=, links=, lookups=, watermarks=, look_up_email=)`
    returns `Actions`: the W7 re-keys (first), the decisions already final (no-op, stale,
    ignored, unresolvable — journal entries), the watermarks the no-ops advance, and one
    `SentryWrite` per linked Sentry issue and kind (status, then assignee, per bound org).
@@ -47,6 +48,7 @@ from core.issue_update.decide import (
     choose_assignee,
     decide,
     gather_lookups,
+    may_look_up_email,
     needed_lookups,
     rekey_decision,
     retry_delay,
@@ -95,6 +97,7 @@ __all__ = [
     "choose_assignee",
     "decide",
     "gather_lookups",
+    "may_look_up_email",
     "needed_lookups",
     "parse_jira_time",
     "rekey_decision",

@@ -34,8 +34,20 @@ from core.model.sync import (
     WatermarkAdvance,
     WatermarkKey,
 )
+from core.model.tenant import Tenant
 
 # ---------------------------------------------------------------- lookups (stage 1)
+
+
+def may_look_up_email(site: Tenant, *, use_email_scope: bool) -> bool:
+    """W5, §8.1: may the worker ask the site's Jira for an e-mail the webhook left out?
+
+    A Connect app may only with the e-mail scope (`SENTRY_JIRA_USE_EMAIL_SCOPE`). A webhook
+    site (Cloud API token, Data Center PAT) calls Jira as a user, who reads any e-mail its
+    owner lets be seen: always (a 403 / 404 is "hidden", not a failure). Decided by the
+    site's credential, the one thing that tells the two apart.
+    """
+    return site.site_credential is not None or use_email_scope
 
 
 @attrs.frozen
@@ -54,7 +66,7 @@ class NeedAccountMapping:
 
 @attrs.frozen
 class NeedJiraEmail:
-    """Jira's e-mail API for `account_id` (only asked with the e-mail scope on).
+    """Jira's e-mail lookup for `account_id` (only asked when `may_look_up_email` says so).
     Result: the address, or None when Jira hides it (403 / 404 are "hidden", not failures)."""
 
     account_id: str
@@ -106,12 +118,12 @@ def needed_lookups(
     bindings: Sequence[Binding],
     links: Iterable[Link],
     lookups: Lookups,
-    use_email_scope: bool,
+    look_up_email: bool,
 ) -> list[Need]:
     """What the shell must look up (next) before `decide` can run; [] when nothing.
 
     The assignee chain needs rounds: the account mapping first, then (only for orgs without
-    one, when the webhook hides the e-mail and the e-mail scope is on) Jira's e-mail API, then
+    one, when the webhook hides the e-mail and `look_up_email` is on) Jira's e-mail API, then
     the org's members with that address. Call again after adding each round's results.
     """
     needs: list[Need] = []
@@ -136,7 +148,7 @@ def needed_lookups(
                 continue
             if lookups.account_mappings[binding.org] is not None:
                 continue
-        email, _ = _assignee_email(assignee, lookups, use_email_scope)
+        email, _ = _assignee_email(assignee, lookups, look_up_email)
         if email is _UNKNOWN:
             assert assignee.account_id is not None
             need: Need = NeedJiraEmail(assignee.account_id)
@@ -152,7 +164,7 @@ async def gather_lookups(
     *,
     bindings: Sequence[Binding],
     links: Iterable[Link],
-    use_email_scope: bool,
+    look_up_email: bool,
     perform: Callable[[Need], Awaitable[Any]],
     lookups: Lookups | None = None,
 ) -> Lookups:
@@ -166,7 +178,7 @@ async def gather_lookups(
             bindings=bindings,
             links=links,
             lookups=known,
-            use_email_scope=use_email_scope,
+            look_up_email=look_up_email,
         )
         if not needs:
             return known
@@ -202,7 +214,7 @@ def decide(
     links: Iterable[Link],
     lookups: Lookups,
     watermarks: Mapping[WatermarkKey, Watermark],
-    use_email_scope: bool,
+    look_up_email: bool,
 ) -> Actions:
     """W5–W7 for one delivery: re-key first, then per bound org status, then assignee, for
     every Sentry issue linked to the issue (under its current key or a key it moved from)."""
@@ -210,7 +222,7 @@ def decide(
         raise ValueError("every binding must belong to the delivery's tenant")
     links = tuple(links)
     missing = needed_lookups(
-        delivery, bindings=bindings, links=links, lookups=lookups, use_email_scope=use_email_scope
+        delivery, bindings=bindings, links=links, lookups=lookups, look_up_email=look_up_email
     )
     if missing:
         raise ValueError(f"lookups missing: {missing}")
@@ -257,7 +269,7 @@ def decide(
                 sentry_ids,
                 lookups,
                 watermarks,
-                use_email_scope,
+                look_up_email,
                 decisions,
                 advances,
                 writes,
@@ -308,10 +320,11 @@ def status_change(
 
 
 def choose_assignee(
-    assignee: Assignee | None, org: str, lookups: Lookups, *, use_email_scope: bool
+    assignee: Assignee | None, org: str, lookups: Lookups, *, look_up_email: bool
 ) -> tuple[dict[str, Any] | None, str]:
     """W5 assignee: the PUT body (None: unresolvable, no change) and why. Chain: null → unassign;
-    account mapping; e-mail from the webhook; Jira's e-mail API (e-mail scope only); exactly one
+    account mapping; e-mail from the webhook; Jira's e-mail API (only with `look_up_email`,
+    see `may_look_up_email`); exactly one
     Sentry member with that *verified* e-mail (case-insensitive)."""
     if assignee is None:
         return dict(UNASSIGN), "the Jira issue has no assignee: unassign"
@@ -324,11 +337,11 @@ def choose_assignee(
         mapped = lookups.account_mappings.get(org)
         if mapped is not None:
             return assign_payload(mapped), f"{who} is mapped to Sentry user {mapped}: assign"
-    email, source = _assignee_email(assignee, lookups, use_email_scope)
+    email, source = _assignee_email(assignee, lookups, look_up_email)
     if email is _UNKNOWN:
         raise ValueError("the assignee's e-mail was not looked up")
     if not isinstance(email, str):
-        why = "" if use_email_scope else " and the e-mail scope is off"
+        why = "" if look_up_email else " and the e-mail scope is off"
         return None, f"{who} has no account mapping, Jira hides the e-mail{why}: no change"
     found = members_with_verified_email(lookups.members[(org, email.lower())], email)
     if len(found) == 1:
@@ -495,12 +508,12 @@ def _rule_of(binding: Binding, delivery: Delivery) -> StatusRule | None:
 
 
 def _assignee_email(
-    assignee: Assignee, lookups: Lookups, use_email_scope: bool
+    assignee: Assignee, lookups: Lookups, look_up_email: bool
 ) -> tuple[str | _Unknown | None, str]:
     """The assignee's e-mail and where it came from; _UNKNOWN when Jira must be asked first."""
     if assignee.email is not None:
         return assignee.email, "from the webhook"
-    if not use_email_scope or assignee.account_id is None:
+    if not look_up_email or assignee.account_id is None:
         return None, ""
     if not lookups.jira_email_known:
         return _UNKNOWN, ""
@@ -556,7 +569,7 @@ def _decide_assignee(
     sentry_ids: tuple[str, ...],
     lookups: Lookups,
     watermarks: Mapping[WatermarkKey, Watermark],
-    use_email_scope: bool,
+    look_up_email: bool,
     decisions: list[Decision],
     advances: list[WatermarkAdvance],
     writes: list[SentryWrite],
@@ -567,7 +580,7 @@ def _decide_assignee(
         )
         return
     payload, reason = choose_assignee(
-        delivery.assignee, binding.org, lookups, use_email_scope=use_email_scope
+        delivery.assignee, binding.org, lookups, look_up_email=look_up_email
     )
     _decide_kind(
         delivery,

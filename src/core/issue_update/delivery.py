@@ -27,7 +27,7 @@ ISSUE_UPDATED = "jira:issue_updated"
 # Bounded records (issue #11): every value the ack path records has a ceiling, checked before
 # anything is stored; longer → 400. Far above what Jira sends, far below what hurts.
 MAX_ID = 64            # issue, project, changelog and delivery ids
-MAX_ACCOUNT_ID = 128   # Atlassian documents account ids up to 128 characters
+MAX_ACCOUNT_ID = 128   # Atlassian documents account ids up to 128; Data Center keys the same
 MAX_KEY = 255          # issue and project keys
 MAX_TIMESTAMP = 64     # `timestamp`, `fields.updated`
 MAX_NAME = 255         # display names, e-mail addresses, a change's from/to strings
@@ -47,7 +47,11 @@ class ChangeItem:
 
 @attrs.frozen
 class Assignee:
-    """The issue's current assignee; `email` is None when Jira hides it."""
+    """The issue's current assignee; `email` is None when Jira hides it.
+
+    `account_id` is the user's identity on its site, the one account mappings (§A) are keyed
+    by: `accountId` on Cloud, `key` on Data Center (§8.1), whose users have no `accountId`.
+    """
 
     account_id: str | None
     email: str | None = None
@@ -169,7 +173,11 @@ def _change_item(raw: Any) -> ChangeItem | None:
 def _assignee(raw: Any) -> Assignee | None:
     if not isinstance(raw, Mapping):
         return None
+    # W5, §8.1: Cloud names a user by `accountId`; Data Center by `key` (never `name`, which
+    # a rename changes). A Cloud payload's `accountId` wins over any legacy `key`.
     account_id = _text(raw.get("accountId"))
+    if account_id is None:
+        account_id = _text(raw.get("key")) or None
     email = raw.get("emailAddress")
     email = email.strip() if isinstance(email, str) and email.strip() else None
     # An assignee we cannot identify is still an assignee: unresolvable, never an unassign.
@@ -252,7 +260,10 @@ _ITEM_BOUNDS = (("field", "changelog.items[].field", MAX_NAME),
                 ("fromString", "changelog.items[].fromString", MAX_NAME),
                 ("to", "changelog.items[].to", MAX_ACCOUNT_ID),
                 ("toString", "changelog.items[].toString", MAX_NAME))
+# `key` is a Data Center user's identity (§8.1); kept only when the payload has one, so a
+# Cloud record stays byte for byte what it was.
 _ASSIGNEE_BOUNDS = (("accountId", "issue.fields.assignee.accountId", MAX_ACCOUNT_ID),
+                    ("key", "issue.fields.assignee.key", MAX_ACCOUNT_ID),
                     ("emailAddress", "issue.fields.assignee.emailAddress", MAX_NAME),
                     ("displayName", "issue.fields.assignee.displayName", MAX_NAME))
 _PROJECT_BOUNDS = (("id", "issue.fields.project.id", MAX_ID),

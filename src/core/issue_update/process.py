@@ -55,6 +55,7 @@ from core.issue_update import (
     check_write,
     decide,
     gather_lookups,
+    may_look_up_email,
     rekey_decision,
     retry_delay,
 )
@@ -146,11 +147,12 @@ async def _decide_and_save(
             Kind.DELIVERY, Outcome.IGNORED, f"tenant {claimed.tenant_id} is unknown"), ports)
     bindings = await ports.bindings.of_tenant(tenant.id)
     links = await _links(delivery, bindings, ports.links)
+    look_up_email = may_look_up_email(tenant, use_email_scope=settings.use_email_scope)
     lookups = await gather_lookups(
         delivery,
         bindings=bindings,
         links=links,
-        use_email_scope=settings.use_email_scope,
+        look_up_email=look_up_email,
         perform=_performer(tenant, bindings, ports),
     )
     keys = [WatermarkKey(tenant.id, delivery.issue_id, b.org, kind)
@@ -161,7 +163,7 @@ async def _decide_and_save(
         links=links,
         lookups=lookups,
         watermarks=await ports.sync.watermarks(keys),
-        use_email_scope=settings.use_email_scope,
+        look_up_email=look_up_email,
     )
     decisions = list(actions.decisions)
     if not actions.rekeys and not actions.writes and not decisions:
