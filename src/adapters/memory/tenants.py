@@ -89,8 +89,8 @@ class MemoryTenantStore:
 
     async def remove_site(self, tenant_id: int) -> Tenant | None:
         old = self._webhook_site(tenant_id, installed=False)
-        if old is None:
-            return None
+        if old is None or old.status is TenantStatus.UNINSTALLED:
+            return old  # removing a removed site changes nothing
         return self._save(attrs.evolve(
             old, status=TenantStatus.UNINSTALLED, site_credential=None, webhook_secrets=None,
             secret_version=old.secret_version + 1))

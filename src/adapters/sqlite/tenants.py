@@ -194,6 +194,8 @@ class SqliteTenantStore:
             tenant = self._one(db, where, [tenant_id])
             if tenant is None:
                 return None
+            if tenant.status is not TenantStatus.INSTALLED:
+                return tenant  # removing a removed site changes nothing
             assignments, params = change(tenant)
             db.execute(
                 f"UPDATE tenants SET {assignments}, secret_version = secret_version + 1, "

@@ -205,7 +205,8 @@ async def register_site(
     return RegisteredSite(site=site, webhook_secret=secret)
 
 
-async def _webhook_site(site_id: object, tenants: TenantStore) -> Tenant:
+async def find_webhook_site(site_id: object, *, tenants: TenantStore) -> Tenant:
+    """The webhook site `site_id` (400 unless an integer id; 404 unless a webhook site)."""
     number = parse_id(site_id, "site id")
     site = await tenants.get(number)
     if site is None or site.transport != WEBHOOK:
@@ -229,7 +230,7 @@ async def set_site_credential(
     command: SetCredential, *, tenants: TenantStore, jira: JiraApi, clock: Clock
 ) -> Tenant:
     """§8.1 credentials: tried once like at registration, then stored."""
-    site = await _webhook_site(command.site_id, tenants)
+    site = await find_webhook_site(command.site_id, tenants=tenants)
     if site.status is not TenantStatus.INSTALLED:
         raise NotFound(_NOT_A_SITE)
     credential = parse_credential(command.auth, command.credential, site.flavor)

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 from litestar import asgi
+from litestar.exceptions import NotFoundException
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
@@ -32,16 +33,28 @@ log = logging.getLogger("sentry_jira.webhook")
 _JSON = [(b"content-type", b"application/json")]
 _encode = msgspec.json.Encoder().encode
 _MAX_LOGGED_IDENTIFIER = 128
+_PREFIX = WEBHOOK_PATH.split("{site_id}", 1)[0].rstrip("/")  # /extensions/jira/webhook
 
 
 def routes(container: Container) -> list[ASGIRouteHandler]:
     settings = container.settings
     lookup = container.tenant_lookup or container.tenants
 
-    @asgi(WEBHOOK_PATH.replace("{site_id}", "{site_id:str}"), http_method="POST",
-          copy_scope=False, opt={JSON_BODY_OPT: True, ALLOWED_METHODS_OPT: ("POST",)},
+    # A mount: Litestar (2.x) cannot route a raw ASGI handler with a path parameter for an
+    # HTTP method (it keys the parameters by "asgi", then looks them up by "POST"), so the
+    # handler takes `<prefix>/<site_id>/` and reads the id itself. Every method reaches it:
+    # the transport guard answers 405 for all but POST, as for the Connect route.
+    @asgi(_PREFIX, is_mount=True, copy_scope=True,
+          opt={JSON_BODY_OPT: True, ALLOWED_METHODS_OPT: ("POST",)},
           summary="Jira webhook, signed with X-Hub-Signature (§8.1)")
     async def webhook(scope: Scope, receive: Receive, send: Send) -> None:
+        # The mount hands over the rest of the path: exactly one segment, else no such route.
+        rest = scope["path"].strip("/")
+        if not rest or "/" in rest:
+            raise NotFoundException()
+        # The id as sent, still percent-encoded (`%31` is not `1`): the raw path's last segment.
+        raw_path = (scope.get("raw_path") or b"").split(b"?", 1)[0].rstrip(b"/")
+        site_id = raw_path.rsplit(b"/", 1)[-1].decode("latin-1") if raw_path else rest
         signatures: list[str] = []
         identifier: bytes | None = None
         for name, value in scope["headers"]:
@@ -51,7 +64,7 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
                 identifier = value
         raw_body = await read_body(receive, settings.max_body_bytes)
         site = await verify_webhook_site(
-            str(scope.get("path_params", {}).get("site_id", "")), raw_body, signatures,
+            site_id, raw_body, signatures,
             tenants=lookup, clock=container.clock)
         delivery_id = webhook_delivery_id(raw_body)
         if identifier is not None and log.isEnabledFor(logging.DEBUG):
