@@ -281,3 +281,27 @@ async def test_8_1_paths_beside_the_route_are_404(world: World) -> None:
                                             content=raw, headers=headers)
     assert without_slash.status_code == 202
     assert len(world.recorded()) == 1
+
+
+async def test_8_1_the_identifier_header_is_logged_at_debug_escaped_and_cut_short(
+    world: World, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    raw = relevant()
+    forged = "\u2028\" event=admin_token_leaked " + "x" * 400
+    caplog.set_level(logging.DEBUG, logger="sentry_jira.webhook")
+    response = await world.client.post(path(world.site_a.id), content=raw, headers=[
+        ("Content-Type", "application/json"), ("X-Hub-Signature", hub_signature(raw, SECRET_A)),
+        ("X-Atlassian-Webhook-Identifier", forged.encode("utf-8"))])  # type: ignore[list-item]
+    assert response.status_code == 202
+    (record,) = [r for r in caplog.records if r.name == "sentry_jira.webhook"]
+    assert record.levelno == logging.DEBUG
+    line = record.getMessage()
+    assert "\u2028" not in line and "\n" not in line and "x" * 200 not in line
+    assert SECRET_A not in line and response.json()["delivery"] in line
+    # Unverified requests log nothing about their headers.
+    caplog.clear()
+    assert_refused(await world.client.post(path(world.site_a.id), content=raw, headers={
+        "Content-Type": "application/json", "X-Atlassian-Webhook-Identifier": "unverified"}))
+    assert [r for r in caplog.records if "unverified" in r.getMessage()] == []
