@@ -7,6 +7,7 @@ answer ever carries a Jira credential.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Response, delete, post, put
@@ -22,6 +23,7 @@ from ports.jira import JiraApi
 
 SITE = "/api/sites/{site_id:str}"
 _NO_STORE = {"Cache-Control": "no-store"}
+log = logging.getLogger("sentry_jira")
 
 
 def routes(container: Container) -> list[HTTPRouteHandler]:
@@ -42,6 +44,8 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         command = sites.RegisterSite.parse(await json_body(request), app.jira_hosts)
         registered = await sites.register_site(command, tenants=tenants, jira=jira(),
                                                clock=container.clock)
+        log.info("webhook site %d registered (%s)", registered.site.id,
+                 registered.site.flavor.value)
         return Response(registered_site_json(registered, app.base_url), status_code=201,
                         headers=_NO_STORE)
 
@@ -52,6 +56,7 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         authorize(request, container)
         rotated = await sites.rotate_webhook_secret(site_id, tenants=tenants,
                                                     clock=container.clock)
+        log.info("webhook site %d: webhook secret rotated", rotated.site.id)
         body = registered_site_json(rotated, app.base_url)
         shown = {key: body[key] for key in ("id", "webhook_url", "webhook_secret")}
         return Response(shown, status_code=200, headers=_NO_STORE)
@@ -62,11 +67,13 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         command = sites.SetCredential.parse(site_id, await json_body(request))
         site = await sites.set_site_credential(command, tenants=tenants, jira=jira(),
                                                clock=container.clock)
+        log.info("webhook site %d: Jira credential replaced", site.id)
         return site_json(site, app.base_url)
 
     @delete(SITE, summary="Remove a site: uninstalled, secrets and credential erased (§8.1)")
     async def remove_site(request: AnyRequest, site_id: FromPath[str]) -> None:
         authorize(request, container)
-        await sites.remove_site(site_id, tenants=tenants)
+        removed = await sites.remove_site(site_id, tenants=tenants)
+        log.info("webhook site %d removed", removed.id)
 
     return [register_site, rotate_secret, set_credential, remove_site]
