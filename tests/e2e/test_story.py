@@ -842,7 +842,8 @@ def test_A_the_same_story_through_the_cli_while_serve_runs(tmp_path: Path) -> No
             tenant_id = listed["id"]
             shown = cli_json(env, "tenants", "show", str(tenant_id))
             assert shown == listed
-            assert {k: shown[k] for k in ("client_key", "base_url", "status", "orgs")} == {
+            keys = ("transport", "client_key", "base_url", "status", "orgs")
+            assert {k: shown[k] for k in keys} == {
                 "transport": "connect",
                 "client_key": CLIENT_KEY,
                 "base_url": jira.url,
