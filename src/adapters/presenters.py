@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.admin.bindings import IssuedSearchToken, TenantView
+from core.admin.sites import RegisteredSite, webhook_url
 from core.model.bindings import AccountMapping, Binding, Link, SearchToken
+from core.model.tenant import WEBHOOK, Tenant
 from ports.journal import DeadLetter
 from ports.sync_store import JournalEntry
 
@@ -24,15 +26,48 @@ def iso_utc(moment: datetime) -> str:
 
 
 def tenant_json(view: TenantView) -> dict[str, Any]:
+    """§A: `client_key` is null where the transport has none (a webhook site's row holds
+    only a stand-in); `flavor` is shown for webhook sites."""
     tenant = view.tenant
-    return {
+    webhook = tenant.transport == WEBHOOK
+    shown: dict[str, Any] = {
         "id": tenant.id,
-        "client_key": tenant.client_key,
+        "transport": tenant.transport,
+        "client_key": None if webhook else tenant.client_key,
         "base_url": tenant.base_url,
         "display_url": tenant.display_url,
         "status": tenant.status.value,
         "installed_at": iso_utc(tenant.installed_at),
         "orgs": list(view.orgs),
+    }
+    if webhook:
+        shown["flavor"] = tenant.flavor.value
+    return shown
+
+
+def site_json(site: Tenant, app_base_url: str) -> dict[str, Any]:
+    """§8.1: a webhook site without any secret or credential."""
+    return {
+        "id": site.id,
+        "transport": site.transport,
+        "flavor": site.flavor.value,
+        "base_url": site.base_url,
+        "status": site.status.value,
+        "webhook_url": webhook_url(app_base_url, site.id),
+    }
+
+
+def registered_site_json(registered: RegisteredSite, app_base_url: str) -> dict[str, Any]:
+    """§8.1 201: `{id, transport, flavor, base_url, webhook_url, webhook_secret}`; the secret
+    is shown this once."""
+    site = registered.site
+    return {
+        "id": site.id,
+        "transport": site.transport,
+        "flavor": site.flavor.value,
+        "base_url": site.base_url,
+        "webhook_url": webhook_url(app_base_url, site.id),
+        "webhook_secret": registered.webhook_secret,
     }
 
 

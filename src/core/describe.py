@@ -9,6 +9,8 @@ from core.model.settings import AppSettings
 INSTALLED_PATH = "/extensions/jira/installed/"
 UNINSTALLED_PATH = "/extensions/jira/uninstalled/"
 ISSUE_UPDATED_PATH = "/extensions/jira/issue-updated/"
+# §8.1: the webhook transport's inbound route (not in the Connect descriptor).
+WEBHOOK_PATH = "/extensions/jira/webhook/{site_id}/"
 
 
 def describe(settings: AppSettings) -> dict[str, Any]:

@@ -113,6 +113,7 @@ def test_A_tenants_list_and_show(env: dict[str, str], tenant: Tenant) -> None:
     assert json.loads(listed.stdout) == [
         {
             "id": tenant.id,
+            "transport": "connect",
             "client_key": "jira-client-1",
             "base_url": "https://acme.atlassian.net",
             "display_url": "https://jira.acme.example",

@@ -27,7 +27,8 @@ from adapters.sqlite.schema import ENCRYPTED_COLUMNS
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database, sqlite_admin_stores
 from core.model.bindings import AccountMapping, Binding, Link
-from core.model.tenant import Installation
+from core.model.credentials import ApiToken, JiraFlavor
+from core.model.tenant import Installation, NewSite
 from tests.support.builders import a_settings
 from tests.support.encrypted_columns import (
     KEY_CHECK,
@@ -40,6 +41,10 @@ NEW = Fernet.generate_key().decode()
 AT = datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC)
 SECRETS = {"acme": "acme-shared-secret-0123456789abcdef0123456789",
            "globex": "globex-shared-secret-0123456789abcdef01234567"}
+# A webhook site (#13, §8.1), rotated once: current and previous secrets and an API token.
+WEBHOOK_SECRETS = ("webhook-secret-first-0123456789abcdef0123",
+                   "webhook-secret-second-0123456789abcdef01")
+JIRA_TOKEN = "jira-api-token-0123456789abcdef"
 SENTRY_TOKENS = {"acme": "sntrys_acme-token-0123456789abcdef",
                  "beta": "sntrys_beta-token-0123456789abcdef",
                  "globex": "sntrys_globex-token-0123456789abcdef"}
@@ -64,6 +69,12 @@ async def populate(database: Database) -> dict[str, int]:
             base_url=f"https://{name}.atlassian.net", display_url=None, installed_at=AT))
         ids[name] = tenant.id
     await tenants.mark_uninstalled("gone-client")
+    hooks = await tenants.register_site(NewSite(
+        base_url="https://hooks.atlassian.net", flavor=JiraFlavor.CLOUD,
+        credential=ApiToken("bot@hooks.example", JIRA_TOKEN), webhook_secret=WEBHOOK_SECRETS[0],
+        registered_at=AT))
+    await tenants.rotate_webhook_secret(hooks.id, WEBHOOK_SECRETS[1], now=AT)
+    ids["hooks"] = hooks.id
     for site, org in (("acme", "acme"), ("acme", "beta"), ("globex", "globex")):
         binding = Binding(tenant_id=ids[site], org=org, sentry_url="https://sentry.io",
                           sentry_token=SENTRY_TOKENS[org])
@@ -104,6 +115,10 @@ async def everything_readable(database: Database, ids: dict[str, int]) -> None:
         assert tenant is not None and tenant.shared_secret == SECRETS[name]
     gone = await tenants.get(ids["gone"])
     assert gone is not None and gone.shared_secret is None
+    hooks = await tenants.get(ids["hooks"])
+    assert hooks is not None and hooks.webhook_secrets is not None
+    assert (hooks.webhook_secrets.current, hooks.webhook_secrets.previous) == WEBHOOK_SECRETS[::-1]
+    assert hooks.site_credential == ApiToken("bot@hooks.example", JIRA_TOKEN)
     stored = {b.org: b.sentry_token for n in ("acme", "globex")
               for b in await bindings.of_tenant(ids[n])}
     assert stored == SENTRY_TOKENS
@@ -120,8 +135,9 @@ def test_A_reencrypt_with_new_old_then_new_alone_reads_everything(tmp_path: Path
         counts = reencrypt_all(database)
     finally:
         database.close()
-    assert counts == {"tenants.shared_secret": 2, "bindings.sentry_token": 3,
-                      "meta.key_check": 1}
+    assert counts == {"tenants.shared_secret": 2, "tenants.webhook_secret": 1,
+                      "tenants.webhook_secret_previous": 1, "tenants.jira_token": 1,
+                      "bindings.sentry_token": 3, "meta.key_check": 1}
     after = ciphertexts(a_settings(tmp_path).database)
     for where, values in after.items():  # every value rewritten, none left as it was
         assert not set(values) & set(before[where]), where
@@ -221,13 +237,18 @@ def test_A_cli_reencrypt_json_prints_counts_never_values(tmp_path: Path) -> None
     code, out, err = run_cli(tmp_path, f"{NEW},{OLD}", "secrets", "reencrypt", "--json")
     assert code == 0, err
     assert json.loads(out) == {"reencrypted": {"tenants.shared_secret": 2,
+                                               "tenants.webhook_secret": 1,
+                                               "tenants.webhook_secret_previous": 1,
+                                               "tenants.jira_token": 1,
                                                "bindings.sentry_token": 3,
                                                "meta.key_check": 1}}
     code, out, err = run_cli(tmp_path, NEW, "secrets", "reencrypt")
     assert code == 0, err
-    assert out.splitlines() == ["tenants.shared_secret: 2", "bindings.sentry_token: 3",
-                                "meta.key_check: 1"]
-    for value in [*SECRETS.values(), *SENTRY_TOKENS.values(), NEW, OLD]:
+    assert out.splitlines() == ["tenants.shared_secret: 2", "tenants.webhook_secret: 1",
+                                "tenants.webhook_secret_previous: 1", "tenants.jira_token: 1",
+                                "bindings.sentry_token: 3", "meta.key_check: 1"]
+    for value in [*SECRETS.values(), *SENTRY_TOKENS.values(), *WEBHOOK_SECRETS, JIRA_TOKEN,
+                  NEW, OLD]:
         assert value not in out + err
 
 

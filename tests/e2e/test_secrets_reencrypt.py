@@ -76,6 +76,9 @@ def test_A_reencrypt_while_serving_then_serve_with_the_new_key_alone(tmp_path: P
             sender.join(timeout=60)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == {"reencrypted": {"tenants.shared_secret": 2,
+                                                           "tenants.webhook_secret": 1,
+                                                           "tenants.webhook_secret_previous": 1,
+                                                           "tenants.jira_token": 1,
                                                            "bindings.sentry_token": 3,
                                                            "meta.key_check": 1}}
         # Deliveries during the rewrite: verified (202), or at worst told to retry (W10).

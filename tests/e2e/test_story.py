@@ -367,6 +367,7 @@ def test_L3_step2_a_signed_install_creates_the_tenant(story: Story) -> None:
     story.tenant_id = tenant.pop("id")
     assert isinstance(story.tenant_id, int)
     assert tenant == {
+        "transport": "connect",
         "client_key": CLIENT_KEY,
         "base_url": story.jira.url,
         "display_url": "https://jira.acme.example",
@@ -841,7 +842,9 @@ def test_A_the_same_story_through_the_cli_while_serve_runs(tmp_path: Path) -> No
             tenant_id = listed["id"]
             shown = cli_json(env, "tenants", "show", str(tenant_id))
             assert shown == listed
-            assert {k: shown[k] for k in ("client_key", "base_url", "status", "orgs")} == {
+            keys = ("transport", "client_key", "base_url", "status", "orgs")
+            assert {k: shown[k] for k in keys} == {
+                "transport": "connect",
                 "client_key": CLIENT_KEY,
                 "base_url": jira.url,
                 "status": "installed",

@@ -36,6 +36,7 @@ async def test_A_list_tenants_shows_each_with_its_bound_orgs(api: AdminApi) -> N
     assert response.json() == [
         {
             "id": first.id,
+            "transport": "connect",
             "client_key": "client-one",
             "base_url": "https://acme.atlassian.net",
             "display_url": "https://jira.acme.example",
@@ -45,6 +46,7 @@ async def test_A_list_tenants_shows_each_with_its_bound_orgs(api: AdminApi) -> N
         },
         {
             "id": second.id,
+            "transport": "connect",
             "client_key": "client-two",
             "base_url": "https://acme.atlassian.net",
             "display_url": "https://jira.acme.example",

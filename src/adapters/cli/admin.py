@@ -163,7 +163,8 @@ def tenants() -> None:
 def _tenant_line(tenant: dict[str, Any]) -> str:
     orgs = ",".join(tenant["orgs"]) or "-"
     return (
-        f"{tenant['id']}\t{tenant['status']}\t{tenant['client_key']}\t{tenant['base_url']}\t{orgs}"
+        f"{tenant['id']}\t{tenant['status']}\t{tenant['client_key'] or tenant['transport']}\t"
+        f"{tenant['base_url']}\t{orgs}"
     )
 
 

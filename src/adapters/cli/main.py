@@ -10,6 +10,7 @@ import click
 
 from adapters.cli.admin import AdminGroup, admin_commands
 from adapters.cli.secrets import secrets_commands
+from adapters.cli.sites import sites_commands
 from adapters.cli.sync import sync_commands
 from adapters.config import ConfigError, Settings, load_settings
 
@@ -66,6 +67,9 @@ for _command in admin_commands:  # §A administration commands
     main.add_command(_command)
 
 for _command in sync_commands:  # the sync worker, journal and dead letters (W5–W9, §A)
+    main.add_command(_command)
+
+for _command in sites_commands:  # webhook sites (§8.1)
     main.add_command(_command)
 
 for _command in secrets_commands:  # secrets reencrypt (§A, key retirement)

@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from core.model.errors import (
     BadRequest,
+    Conflict,
     NotFound,
     SentryError,
     ServiceError,
@@ -28,6 +29,7 @@ STATUS_OF: dict[type[ServiceError], int] = {
     BadRequest: 400,
     Unauthorized: 401,
     NotFound: 404,
+    Conflict: 409,
     Unavailable: 503,
     UpstreamRateLimited: 429,
     UpstreamTimeout: 504,

@@ -1,10 +1,21 @@
-"""In-memory tenant store."""
+"""In-memory tenant store (and the webhook sites of §8.1, in the same id space)."""
 
 from __future__ import annotations
 
+import secrets
+from datetime import datetime
+
 import attrs
 
-from core.model.tenant import Installation, Tenant, TenantStatus
+from core.model.credentials import SiteCredential, WebhookSecrets
+from core.model.errors import Conflict
+from core.model.tenant import CONNECT, WEBHOOK, Installation, NewSite, Tenant, TenantStatus
+
+
+def synthetic_client_key() -> str:
+    """A webhook site has no clientKey; its row carries an unguessable stand-in (never shown:
+    the API answers `client_key: null`), so the one `client_key` index stays unique."""
+    return "webhook-site:" + secrets.token_hex(16)
 
 
 class MemoryTenantStore:
@@ -18,11 +29,76 @@ class MemoryTenantStore:
     async def by_client_key(self, client_key: str) -> Tenant | None:
         return self._by_key.get(client_key)
 
+    async def by_id(self, tenant_id: int) -> Tenant | None:
+        return await self.get(tenant_id)
+
     async def list_all(self) -> list[Tenant]:
         return sorted(self._by_key.values(), key=lambda t: t.id)
 
+    async def register_site(self, site: NewSite) -> Tenant:
+        if any(t.base_url == site.base_url and t.status is TenantStatus.INSTALLED
+               for t in self._by_key.values()):
+            raise Conflict("an installed site already has this base_url")
+        tenant = Tenant(
+            id=self._next_id,
+            client_key=synthetic_client_key(),
+            base_url=site.base_url,
+            display_url=None,
+            status=TenantStatus.INSTALLED,
+            installed_at=site.registered_at,
+            shared_secret=None,
+            transport=WEBHOOK,
+            site_credential=site.credential,
+            flavor=site.flavor,
+            webhook_secrets=WebhookSecrets(current=site.webhook_secret),
+        )
+        self._next_id += 1
+        self._by_key[tenant.client_key] = tenant
+        return tenant
+
+    def _webhook_site(self, tenant_id: int, *, installed: bool) -> Tenant | None:
+        tenant = next((t for t in self._by_key.values() if t.id == tenant_id), None)
+        if tenant is None or tenant.transport != WEBHOOK:
+            return None
+        if installed and tenant.status is not TenantStatus.INSTALLED:
+            return None
+        return tenant
+
+    def _save(self, tenant: Tenant) -> Tenant:
+        self._by_key[tenant.client_key] = tenant
+        return tenant
+
+    async def rotate_webhook_secret(
+        self, tenant_id: int, new_secret: str, *, now: datetime
+    ) -> Tenant | None:
+        old = self._webhook_site(tenant_id, installed=True)
+        if old is None or old.webhook_secrets is None:
+            return None
+        return self._save(attrs.evolve(
+            old, webhook_secrets=old.webhook_secrets.rotated(new_secret, now=now),
+            secret_version=old.secret_version + 1))
+
+    async def set_site_credential(
+        self, tenant_id: int, credential: SiteCredential
+    ) -> Tenant | None:
+        old = self._webhook_site(tenant_id, installed=True)
+        if old is None:
+            return None
+        return self._save(attrs.evolve(old, site_credential=credential,
+                                       secret_version=old.secret_version + 1))
+
+    async def remove_site(self, tenant_id: int) -> Tenant | None:
+        old = self._webhook_site(tenant_id, installed=False)
+        if old is None or old.status is TenantStatus.UNINSTALLED:
+            return old  # removing a removed site changes nothing
+        return self._save(attrs.evolve(
+            old, status=TenantStatus.UNINSTALLED, site_credential=None, webhook_secrets=None,
+            secret_version=old.secret_version + 1))
+
     async def upsert_installed(self, installation: Installation) -> Tenant:
         old = self._by_key.get(installation.client_key)
+        if old is not None and old.transport != CONNECT:
+            return old  # a Connect install never takes over another transport's site
         if old is None:
             tenant = Tenant(
                 id=self._next_id,
@@ -49,8 +125,8 @@ class MemoryTenantStore:
 
     async def mark_uninstalled(self, client_key: str) -> Tenant | None:
         old = self._by_key.get(client_key)
-        if old is None:
-            return None
+        if old is None or old.transport != CONNECT:
+            return old
         tenant = attrs.evolve(
             old,
             status=TenantStatus.UNINSTALLED,

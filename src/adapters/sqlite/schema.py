@@ -14,6 +14,9 @@ foundation = Migrations("sentry_jira.foundation")
 # The key check (`meta` row `key_check`) is re-encrypted beside them.
 ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tenants", "shared_secret"),
+    ("tenants", "webhook_secret"),
+    ("tenants", "webhook_secret_previous"),
+    ("tenants", "jira_token"),
     ("bindings", "sentry_token"),
 )
 
@@ -38,11 +41,33 @@ def create_meta_and_tenants(db: sqlite_utils.Database) -> None:
     )
 
 
+# §8.0/§8.1 (#13): webhook sites are rows of `tenants` too (one id space). A webhook site's
+# `client_key` is an unguessable stand-in (the API shows null), `shared_secret` stays NULL.
+sites = Migrations("sentry_jira.sites")
+
+
+@sites()
+def add_site_transport_columns(db: sqlite_utils.Database) -> None:
+    for column in (
+        "transport TEXT NOT NULL DEFAULT 'connect' CHECK (transport IN ('connect', 'webhook'))",
+        "flavor TEXT NOT NULL DEFAULT 'cloud' CHECK (flavor IN ('cloud', 'data-center'))",
+        "webhook_secret TEXT",                   # Fernet-encrypted; NULL once removed
+        "webhook_secret_previous TEXT",          # Fernet-encrypted; during a rotation only
+        "webhook_secret_previous_until TEXT",    # ISO 8601 UTC: the previous one stops there
+        "jira_auth_kind TEXT CHECK (jira_auth_kind IN ('api-token', 'pat'))",
+        "jira_email TEXT",                       # the API token's account (Cloud), not secret
+        "jira_token TEXT",                       # Fernet-encrypted API token or PAT
+    ):
+        db.execute(f"ALTER TABLE tenants ADD COLUMN {column}")
+    db.execute("CREATE INDEX tenants_base_url ON tenants (base_url, status)")
+
+
 from adapters.sqlite.admin import admin as _admin_migrations  # noqa: E402
 
 # One set per area, appended; order matters only within a set.
 ALL_MIGRATIONS: tuple[Migrations, ...] = (
     foundation,
+    sites,
     inbox.migrations,
     _admin_migrations,
     lifecycle.migrations,

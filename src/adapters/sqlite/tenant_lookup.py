@@ -10,16 +10,15 @@ cache").
 from __future__ import annotations
 
 from collections import OrderedDict
-from datetime import datetime
+from typing import Any
 
 from adapters.crypto import SecretBox
 from adapters.sqlite.loop_connection import LoopConnection
-from core.model.tenant import Tenant, TenantStatus
+from adapters.sqlite.tenants import COLUMNS, tenant_of_row
+from core.model.tenant import Tenant
 
-_SELECT = (
-    "SELECT id, client_key, shared_secret, secret_version, base_url, display_url, status, "
-    "installed_at FROM tenants WHERE client_key = ?"
-)
+_BY_CLIENT_KEY = f"SELECT {COLUMNS} FROM tenants WHERE client_key = ?"
+_BY_ID = f"SELECT {COLUMNS} FROM tenants WHERE id = ?"
 
 
 class LoopTenantLookup:
@@ -29,7 +28,10 @@ class LoopTenantLookup:
         self._box = box
         self._cache_size = cache_size
         self._plaintexts: OrderedDict[str, str] = OrderedDict()
+        # One cache per key kind (a clientKey is a string, a site id an integer); each entry
+        # carries the `data_version` it was read under.
         self._rows: OrderedDict[str, tuple[int, Tenant]] = OrderedDict()
+        self._rows_by_id: OrderedDict[int, tuple[int, Tenant]] = OrderedDict()
 
     def _secret(self, ciphertext: str | None) -> str | None:
         if ciphertext is None:
@@ -43,24 +45,26 @@ class LoopTenantLookup:
         return plain
 
     async def by_client_key(self, client_key: str) -> Tenant | None:
+        return await self._cached(self._rows, client_key, _BY_CLIENT_KEY)
+
+    async def by_id(self, tenant_id: int) -> Tenant | None:
+        """§8.1: the webhook route's site, with the same discipline as `by_client_key`."""
+        return await self._cached(self._rows_by_id, tenant_id, _BY_ID)
+
+    async def _cached(self, rows: OrderedDict[Any, tuple[int, Tenant]], key: Any,
+                      sql: str) -> Tenant | None:
         # `data_version` moves whenever any other connection (another process, this
         # process's storage thread) commits: while it stands still, no tenant row can have
         # changed, so the row read last time is still the row in the database.
         version = self._loop.data_version()
-        hit = self._rows.get(client_key)
+        hit = rows.get(key)
         if hit is not None and hit[0] == version:
             return hit[1]
-        rows = await self._loop.read(_SELECT, (client_key,))
-        if not rows:
+        found = await self._loop.read(sql, (key,))
+        if not found:
             return None
-        (tenant_id, key, ciphertext, secret_version, base_url, display_url, status,
-         installed_at) = rows[0]
-        tenant = Tenant(
-            id=tenant_id, client_key=key, base_url=base_url, display_url=display_url,
-            status=TenantStatus(status), installed_at=datetime.fromisoformat(installed_at),
-            shared_secret=self._secret(ciphertext), secret_version=secret_version,
-        )
-        self._rows[client_key] = (version, tenant)
-        if len(self._rows) > self._cache_size:
-            self._rows.popitem(last=False)
+        tenant = tenant_of_row(found[0], self._secret)
+        rows[key] = (version, tenant)
+        if len(rows) > self._cache_size:
+            rows.popitem(last=False)
         return tenant

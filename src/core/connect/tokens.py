@@ -32,7 +32,7 @@ from core.connect.qsh import query_string_hash
 from core.json_body import decode_json_body
 from core.model.errors import BadRequest, Unauthorized
 from core.model.settings import AppSettings
-from core.model.tenant import Tenant
+from core.model.tenant import CONNECT, Tenant
 from ports.clock import Clock
 from ports.tenants import TenantLookup
 
@@ -332,7 +332,8 @@ async def verify_tenant_token(
     """
     token = read_token(request, "HS256")
     tenant = await tenants.by_client_key(token.unverified_issuer)
-    if tenant is None or not tenant.is_installed or tenant.shared_secret is None:
+    if (tenant is None or tenant.transport != CONNECT or not tenant.is_installed
+            or tenant.shared_secret is None):
         raise Unauthorized("the token's issuer is not an installed site")
     verify_signature(token, "HS256", tenant.shared_secret)
     return VerifiedTenantToken(

@@ -23,6 +23,10 @@ class NotFound(ServiceError):
     """The named resource does not exist (404)."""
 
 
+class Conflict(ServiceError):
+    """The request collides with what is stored, e.g. a site's base URL taken (409)."""
+
+
 class Unavailable(ServiceError):
     """A dependency (the database, the key server) cannot answer now (503)."""
 

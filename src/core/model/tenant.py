@@ -7,7 +7,17 @@ from datetime import datetime
 
 import attrs
 
-from core.model.credentials import ConnectSecret, JiraCredential, JiraFlavor, SiteCredential
+from core.model.credentials import (
+    ConnectSecret,
+    JiraCredential,
+    JiraFlavor,
+    SiteCredential,
+    WebhookSecrets,
+)
+
+# §8.0: the transports a site can be reached through (the `transport` of §A answers).
+CONNECT = "connect"
+WEBHOOK = "webhook"
 
 
 class TenantStatus(enum.StrEnum):
@@ -24,6 +34,17 @@ class Installation:
     base_url: str
     display_url: str | None
     installed_at: datetime
+
+
+@attrs.frozen
+class NewSite:
+    """What registering a webhook site stores (§8.1), once its credential was tried."""
+
+    base_url: str
+    flavor: JiraFlavor
+    credential: SiteCredential = attrs.field(repr=False)
+    webhook_secret: str = attrs.field(repr=False)
+    registered_at: datetime
 
 
 @attrs.frozen
@@ -45,6 +66,9 @@ class Tenant:
     # `shared_secret`; else a webhook site's API token (Cloud) or PAT (Data Center).
     site_credential: SiteCredential | None = attrs.field(default=None, repr=False)
     flavor: JiraFlavor = JiraFlavor.CLOUD
+    # §8.1: a webhook site's `X-Hub-Signature` secrets; None for other transports and once
+    # the site is removed (erased as L5 erases a shared secret).
+    webhook_secrets: WebhookSecrets | None = attrs.field(default=None, repr=False)
 
     @property
     def jira_credential(self) -> JiraCredential | None:
@@ -57,7 +81,8 @@ class Tenant:
 
     @property
     def is_installed(self) -> bool:
-        return self.status is TenantStatus.INSTALLED and self.shared_secret is not None
+        """Installed and holding a credential to call Jira with, whatever the transport."""
+        return self.jira_credential is not None
 
 
 @attrs.frozen
