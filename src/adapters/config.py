@@ -171,8 +171,10 @@ def unknown_variables(environ: Mapping[str, str]) -> tuple[tuple[str, str | None
     found: list[tuple[str, str | None]] = []
     for name in sorted(environ):
         if name.startswith(PREFIX) and name not in KNOWN_VARIABLES:
-            close = difflib.get_close_matches(name, KNOWN_VARIABLES, n=1, cutoff=0.6)
-            found.append((name, close[0] if close else None))
+            # Compare what follows the prefix: the shared prefix would make anything close.
+            known = [k.removeprefix(PREFIX) for k in KNOWN_VARIABLES]
+            close = difflib.get_close_matches(name.removeprefix(PREFIX), known, n=1, cutoff=0.6)
+            found.append((name, PREFIX + close[0] if close else None))
     return tuple(found)
 
 
@@ -279,8 +281,6 @@ def check_database_file(settings: Settings) -> None:
     Raise ConfigError (one line naming SENTRY_JIRA_DATABASE) otherwise."""
     path = settings.database
     variable = PREFIX + "DATABASE"
-    if "://" in str(path):
-        return
     parent = path.absolute().parent
     if not parent.is_dir():
         raise ConfigError(variable, f"the directory {parent} does not exist; create it first")

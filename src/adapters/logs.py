@@ -204,9 +204,9 @@ def package_version() -> str:
         return "unknown"
 
 
-def start_logging(settings: Settings) -> None:
+def start_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
     """Configure from SENTRY_JIRA_LOG_FORMAT / _LOG_LEVEL, then warn about unknown variables."""
-    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    configure_logging(fmt=settings.log_format, level=settings.log_level, stream=stream)
     for name, closest in settings.unknown_variables:
         hint = f" (did you mean {closest}?)" if closest else ""
         event(log, logging.WARNING, "config_warning",
@@ -214,12 +214,8 @@ def start_logging(settings: Settings) -> None:
 
 
 def database_label(settings: Settings) -> tuple[str, str]:
-    """(kind, location) of the database, without credentials."""
-    location = str(settings.database)
-    if "://" in location:  # a URL (§9): drop any user info
-        scheme, _, rest = location.partition("://")
-        location = f"{scheme}://{rest.rpartition('@')[2]}"
-        return scheme.split("+")[0], location
+    """(kind, location) of the database, without credentials (a SQLite path has none; a
+    PostgreSQL URL, §9, will need its user info dropped here)."""
     return "sqlite", str(settings.database.absolute())
 
 

@@ -59,7 +59,7 @@ def open_container(settings: Settings, *, read_only: bool = False) -> Container:
     from adapters.config import ConfigError, check_database_file
     from adapters.wiring import bootstrap
 
-    if read_only and "://" not in str(settings.database) and not settings.database.exists():
+    if read_only and not settings.database.exists():
         fail(f"no database at {settings.database} (set SENTRY_JIRA_DATABASE)", 1)
     try:
         check_database_file(settings)
