@@ -110,6 +110,18 @@ def _text_value(value: Any) -> str:
     return text
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a line is written (click's runner swaps it)."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: TextIO) -> None:
+        pass
+
+
 _handler: logging.Handler | None = None
 
 
@@ -122,7 +134,7 @@ def configure_logging(*, fmt: str = "text", level: str = "INFO",
         root.removeHandler(_handler)
     for existing in list(root.handlers):  # a library's or an earlier basicConfig's
         root.removeHandler(existing)
-    _handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    _handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     _handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(_handler)
     root.setLevel(LEVELS[level.upper()])
