@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +17,37 @@ from core.model.settings import AppSettings
 PREFIX = "SENTRY_JIRA_"
 DEFAULT_JIRA_HOSTS = "https://*.atlassian.net,https://*.jira.com"
 DEFAULT_INSTALL_KEYS_URL = "https://connect-install-keys.atlassian.com"
+
+# SPEC §3.1: every variable this service reads (README's configuration table lists exactly
+# these; tests/adapters/test_config_known.py checks that the two agree).
+KNOWN_VARIABLES: tuple[str, ...] = tuple(
+    PREFIX + name
+    for name in (
+        "BASE_URL",
+        "APP_KEY",
+        "APP_NAME",
+        "DATABASE",
+        "SECRET_KEY",
+        "INSTALL_KEYS_URL",
+        "JIRA_HOSTS",
+        "ADMIN_TOKEN",
+        "USE_EMAIL_SCOPE",
+        "JWT_LEEWAY_SECONDS",
+        "HTTP_TIMEOUT_SECONDS",
+        "SENTRY_HOSTS",
+        "RETRY_BASE_SECONDS",
+        "MAX_ATTEMPTS",
+        "MAX_BODY_BYTES",
+        "RETENTION_DAYS",
+        "WORKER",
+        "WORKER_LEASE_SECONDS",
+        "SQLITE_SYNCHRONOUS",
+        "SENTRY_TOKEN",
+        "JIRA_CREDENTIAL",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+    )
+)
 
 
 class ConfigError(Exception):
@@ -42,6 +74,10 @@ class Settings:
     run_worker: bool = True  # `serve` runs the sync worker in-process (SENTRY_JIRA_WORKER)
     worker_lease_seconds: float = 30.0
     sqlite_synchronous: str = "NORMAL"  # or FULL: no committed transaction lost on power loss
+    log_format: str = "text"  # or json (SENTRY_JIRA_LOG_FORMAT)
+    log_level: str = "INFO"  # SENTRY_JIRA_LOG_LEVEL
+    # §3: SENTRY_JIRA_* variables that are not ours, each with the closest known name.
+    unknown_variables: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def key_file(self) -> Path:
@@ -121,7 +157,25 @@ def load_settings(
         sqlite_synchronous=_choice(
             PREFIX + "SQLITE_SYNCHRONOUS", get("SQLITE_SYNCHRONOUS"), ("NORMAL", "FULL")
         ),
+        log_format=_choice(PREFIX + "LOG_FORMAT", get("LOG_FORMAT"), ("TEXT", "JSON")).lower(),
+        log_level=_choice(
+            PREFIX + "LOG_LEVEL", get("LOG_LEVEL"), ("INFO", "DEBUG", "WARNING", "ERROR")
+        ),
+        unknown_variables=unknown_variables(env),
     )
+
+
+def unknown_variables(environ: Mapping[str, str]) -> tuple[tuple[str, str | None], ...]:
+    """§3: every SENTRY_JIRA_* name that is not a known variable, with the closest known
+    name (None when nothing is close)."""
+    found: list[tuple[str, str | None]] = []
+    for name in sorted(environ):
+        if name.startswith(PREFIX) and name not in KNOWN_VARIABLES:
+            # Compare what follows the prefix: the shared prefix would make anything close.
+            known = [k.removeprefix(PREFIX) for k in KNOWN_VARIABLES]
+            close = difflib.get_close_matches(name.removeprefix(PREFIX), known, n=1, cutoff=0.6)
+            found.append((name, PREFIX + close[0] if close else None))
+    return tuple(found)
 
 
 def _url_host(host: str) -> str:
@@ -216,3 +270,26 @@ def _fernet_keys(value: str | None) -> tuple[str, ...]:
                 "each key must be a Fernet key (32 url-safe base64-encoded bytes)",
             )
     return keys
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_database_file(settings: Settings) -> None:
+    """Start-up (§3): the configured database path must be usable before anything opens it —
+    its directory exists, and a file already there is readable and is a SQLite database.
+    Raise ConfigError (one line naming SENTRY_JIRA_DATABASE) otherwise."""
+    path = settings.database
+    variable = PREFIX + "DATABASE"
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise ConfigError(variable, f"the directory {parent} does not exist; create it first")
+    if not path.exists():
+        return
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as err:
+        raise ConfigError(variable, f"cannot read {path}: {err.strerror}") from None
+    if header and header != SQLITE_HEADER:
+        raise ConfigError(variable, f"{path} is not a SQLite database")

@@ -12,6 +12,7 @@ import httpx
 from adapters.clock import SystemClock
 from adapters.config import ConfigError, Settings
 from adapters.crypto import SecretBox, read_or_create_key_file
+from adapters.logs import event
 from adapters.memory.admin import (
     MemoryAccountMappingStore,
     MemoryAdminData,
@@ -124,6 +125,8 @@ class Container:
         await self.warn_about_disallowed_sentry_urls()
         if self.worker is not None and self.settings.run_worker:
             await self.worker.start()
+            event(log, logging.INFO, "worker_start", "sync worker started",
+                  owner=self.worker.owner)
 
     async def warn_about_disallowed_sentry_urls(self) -> list[tuple[int, str]]:
         """§3 logs, §8.3: one warning per binding whose Sentry URL the current
@@ -176,7 +179,11 @@ class Container:
     async def shutdown(self) -> None:
         """Lifespan end: close what startup opened."""
         if self.worker is not None:
+            was_running = self.worker.running
             await self.worker.stop()  # first: it still uses the clients and the database
+            if was_running:
+                event(log, logging.INFO, "worker_stop",
+                      "sync worker stopped (its claims released)", owner=self.worker.owner)
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

@@ -76,7 +76,8 @@ def test_A_journal_and_dead_letter_commands_refuse_bad_input(tmp_path: Path) -> 
     env = sync_env(tmp_path)
     tenant = install(env, "site-1", SECRET, "http://127.0.0.1:9")
     empty = cli(env, "journal", str(tenant))
-    assert empty.returncode == 0 and empty.stdout == ""
+    assert empty.returncode == 0  # §3 (#18): an empty result says so
+    assert empty.stdout == f"no journal entries for tenant {tenant} yet\n"
     assert cli(env, "dead-letters", "list").returncode == 0
     for args, code in (
         (["journal", "999"], 1),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from adapters.config import Settings
     from adapters.wiring import Container
 
 T = TypeVar("T")
@@ -36,16 +37,50 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
-def run(operation: Callable[[Container], Coroutine[Any, Any, T]]) -> T:
-    """Open the configured database, run one use case, close; map errors to exit codes."""
+def open_configured(*, read_only: bool = False) -> Container:
+    """Settings from the environment, the one logging setup (§3), then the container."""
     from adapters.config import ConfigError, load_settings
-    from adapters.wiring import bootstrap
-    from core.model.errors import ServiceError
+    from adapters.logs import start_logging
 
     try:
-        container = bootstrap(load_settings(os.environ))
+        settings = load_settings(os.environ)
     except ConfigError as err:
         fail(f"configuration error: {err}", 2)
+    start_logging(settings)
+    return open_container(settings, read_only=read_only)
+
+
+def open_container(settings: Settings, *, read_only: bool = False) -> Container:
+    """Open the configured database; every configuration or environment mistake is one line
+    on stderr, exit 2, never a traceback (§3). A read-only command never creates a database
+    or a key file: with none at the configured path it says so, exit 1."""
+    import sqlite3
+
+    from adapters.config import ConfigError, check_database_file
+    from adapters.wiring import bootstrap
+
+    if read_only and not settings.database.exists():
+        fail(f"no database at {settings.database} (set SENTRY_JIRA_DATABASE)", 1)
+    try:
+        check_database_file(settings)
+        return bootstrap(settings)
+    except ConfigError as err:
+        fail(f"configuration error: {err}", 2)
+    except sqlite3.DatabaseError as err:
+        fail(f"configuration error: SENTRY_JIRA_DATABASE: cannot use {settings.database}: "
+             f"{err}", 2)
+    except OSError as err:
+        fail(f"configuration error: SENTRY_JIRA_DATABASE: cannot use {settings.database}: "
+             f"{err.strerror}", 2)
+
+
+def run(
+    operation: Callable[[Container], Coroutine[Any, Any, T]], *, read_only: bool = False
+) -> T:
+    """Open the configured database, run one use case, close; map errors to exit codes."""
+    from core.model.errors import ServiceError
+
+    container = open_configured(read_only=read_only)
     try:
         return asyncio.run(operation(container))
     except ServiceError as err:
@@ -60,6 +95,25 @@ def emit(value: Any, as_json: bool, lines: Callable[[Any], list[str]]) -> None:
     else:
         for line in lines(value):
             click.echo(line)
+
+
+def emit_table(
+    rows: list[dict[str, Any]],
+    as_json: bool,
+    *,
+    header: Sequence[str],
+    row: Callable[[dict[str, Any]], Sequence[str]],
+    empty: str,
+) -> None:
+    """A list: `--json`, or tab-separated lines under a header line; an empty list says so."""
+    if as_json:
+        emit(rows, True, list)
+    elif not rows:
+        click.echo(empty)
+    else:
+        click.echo("\t".join(header))
+        for found in rows:
+            click.echo("\t".join(row(found)))
 
 
 def fields(value: dict[str, Any]) -> list[str]:
@@ -160,12 +214,15 @@ def tenants() -> None:
     """List and show tenants (Jira sites that installed the app)."""
 
 
-def _tenant_line(tenant: dict[str, Any]) -> str:
+TENANT_HEADER = ("id", "status", "client_key", "base_url", "orgs")
+NO_TENANTS = ("no tenants yet: install the app in Jira (see README, Installing it in Jira) "
+              "or `sentry-jira sites add`")
+
+
+def _tenant_row(tenant: dict[str, Any]) -> list[str]:
     orgs = ",".join(tenant["orgs"]) or "-"
-    return (
-        f"{tenant['id']}\t{tenant['status']}\t{tenant['client_key'] or tenant['transport']}\t"
-        f"{tenant['base_url']}\t{orgs}"
-    )
+    return [str(tenant["id"]), tenant["status"], tenant["client_key"] or tenant["transport"],
+            tenant["base_url"], orgs]
 
 
 @tenants.command("list")
@@ -179,7 +236,8 @@ def tenants_list(as_json: bool) -> None:
         views = await admin.list_tenants(tenants=c.tenants, bindings=c.admin.bindings)
         return [tenant_json(view) for view in views]
 
-    emit(run(operation), as_json, lambda found: [_tenant_line(t) for t in found])
+    emit_table(run(operation, read_only=True), as_json, header=TENANT_HEADER, row=_tenant_row,
+               empty=NO_TENANTS)
 
 
 @tenants.command("show")
@@ -194,7 +252,7 @@ def tenants_show(tenant_id: str, as_json: bool) -> None:
         view = await admin.show_tenant(tenant_id, tenants=c.tenants, bindings=c.admin.bindings)
         return tenant_json(view)
 
-    emit(run(operation), as_json, fields)
+    emit(run(operation, read_only=True), as_json, fields)
 
 
 # -- orgs -----------------------------------------------------------------------------------
@@ -330,7 +388,7 @@ def orgs_show(tenant_id: str, org: str, as_json: bool) -> None:
             await admin.show_binding(ref, tenants=c.tenants, bindings=c.admin.bindings)
         )
 
-    emit(run(operation), as_json, fields)
+    emit(run(operation, read_only=True), as_json, fields)
 
 
 @orgs.command("unbind")
@@ -399,7 +457,7 @@ def links_show(tenant_id: str, org: str, issue_key: str, as_json: bool) -> None:
         target = LinkRef.parse(tenant_id, org, issue_key)
         return link_json(await admin.get_link(target, tenants=c.tenants, links=c.admin.links))
 
-    emit(run(operation), as_json, _link_lines)
+    emit(run(operation, read_only=True), as_json, _link_lines)
 
 
 @links.command("delete")
@@ -506,7 +564,10 @@ def search_tokens_list(org: str, as_json: bool) -> None:
         found = await admin.list_search_tokens(org, search_tokens=c.admin.search_tokens)
         return [search_token_json(token) for token in found]
 
-    emit(run(operation), as_json, lambda ts: [f"{t['id']}\t{t['created_at']}" for t in ts])
+    emit_table(run(operation, read_only=True), as_json, header=("id", "created_at"),
+               row=lambda t: [str(t["id"]), t["created_at"]],
+               empty=f"no search tokens for {org}: create one with `sentry-jira search-tokens "
+               f"create {org}`")
 
 
 @search_tokens.command("revoke")

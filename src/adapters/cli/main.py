@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
+from typing import NoReturn
 
 import click
 
@@ -13,10 +13,19 @@ from adapters.cli.secrets import secrets_commands
 from adapters.cli.sites import sites_commands
 from adapters.cli.sync import sync_commands
 from adapters.config import ConfigError, Settings, load_settings
+from adapters.logs import package_version
+
+# The inbound transports `serve` mounts (the start-up line names them).
+TRANSPORTS = ("connect",)
 
 
-def fail_config(err: ConfigError) -> None:
-    click.echo(f"sentry-jira: configuration error: {err}", err=True)
+def fail_config(err: ConfigError) -> NoReturn:
+    fail_startup(f"configuration error: {err}")
+
+
+def fail_startup(message: str) -> NoReturn:
+    """§3: a configuration or environment mistake is one line on stderr, exit 2."""
+    click.echo(f"sentry-jira: {message}", err=True)
     sys.exit(2)
 
 
@@ -25,10 +34,11 @@ def settings_from_env(host: str = "127.0.0.1", port: int = 8080) -> Settings:
         return load_settings(os.environ, host=host, port=port)
     except ConfigError as err:
         fail_config(err)
-        raise  # unreachable
 
 
 @click.group(cls=AdminGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_version(), "--version", prog_name="sentry-jira",
+                      message="%(prog)s %(version)s", help="Print the version and exit.")
 def main() -> None:
     """sentry-jira: a Jira Cloud (Atlassian Connect) app that syncs issues to Sentry."""
 
@@ -44,19 +54,19 @@ def main() -> None:
 )
 def serve(host: str, port: int) -> None:
     """Run the HTTP service."""
+    from adapters.cli.admin import open_container
     from adapters.http.app import create_app
-    from adapters.http.server import run_server
-    from adapters.wiring import bootstrap
+    from adapters.http.server import CannotListen, check_can_listen, run_server
+    from adapters.logs import log_startup, start_logging
 
     settings = settings_from_env(host, port)
-    try:
-        container = bootstrap(settings)
-    except ConfigError as err:
-        fail_config(err)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # httpx logs every outbound URL at INFO: search text and ids would reach the log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
+    start_logging(settings)
+    try:  # before the database is opened and the worker started
+        check_can_listen(host, port)
+    except CannotListen as err:
+        fail_startup(str(err))
+    container = open_container(settings)
+    log_startup(settings, process="serve", transports=TRANSPORTS)
     try:
         run_server(create_app(container), host=host, port=port)
     finally:

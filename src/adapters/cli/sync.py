@@ -11,12 +11,21 @@ releases the deliveries it holds. Run it beside `serve` processes (with or witho
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from adapters.cli.admin import CONTEXT, AdminGroup, emit, fail, json_option, run
+from adapters.cli.admin import (
+    CONTEXT,
+    AdminGroup,
+    emit,
+    emit_table,
+    json_option,
+    open_configured,
+    run,
+)
 
 if TYPE_CHECKING:
     from adapters.wiring import Container
@@ -25,18 +34,10 @@ if TYPE_CHECKING:
 @click.command(context_settings=CONTEXT)
 def worker() -> None:
     """Run the sync worker until stopped (SIGTERM / SIGINT)."""
-    import logging
-    import os
+    from adapters.logs import event, log, log_startup
 
-    from adapters.config import ConfigError, load_settings
-    from adapters.wiring import bootstrap
-
-    try:
-        container = bootstrap(load_settings(os.environ))
-    except ConfigError as err:
-        fail(f"configuration error: {err}", 2)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    container = open_configured()
+    log_startup(container.settings, process="worker", transports=())
 
     async def serve_queue() -> None:
         assert container.worker is not None
@@ -45,12 +46,12 @@ def worker() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await container.worker.start()
-        logging.getLogger("sentry_jira.worker").info(
-            "worker %s running on %s", container.worker.owner, container.settings.database)
+        event(log, logging.INFO, "worker_start", "sync worker started",
+              owner=container.worker.owner)
         try:
             await stop.wait()
         finally:
-            await container.shutdown()  # stops the worker first: claims released
+            await container.shutdown()  # stops the worker first (logs worker_stop)
 
     try:
         asyncio.run(serve_queue())
@@ -58,9 +59,12 @@ def worker() -> None:
         container.close()
 
 
-def _journal_line(entry: dict[str, Any]) -> str:
-    return "\t".join([entry["at"], entry["delivery"], entry["issue_key"], entry["org"] or "-",
-                      entry["kind"], entry["outcome"], entry["detail"]])
+JOURNAL_HEADER = ("at", "delivery", "issue_key", "org", "kind", "outcome", "detail")
+
+
+def _journal_row(entry: dict[str, Any]) -> list[str]:
+    return [entry["at"], entry["delivery"], entry["issue_key"], entry["org"] or "-",
+            entry["kind"], entry["outcome"], entry["detail"]]
 
 
 @click.command(context_settings=CONTEXT)
@@ -79,7 +83,8 @@ def journal(tenant_id: str, issue_key: str | None, limit: str | None, as_json: b
         entries = await sync_admin.read_journal(query, tenants=c.tenants, journal=c.journal)
         return [journal_json(entry) for entry in entries]
 
-    emit(run(operation), as_json, lambda found: [_journal_line(e) for e in found])
+    emit_table(run(operation, read_only=True), as_json, header=JOURNAL_HEADER,
+               row=_journal_row, empty=f"no journal entries for tenant {tenant_id} yet")
 
 
 @click.group("dead-letters", cls=AdminGroup, context_settings=CONTEXT)
@@ -87,10 +92,14 @@ def dead_letters() -> None:
     """List sync actions that failed for good, and retry them."""
 
 
-def _dead_letter_line(letter: dict[str, Any]) -> str:
-    return "\t".join([str(letter["id"]), letter["created_at"], str(letter["tenant_id"]),
-                      letter["org"] or "-", letter["issue_key"], letter["kind"],
-                      f"attempts={letter['attempts']}", letter["last_error"]])
+DEAD_LETTER_HEADER = ("id", "created_at", "tenant_id", "org", "issue_key", "kind", "attempts",
+                      "last_error")
+
+
+def _dead_letter_row(letter: dict[str, Any]) -> list[str]:
+    return [str(letter["id"]), letter["created_at"], str(letter["tenant_id"]),
+            letter["org"] or "-", letter["issue_key"], letter["kind"], str(letter["attempts"]),
+            letter["last_error"]]
 
 
 @dead_letters.command("list")
@@ -106,7 +115,8 @@ def dead_letters_list(limit: str | None, as_json: bool) -> None:
         letters = await sync_admin.list_dead_letters(limit, journal=c.journal)
         return [dead_letter_json(letter) for letter in letters]
 
-    emit(run(operation), as_json, lambda found: [_dead_letter_line(d) for d in found])
+    emit_table(run(operation, read_only=True), as_json, header=DEAD_LETTER_HEADER,
+               row=_dead_letter_row, empty="no dead letters")
 
 
 @dead_letters.command("retry")

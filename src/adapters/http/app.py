@@ -47,5 +47,8 @@ def create_app(container: Container) -> Litestar:
         openapi_config=openapi if admin_on else None,
         on_startup=[container.startup],
         on_shutdown=[container.shutdown],
+        # §3: the one logging setup (adapters/logs.py) stays in place; Litestar's own would
+        # replace the root handler at start-up.
+        logging_config=None,
         debug=False,
     )

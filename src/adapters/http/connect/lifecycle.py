@@ -6,17 +6,23 @@ everything after — 401, 400, key fetch, signature, single use — is the core'
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from litestar import Request, post
 from litestar.handlers import HTTPRouteHandler
 
+from adapters.http.errors import STATUS_OF
 from adapters.http.transport import JSON_BODY_OPT
+from adapters.logs import event, refusals
 from adapters.wiring import Container
 from core.connect.tokens import ConnectRequest
 from core.describe import INSTALLED_PATH, UNINSTALLED_PATH
 from core.lifecycle.install import install, uninstall
-from core.model.errors import Unavailable
+from core.model.errors import ServiceError, Unavailable
+from core.model.used_tokens import LifecycleResult
+
+log = logging.getLogger("sentry_jira.lifecycle")
 
 
 async def connect_request(request: Request[Any, Any, Any]) -> ConnectRequest:
@@ -53,7 +59,12 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         summary="Signed `installed` lifecycle callback (L1–L4, L6)",
     )
     async def installed(request: Request[Any, Any, Any]) -> None:
-        await install(await connect_request(request), **ports())
+        try:
+            result = await install(await connect_request(request), **ports())
+        except ServiceError as err:
+            lifecycle_refused("installed", err)
+            raise
+        lifecycle_done("install", "app installed", result)
 
     @post(
         UNINSTALLED_PATH,
@@ -62,6 +73,29 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         summary="Signed `uninstalled` lifecycle callback (L5)",
     )
     async def uninstalled(request: Request[Any, Any, Any]) -> None:
-        await uninstall(await connect_request(request), **ports())
+        try:
+            result = await uninstall(await connect_request(request), **ports())
+        except ServiceError as err:
+            lifecycle_refused("uninstalled", err)
+            raise
+        lifecycle_done("uninstall", "app uninstalled", result)
 
     return [installed, uninstalled]
+
+
+def lifecycle_done(name: str, message: str, result: LifecycleResult) -> None:
+    """§3: one line per install / uninstall (identifiers only, never the shared secret)."""
+    tenant = result.tenant
+    event(log, logging.INFO, name, message,
+          tenant_id=tenant.id if tenant else None,
+          client_key=tenant.client_key if tenant else None,
+          base_url=tenant.base_url if tenant else None,
+          replay=result.replay.name.lower())
+
+
+def lifecycle_refused(callback: str, err: ServiceError) -> None:
+    """§3: every refused lifecycle call with its reason — the core's fixed text, never a
+    value from the request; rate-limited, since the caller is not authenticated."""
+    status = next((code for kind, code in STATUS_OF.items() if isinstance(err, kind)), 500)
+    refusals.refused("lifecycle_refused", f"{callback} callback refused: {err.detail}",
+                     callback=callback, status=status, reason=err.detail)

@@ -1,0 +1,114 @@
+"""SPEC §3 logs through a real `sentry-jira serve` with SENTRY_JIRA_LOG_FORMAT=json (#18).
+
+The hostile suite's story (tests/e2e/test_hostile.py: signed installs and a rotation, an
+org bound with a Sentry token, a link, search tokens, an uninstall, a delivery, a search)
+followed by refusals (forged lifecycle calls and webhooks, wrong admin tokens). Then every
+line the server wrote must be one JSON object with `ts`, `level` and `event`, the events
+of the story must be there, and no secret, token or JWT the story used may appear.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_hostile import (
+    APP_KEY,
+    CLIENT,
+    INSTALLED,
+    Hostile,
+    random_secret,
+    server_env,
+    set_up_real_data,
+)
+from tests.support.connect_tokens import signing_key
+from tests.support.fake_jira import FakeJira
+from tests.support.key_server import running_key_server
+from tests.support.leak_scan import find_leaks
+from tests.support.process import free_port, running_server
+
+pytestmark = pytest.mark.e2e
+
+FORGED_LIFECYCLE = 200  # more than the burst of the refusal lines
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hostile, list[str]]]:
+    directory = tmp_path_factory.mktemp("logs-story")
+    admin_token = random_secret("admin")
+    log = directory / "server.log"
+    with running_key_server() as keys, FakeJira(APP_KEY) as jira:
+        keys.serve("kid-1", signing_key().public_pem)
+        env = server_env(directory, keys, admin_token) | {"SENTRY_JIRA_LOG_FORMAT": "json"}
+        port = free_port()
+        with (
+            running_server(env, port=port, log=log) as (url, _),
+            httpx.Client(base_url=url, timeout=10, follow_redirects=False) as client,
+        ):
+            shared_secret = random_secret("shared")
+            h = Hostile(
+                url=url, port=port, directory=directory, database=directory / "sentry-jira.db",
+                log=log, keys=keys, jira=jira, site=jira.add_site(CLIENT, shared_secret),
+                client=client, admin_token=admin_token, shared_secret=shared_secret,
+                old_secret=random_secret("old-shared"), gone_secret=random_secret("gone"),
+                sentry_token=random_secret("sntrys"),
+            )
+            for label in ("admin_token", "shared_secret", "old_secret", "gone_secret",
+                          "sentry_token"):
+                h.remember(label, getattr(h, label))
+            set_up_real_data(h)
+            refuse_things(h)
+        # stopped: the log is complete (shutdown lines included)
+        yield h, log.read_text().splitlines()
+
+
+def refuse_things(h: Hostile) -> None:
+    for _ in range(FORGED_LIFECYCLE):  # signed, but with a wrong key: the signature fails
+        token = h.lifecycle_token(INSTALLED, key=signing_key("forger"))
+        body = json.dumps(h.install_body()).encode()
+        assert h.post_lifecycle(INSTALLED, body, f"JWT {token}").status_code == 401
+    wrong_secret = h.remember("forged webhook secret", random_secret("forged"))
+    for _ in range(20):
+        forged = h.webhook_token(secret=wrong_secret)
+        assert h.post_webhook(h.webhook_headers(f"JWT {forged}")).status_code == 401
+    wrong_admin = h.remember("wrong admin token", random_secret("wrong-admin"))
+    response = h.send("GET", "/api/tenants", headers=[("Authorization", f"Bearer {wrong_admin}")])
+    assert response.status_code == 401
+
+
+def test_every_line_is_one_json_object_with_ts_level_and_event(
+    story: tuple[Hostile, list[str]],
+) -> None:
+    _, lines = story
+    assert len(lines) > 5
+    for line in lines:
+        parsed: dict[str, Any] = json.loads(line)
+        assert {"ts", "level", "event", "message"} <= set(parsed), line[:200]
+
+
+def test_the_story_s_events_are_logged(story: tuple[Hostile, list[str]]) -> None:
+    h, lines = story
+    events = [json.loads(line) for line in lines]
+    names = [e["event"] for e in events]
+    [startup] = [e for e in events if e["event"] == "startup"]
+    assert startup["database"] == "sqlite"
+    assert startup["database_location"] == str(h.database)
+    assert (startup["admin_api"], startup["worker"]) == ("on", "off")
+    assert startup["base_url"] == "https://sentry-jira.example.com"
+    assert names.count("install") == 3 and names.count("uninstall") == 1
+    refused = [e for e in events if e["event"] == "lifecycle_refused"]
+    assert refused and refused[0]["reason"] == "the token signature is invalid"
+    # 200 forged installs: the burst, not one line each (the rest are counted).
+    assert len(refused) < FORGED_LIFECYCLE // 2
+
+
+def test_no_secret_token_or_jwt_in_any_line(story: tuple[Hostile, list[str]]) -> None:
+    h, lines = story
+    assert len(h.secrets) > 200  # every token sent was remembered
+    found = find_leaks(h.secrets, {f"log line {n}": line.encode() for n, line in
+                                   enumerate(lines)})
+    assert found == [], [f"{leak.secret} in {leak.place}" for leak in found]
