@@ -7,6 +7,7 @@ sure an import error or a broken parser shows up in CI rather than on the next b
 from __future__ import annotations
 
 import importlib
+import json
 import os
 
 import jwt
@@ -52,6 +53,7 @@ BENCH_ENTRIES = [
     ("bench.run", "main"),
     ("bench.wrk", "parse_wrk"),
     ("bench.ack", "measure_ack"),
+    ("bench.webhook_ack", "measure_webhook_ack"),
     ("bench.scale", "measure_scale"),
     ("bench.install_latency", "measure_install_latency"),
     ("bench.search_overhead", "measure_search_overhead"),
@@ -189,3 +191,16 @@ def test_the_summary_marks_each_target_met_missed_or_not_measured() -> None:
 def test_cpu_model_is_read_from_cpuinfo() -> None:
     assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC\n") == "AMD EPYC"
     assert cpu_model("processor\t: 0\n") == "unknown"
+
+
+def test_the_webhook_bench_bodies_are_unique_json_deliveries() -> None:
+    """The Lua script builds `prefix .. digits .. suffix`: valid JSON with a numeric timestamp."""
+    from bench.webhook_ack import body_parts, lua_script
+
+    prefix, suffix = body_parts()
+    first = json.loads(prefix + "10000000001" + suffix)
+    second = json.loads(prefix + "10000000002" + suffix)
+    assert first["timestamp"] == 10000000001 and second["timestamp"] == 10000000002
+    assert first["changelog"] == second["changelog"]
+    assert first["webhookEvent"] == "jira:issue_updated"
+    assert lua_script("a-secret") != lua_script("a-secret")  # a fresh run nonce every script
