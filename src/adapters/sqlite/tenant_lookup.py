@@ -30,8 +30,8 @@ class LoopTenantLookup:
         self._plaintexts: OrderedDict[str, str] = OrderedDict()
         # One cache per key kind (a clientKey is a string, a site id an integer); each entry
         # carries the `data_version` it was read under.
-        self._rows: OrderedDict[str, tuple[int, Tenant]] = OrderedDict()
-        self._rows_by_id: OrderedDict[int, tuple[int, Tenant]] = OrderedDict()
+        self._rows: OrderedDict[str, tuple[int, Tenant | None]] = OrderedDict()
+        self._rows_by_id: OrderedDict[int, tuple[int, Tenant | None]] = OrderedDict()
 
     def _secret(self, ciphertext: str | None) -> str | None:
         if ciphertext is None:
@@ -51,19 +51,19 @@ class LoopTenantLookup:
         """§8.1: the webhook route's site, with the same discipline as `by_client_key`."""
         return await self._cached(self._rows_by_id, tenant_id, _BY_ID)
 
-    async def _cached(self, rows: OrderedDict[Any, tuple[int, Tenant]], key: Any,
+    async def _cached(self, rows: OrderedDict[Any, tuple[int, Tenant | None]], key: Any,
                       sql: str) -> Tenant | None:
         # `data_version` moves whenever any other connection (another process, this
         # process's storage thread) commits: while it stands still, no tenant row can have
         # changed, so the row read last time is still the row in the database.
+        # An absent row is remembered the same way: an unknown id costs what a known one
+        # costs, so the time of a 401 tells nobody which site ids exist (§8.1).
         version = self._loop.data_version()
         hit = rows.get(key)
         if hit is not None and hit[0] == version:
             return hit[1]
         found = await self._loop.read(sql, (key,))
-        if not found:
-            return None
-        tenant = tenant_of_row(found[0], self._secret)
+        tenant = tenant_of_row(found[0], self._secret) if found else None
         rows[key] = (version, tenant)
         if len(rows) > self._cache_size:
             rows.popitem(last=False)

@@ -9,6 +9,7 @@ nothing about which ids exist. Nothing here parses the body.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from typing import Final
 
@@ -21,6 +22,9 @@ from ports.tenants import TenantLookup
 # A site id as a path segment: digits, no sign, no leading zero, within SQLite's integers.
 _SITE_ID: Final = re.compile(r"0|[1-9][0-9]{0,18}", re.ASCII)
 _MAX_SITE_ID: Final = 2**63 - 1
+# Stand-ins that no signature can match (random, never stored, never sent): every request
+# costs two HMACs over the body, whether the site is unknown, has one secret or two (§8.1).
+_DECOYS: Final = (secrets.token_urlsafe(32), secrets.token_urlsafe(32))
 
 
 def parse_site_id(segment: str) -> int | None:
@@ -52,7 +56,10 @@ async def verify_webhook_site(
     site = None if number is None else _webhook_site(await tenants.by_id(number))
     valid = () if site is None or site.webhook_secrets is None \
         else site.webhook_secrets.valid_at(clock.now())
-    verify_hub_signature(raw_body, signatures, valid)  # raises on every failure
+    # Always two secrets: the response time of a 401 does not tell a known site from an
+    # unknown one, nor a site in its rotation hour from one out of it.
+    padded = (*valid, *_DECOYS)[:2]
+    verify_hub_signature(raw_body, signatures, padded)  # raises on every failure
     if site is None:  # unreachable: no secret verifies for a missing site
         raise Unauthorized(REFUSED)
     return VerifiedSite(site)
