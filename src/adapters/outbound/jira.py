@@ -519,7 +519,7 @@ def _parse_json(response: Answer) -> Any:
         )
     try:
         return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # nested too deeply: also invalid
         raise UpstreamFailed(
             "Jira answered with invalid JSON", status=response.status
         ) from None

@@ -200,7 +200,7 @@ def _raise_for_status(response: _Answer, what: str) -> None:
 def _json(response: _Answer, what: str) -> Any:
     try:
         return json.loads(response.body)
-    except ValueError:  # UnicodeDecodeError included
+    except (ValueError, RecursionError):  # UnicodeDecodeError included; nested too deeply
         raise SentryRejected(
             f"Sentry answered with invalid JSON ({what})", status=response.status_code
         ) from None
