@@ -45,6 +45,11 @@ class TenantStore(Protocol):
         """Every tenant, by id."""
         ...
 
+    async def base_url_taken(self, base_url: str) -> bool:
+        """Whether an installed site (any transport) has this `base_url` (§8.1 409), read
+        without decrypting anything."""
+        ...
+
     async def register_site(self, site: NewSite) -> Tenant:
         """A new installed `webhook` site with a fresh id. `Conflict` when an installed site
         (any transport) already has this `base_url`: checked in the same transaction as the

@@ -94,6 +94,18 @@ async def test_8_1_a_base_url_an_installed_site_has_is_a_conflict(tenants: Tenan
     assert again.id not in (connect.id, site.id)
 
 
+async def test_8_1_base_url_taken_answers_for_installed_sites_of_every_transport(
+    tenants: Tenants,
+) -> None:
+    assert not await tenants.base_url_taken("https://acme.atlassian.net")
+    await tenants.upsert_installed(an_installation(base_url="https://acme.atlassian.net"))
+    site = await tenants.register_site(a_site())
+    assert await tenants.base_url_taken("https://acme.atlassian.net")  # a Connect tenant's
+    assert await tenants.base_url_taken("https://hooks.atlassian.net")  # a webhook site's
+    await tenants.remove_site(site.id)
+    assert not await tenants.base_url_taken("https://hooks.atlassian.net")  # removed: free
+
+
 async def test_8_1_rotation_keeps_the_previous_secret_for_one_hour(tenants: Tenants) -> None:
     site = await tenants.register_site(a_site())
     rotated = await tenants.rotate_webhook_secret(site.id, SECOND, now=AT)

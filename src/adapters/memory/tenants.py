@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 import attrs
 
 from core.model.credentials import SiteCredential, WebhookSecrets
 from core.model.errors import Conflict
-from core.model.tenant import CONNECT, WEBHOOK, Installation, NewSite, Tenant, TenantStatus
-
-
-def synthetic_client_key() -> str:
-    """A webhook site has no clientKey; its row carries an unguessable stand-in (never shown:
-    the API answers `client_key: null`), so the one `client_key` index stays unique."""
-    return "webhook-site:" + secrets.token_hex(16)
+from core.model.tenant import (
+    CONNECT,
+    WEBHOOK,
+    Installation,
+    NewSite,
+    Tenant,
+    TenantStatus,
+    synthetic_client_key,
+)
 
 
 class MemoryTenantStore:
@@ -35,9 +36,12 @@ class MemoryTenantStore:
     async def list_all(self) -> list[Tenant]:
         return sorted(self._by_key.values(), key=lambda t: t.id)
 
+    async def base_url_taken(self, base_url: str) -> bool:
+        return any(t.base_url == base_url and t.status is TenantStatus.INSTALLED
+                   for t in self._by_key.values())
+
     async def register_site(self, site: NewSite) -> Tenant:
-        if any(t.base_url == site.base_url and t.status is TenantStatus.INSTALLED
-               for t in self._by_key.values()):
+        if await self.base_url_taken(site.base_url):
             raise Conflict("an installed site already has this base_url")
         tenant = Tenant(
             id=self._next_id,

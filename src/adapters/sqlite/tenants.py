@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlite_utils
 
-from adapters.memory.tenants import synthetic_client_key
 from adapters.sqlite.database import Database
 from core.model.credentials import (
     ApiToken,
@@ -18,7 +17,15 @@ from core.model.credentials import (
     WebhookSecrets,
 )
 from core.model.errors import Conflict
-from core.model.tenant import CONNECT, WEBHOOK, Installation, NewSite, Tenant, TenantStatus
+from core.model.tenant import (
+    CONNECT,
+    WEBHOOK,
+    Installation,
+    NewSite,
+    Tenant,
+    TenantStatus,
+    synthetic_client_key,
+)
 
 # The one column list every reader of a tenant row selects (the loop lookup too).
 COLUMNS = (
@@ -70,6 +77,10 @@ def _credential_columns(credential: SiteCredential) -> tuple[str, str | None, st
     if isinstance(credential, ApiToken):
         return "api-token", credential.email, credential.token
     return "pat", None, credential.token
+
+
+# §8.1 409: an installed site of any transport already has this base_url (decrypts nothing).
+_BASE_URL_TAKEN = "SELECT 1 FROM tenants WHERE base_url = ? AND status = 'installed' LIMIT 1"
 
 
 class SqliteTenantStore:
@@ -156,6 +167,12 @@ class SqliteTenantStore:
 
     # -- webhook sites (§8.1) --------------------------------------------------------------
 
+    async def base_url_taken(self, base_url: str) -> bool:
+        def query(db: sqlite_utils.Database) -> bool:
+            return db.execute(_BASE_URL_TAKEN, [base_url]).fetchone() is not None
+
+        return await self._database.read(query)
+
     async def register_site(self, site: NewSite) -> Tenant:
         kind, email, token = _credential_columns(site.credential)
         stamp = site.registered_at.isoformat()
@@ -164,8 +181,7 @@ class SqliteTenantStore:
 
         def insert(db: sqlite_utils.Database) -> Tenant:
             # Inside BEGIN IMMEDIATE: the check and the insert see the same database.
-            taken = db.execute("SELECT 1 FROM tenants WHERE base_url = ? AND status = 'installed'",
-                               [site.base_url]).fetchone()
+            taken = db.execute(_BASE_URL_TAKEN, [site.base_url]).fetchone()
             if taken is not None:
                 raise Conflict("an installed site already has this base_url")
             cursor = db.execute(

@@ -192,8 +192,7 @@ async def register_site(
     command: RegisterSite, *, tenants: TenantStore, jira: JiraApi, clock: Clock
 ) -> RegisteredSite:
     """§8.1 register: 409 before anything is sent, the credential tried, then stored."""
-    if any(t.base_url == command.base_url and t.status is TenantStatus.INSTALLED
-           for t in await tenants.list_all()):
+    if await tenants.base_url_taken(command.base_url):  # again inside the insert's transaction
         raise Conflict("an installed site already has this base_url")
     now = clock.now()
     await try_credential(_candidate(command.base_url, command.flavor, command.credential, now),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import datetime
 
 import attrs
@@ -94,3 +95,9 @@ class VerifiedSite:
     """
 
     tenant: Tenant
+
+
+def synthetic_client_key() -> str:
+    """A webhook site has no clientKey; its row carries an unguessable stand-in (never shown:
+    the API answers `client_key: null`), so the one `client_key` index stays unique."""
+    return "webhook-site:" + secrets.token_hex(16)
