@@ -365,3 +365,15 @@ async def test_A_unknown_ids_and_connect_tenants_are_404_non_integers_400(api: S
             assert response.status_code == status, (site_id, method, where, response.text)
     assert await api.container.tenants.get(connect.id) == connect
     assert api.jira.requests == []
+
+
+@pytest.mark.parametrize("auth", [{"kind": "basic"}, {"kind": "api-token"},
+                                  {"kind": "api-token", "email": "not an e-mail"},
+                                  {"kind": "pat", "email": "x@example.com"}, "pat"])
+async def test_5_a_bad_credential_body_is_400_before_an_unknown_site_is_404(
+    api: SitesApi, auth: object
+) -> None:
+    response = await api.call("PUT", "/api/sites/987654/credential",
+                              {"auth": auth, "credential": "some-token-0123456789"})
+    assert response.status_code == 400, response.text
+    assert api.jira.requests == []

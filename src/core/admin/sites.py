@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
 import attrs
 
@@ -85,26 +85,42 @@ def parse_secret_text(value: object, field: str = "credential") -> str:
     return value
 
 
-def parse_credential(auth: object, credential: object, flavor: JiraFlavor) -> SiteCredential:
-    """`auth` {"kind": "api-token", "email"} (Cloud) or {"kind": "pat"} (Data Center)."""
+def parse_auth(auth: object) -> tuple[str, str | None]:
+    """`auth` {"kind": "api-token", "email"} or {"kind": "pat"}: (kind, e-mail or None).
+    Needs no site, so a bad `auth` is 400 before any id is looked up (§5 admin order)."""
     fields = json_object(auth, ("kind", "email"), what="auth")
     kind = required(fields, "kind") if fields else None
-    token = parse_secret_text(credential)
     if kind == "api-token":
-        if flavor is not JiraFlavor.CLOUD:
-            raise BadRequest('auth kind "api-token" is for flavor "cloud"; use "pat"')
         email = fields.get("email")
         if (not isinstance(email, str) or len(email) > MAX_EMAIL_LENGTH
                 or not _EMAIL.fullmatch(email)):
             raise BadRequest("auth.email must be the e-mail address of the API token's account")
-        return ApiToken(email=email, token=token)
+        return kind, email
     if kind == "pat":
         if "email" in fields:
             raise BadRequest('auth kind "pat" takes no email')
-        if flavor is not JiraFlavor.DATA_CENTER:
-            raise BadRequest('auth kind "pat" is for flavor "data-center"; use "api-token"')
-        return PersonalAccessToken(token)
+        return kind, None
     raise BadRequest('auth.kind must be "api-token" or "pat"')
+
+
+def credential_for(auth: tuple[str, str | None], token: str,
+                   flavor: JiraFlavor) -> SiteCredential:
+    """The credential of a parsed `auth`, if it fits the site's flavor (else 400)."""
+    kind, email = auth
+    if kind == "api-token":
+        if flavor is not JiraFlavor.CLOUD:
+            raise BadRequest('auth kind "api-token" is for flavor "cloud"; use "pat"')
+        assert email is not None
+        return ApiToken(email=email, token=token)
+    if flavor is not JiraFlavor.DATA_CENTER:
+        raise BadRequest('auth kind "pat" is for flavor "data-center"; use "api-token"')
+    return PersonalAccessToken(token)
+
+
+def parse_credential(auth: object, credential: object, flavor: JiraFlavor) -> SiteCredential:
+    """`auth` and `credential` of a request body, for a site of `flavor`."""
+    parsed = parse_auth(auth)
+    return credential_for(parsed, parse_secret_text(credential), flavor)
 
 
 def check_site_base_url(url: object, flavor: JiraFlavor, patterns: tuple[HostPattern, ...]) -> str:
@@ -145,7 +161,7 @@ class RegisterSite:
 @attrs.frozen
 class SetCredential:
     site_id: int
-    auth: Any
+    auth: tuple[str, str | None]  # (kind, e-mail): see parse_auth
     credential: str = attrs.field(repr=False)
 
     @classmethod
@@ -154,8 +170,7 @@ class SetCredential:
         fields = json_object(body, CREDENTIAL_FIELDS)
         for name in CREDENTIAL_FIELDS:
             required(fields, name)
-        json_object(fields["auth"], ("kind", "email"), what="auth")
-        return cls(site_id=number, auth=fields["auth"],
+        return cls(site_id=number, auth=parse_auth(fields["auth"]),
                    credential=parse_secret_text(fields["credential"]))
 
 
@@ -232,7 +247,7 @@ async def set_site_credential(
     site = await find_webhook_site(command.site_id, tenants=tenants)
     if site.status is not TenantStatus.INSTALLED:
         raise NotFound(_NOT_A_SITE)
-    credential = parse_credential(command.auth, command.credential, site.flavor)
+    credential = credential_for(command.auth, command.credential, site.flavor)
     await try_credential(_candidate(site.base_url, site.flavor, credential, clock.now()),
                          jira=jira)
     updated = await tenants.set_site_credential(site.id, credential)
