@@ -2,7 +2,8 @@
 ends as a dead letter with journal entries — through the real worker, never an endless retry.
 
 Two ways to fail: a Sentry port raising an exception no adapter maps (a bug), and a loopback
-fake Jira whose answer is nested too deeply for the JSON decoder (a RecursionError)."""
+fake Jira whose answer is nested too deeply for the JSON decoder (invalid JSON, not a
+RecursionError escaping the Jira adapter)."""
 
 from __future__ import annotations
 
@@ -125,6 +126,6 @@ async def test_W9_a_too_deep_jira_answer_ends_as_a_dead_letter_after_max_attempt
             entries = list(reversed(await sync.journal(tenant.id)))
             assert [(e.kind.value, e.outcome.value) for e in entries] == (
                 [("delivery", "retrying")] * (MAX_ATTEMPTS - 1) + [("delivery", "dead")])
-            assert "RecursionError" in entries[-1].detail
+            assert "Jira answered with invalid JSON" in entries[-1].detail
     finally:
         container.close()

@@ -52,6 +52,7 @@ def a_tenant(
         status=TenantStatus.INSTALLED,
         installed_at=datetime(2026, 1, 1, tzinfo=UTC),
         shared_secret=secret,
+        transport="connect" if credential is None else "webhook",
         site_credential=credential,
         flavor=(
             JiraFlavor.DATA_CENTER
@@ -675,7 +676,8 @@ async def test_8_1_a_credential_that_does_not_fit_the_flavor_sends_nothing(
     world: World, flavor: JiraFlavor, credential: ApiToken | PersonalAccessToken
 ) -> None:
     _http(world)
-    tenant = attrs.evolve(world.tenant(), site_credential=credential, flavor=flavor)
+    tenant = attrs.evolve(world.tenant(), site_credential=credential, flavor=flavor,
+                          transport="webhook")
     with pytest.raises(UpstreamRefused):
         await world.api.get_issue(tenant, "ABC-1")
     assert world.sent() == 0

@@ -52,6 +52,7 @@ def tenant_of(site: FakeJiraSite, base_url: str | None = None) -> Tenant:
         status=TenantStatus.INSTALLED,
         installed_at=datetime(2026, 1, 1, tzinfo=UTC),
         shared_secret=None,
+        transport="webhook",
         site_credential=PersonalAccessToken(PAT) if data_center else ApiToken(
             "admin@example.com", TOKEN
         ),

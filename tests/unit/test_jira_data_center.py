@@ -116,6 +116,7 @@ def dc_tenant_at(base_url: str) -> Tenant:
         status=TenantStatus.INSTALLED,
         installed_at=datetime(2026, 1, 1, tzinfo=UTC),
         shared_secret=None,
+        transport="webhook",
         site_credential=PersonalAccessToken(PAT),
         flavor=JiraFlavor.DATA_CENTER,
     )

@@ -4,8 +4,8 @@
 releases the deliveries it holds. Run it beside `serve` processes (with or without
 `SENTRY_JIRA_WORKER=false`) to add workers: they share the queue through leases.
 
-`journal` and `dead-letters` work like the other admin commands (cli_admin.py): exit 0 done,
-1 refused or not found, 2 usage error; `--json` everywhere.
+`journal` and `dead-letters` work like the other admin commands (adapters/cli/admin.py):
+exit 0 done, 1 refused or not found, 2 usage error; `--json` everywhere.
 """
 
 from __future__ import annotations

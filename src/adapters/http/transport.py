@@ -76,7 +76,7 @@ class TransportGuard:
                 content_length = value
             elif name == b"content-type":
                 content_type = value
-        # HEAD_TOO_LARGE: the protocol stopped reading a head past 16 KiB (http_parser.py).
+        # HEAD_TOO_LARGE: the protocol stopped reading a head past 16 KiB (adapters/http/parser.py).
         if size > MAX_HEADER_BYTES or HEAD_TOO_LARGE in (scope.get("extensions") or {}):
             await send_json_error(send, 431, "request headers are too large")
             return

@@ -5,7 +5,7 @@ Every call:
 - goes only to the tenant's stored `baseUrl` (a Data Center one may carry a context path),
   whose scheme, host and port are checked again against `SENTRY_JIRA_JIRA_HOSTS` right
   before the call (a refused host: nothing is sent);
-- connects only to addresses the egress guard accepts (`adapters/egress.py`);
+- connects only to addresses the egress guard accepts (`adapters/outbound/egress.py`);
 - authenticates with the tenant's credential, chosen call by call:
   - Connect: `Authorization: JWT <token>`, HS256 with the shared secret, `iss` = app key,
     `iat` = now, `exp` = `iat + 180`, and the qsh of exactly the raw path and query that go
@@ -35,7 +35,6 @@ import jwt
 from adapters.clock import SystemClock
 from adapters.config import Settings
 from adapters.outbound.calls import (
-    MAX_RETRY_AFTER_SECONDS,
     Answer,
     AnswerTooLarge,
     OutboundError,
@@ -68,7 +67,6 @@ from ports.clock import Clock
 
 TOKEN_LIFETIME_SECONDS: Final = 180
 DEFAULT_RETRY_AFTER: Final = 30  # S8: 30 when Jira gives none
-MAX_RETRY_AFTER: Final = MAX_RETRY_AFTER_SECONDS
 MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 
 # A tenant baseUrl path (L2 stores none; tolerated for sites served under a context path).

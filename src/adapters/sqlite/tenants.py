@@ -33,7 +33,6 @@ COLUMNS = (
     "transport, flavor, webhook_secret, webhook_secret_previous, webhook_secret_previous_until, "
     "jira_auth_kind, jira_email, jira_token"
 )
-_COLUMNS = COLUMNS
 
 Decrypt = Callable[[str | None], str | None]
 

@@ -76,7 +76,7 @@ class Tenant:
         """The credential outbound Jira calls carry; None once uninstalled (nothing to send)."""
         if self.status is not TenantStatus.INSTALLED:
             return None
-        if self.site_credential is not None:
+        if self.site_credential is not None and self.transport == WEBHOOK:
             return self.site_credential
         return None if not self.shared_secret else ConnectSecret(self.shared_secret)
 

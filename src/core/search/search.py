@@ -196,7 +196,7 @@ async def bound_tenant(
     tenant = await tenants.get(tenant_id)
     # L7, §8.0: a site of any transport that can still call Jira (a Connect secret, or a
     # webhook site's API token / PAT); an uninstalled one has none.
-    if tenant is None or tenant.jira_credential is None:
+    if tenant is None or not tenant.is_installed:
         raise NotFound(NO_SUCH_TENANT)
     if not ORG_SLUG.fullmatch(request.org) or await bindings.get(tenant_id, request.org) is None:
         raise NotFound(NO_SUCH_TENANT)
