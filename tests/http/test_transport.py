@@ -145,7 +145,9 @@ async def test_unknown_paths_answer_404_json(path: str) -> None:
     assert response.json() == {"detail": "Not Found"}
 
 
-async def test_an_unexpected_error_is_500_without_a_trace() -> None:
+async def test_an_unexpected_error_is_500_without_a_trace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     app = probe_app()
 
     @post("/boom/", sync_to_thread=False)
@@ -158,6 +160,11 @@ async def test_an_unexpected_error_is_500_without_a_trace() -> None:
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error"}
     assert "secret-value" not in response.text
+    # The log says what and where (type, frames), never the exception's own text.
+    logged = "\n".join(r.getMessage() for r in caplog.records
+                       if r.levelname == "ERROR" and "unhandled" in r.getMessage())
+    assert "RuntimeError" in logged and "boom" in logged
+    assert "secret-value" not in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from litestar import Request, Response
@@ -84,13 +85,16 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # Log the type and where, never the request (it may carry tokens).
+    # Log the type and the frames, never the request nor the exception's text: either may
+    # quote request data or a token. The frames say where; the type says what.
+    frames = "\n".join(f"  {frame.f_code.co_filename}:{line} in {frame.f_code.co_name}"
+                       for frame, line in traceback.walk_tb(exc.__traceback__))
     log.error(
-        "unhandled %s on %s %s",
+        "unhandled %s on %s %s\n%s",
         type(exc).__name__,
         request.method,
         request.scope["path"],
-        exc_info=exc,
+        frames,
     )
     return error_response(500, "internal error")
 
