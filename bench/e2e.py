@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import resource
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -37,7 +38,7 @@ import httpx
 from tests.support.webhooks import webhook_token
 
 from adapters.config import load_settings
-from adapters.outbound.sentry import sentry_http_client
+from adapters.outbound.sentry import PER_HOST_CALLS, sentry_http_client
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database, sqlite_admin_stores
 from bench.wrk import (
@@ -65,7 +66,7 @@ ORG = "bench"
 PROJECT, OPEN, DONE = "10000", "3", "10101"
 ISSUES = 1000
 SENDER_CONNECTIONS = 32
-WORKER_CONCURRENCY = 8  # adapters/wiring.py builds the worker with its default
+WORKER_CONCURRENCY = PER_HOST_CALLS  # Sentry calls in flight per host (adapters/outbound/sentry.py)
 P95_TARGET_S = 1.0
 DRAIN_TARGET_S = 5.0
 HOT_DELIVERIES = 200
@@ -289,8 +290,9 @@ def run_stream(work: Path, rate: float, seconds: float, *, trial: str,
             drained = wait_drained(work / "e2e.db", ended, limit=DRAIN_TARGET_S + 25)
             server_cpu = app.cpu_seconds() - cpu0
             rss = rss_mb(app.proc.pid)
-            if spy is not None:
-                spy.wait(timeout=seconds + 60)
+            if spy is not None:  # py-spy writes its profile when interrupted
+                spy.send_signal(signal.SIGINT)
+                spy.wait(timeout=60)
         writes = sentry.writes()
     finally:
         sentry.close()

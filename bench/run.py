@@ -31,6 +31,7 @@ for _path in (str(REPO / "src"), str(REPO)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from adapters.outbound.sentry import PER_HOST_CALLS as WORKER_LANES  # noqa: E402
 from bench.ack import measure_ack  # noqa: E402
 from bench.e2e import (  # noqa: E402
     measure_ack_only,
@@ -52,7 +53,6 @@ from bench.scale import measure_scale  # noqa: E402
 from bench.search_overhead import measure_search_overhead  # noqa: E402
 from bench.sync_latency import measure_sync_latency  # noqa: E402
 
-WORKER_LANES = 8
 PARTS = ("ack", "scale", "sync", "install", "search")
 
 
