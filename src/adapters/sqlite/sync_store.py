@@ -172,18 +172,27 @@ class SqliteSyncStore:
                 [delivery.id, stamp],
             )
             if cursor.rowcount == 1:
+                stored = []
                 for position, action in enumerate(actions):
-                    db.execute(
+                    record = dict(action.record)
+                    cursor = db.execute(
                         "INSERT INTO sync_actions (delivery_row, tenant_id, delivery_id, "
                         "issue_key, position, kind, org, action, state, not_before, created_at) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
                         [delivery.id, delivery.tenant_id, delivery.delivery_id,
                          delivery.issue_key, position, action.kind.value, action.org,
-                         json.dumps(dict(action.record)), stamp, stamp],
+                         json.dumps(record), stamp, stamp],
                     )
+                    assert cursor.lastrowid is not None
+                    # What `_plan` would read back (a fresh plan: no second read).
+                    stored.append(StoredAction(
+                        id=cursor.lastrowid, delivery_row=delivery.id, position=position,
+                        kind=action.kind, org=action.org, record=json.loads(json.dumps(record)),
+                        state=ActionState.PENDING, attempts=0, not_before=_dt(stamp)))
                 _journal(db, entries)
                 for advance in advances:
                     _advance(db, advance)
+                return stored
             plan = _plan(db, delivery.id)
             assert plan is not None
             return plan
