@@ -427,28 +427,32 @@ def measure_ack_only(work: Path, seconds: int = 5) -> float:
 
 def search_rate(work: Path, ceiling: float, seconds: float, *, max_trials: int = 5,
                 log: Any = print) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The highest rate meeting the targets among the trials: start at half the ceiling,
-    go up by 1.25 while met, down by 0.75 while missed."""
+    """The highest rate meeting the targets among the trials: start at half the ceiling, go
+    up by 1.25 while met (down by 0.8 while missed), then halve the gap between the best rate
+    met and the lowest missed while trials remain and the gap exceeds 5 %."""
     trials: list[dict[str, Any]] = []
+    met: float | None = None
+    missed: float | None = None
     rate = max(10.0, round(ceiling * 0.5))
     best: dict[str, Any] | None = None
-    direction = 0
     for n in range(max_trials):
         figures = run_stream(work / f"trial-{n}", rate, seconds, trial=f"t{n}")
         trials.append(figures)
         log(trial_line(figures))
         if figures["met"]:
-            if best is None or figures["rate"] > best["rate"]:
+            met = rate if met is None else max(met, rate)
+            if best is None or rate > best["rate"]:
                 best = figures
-            if direction < 0:
+        else:
+            missed = rate if missed is None else min(missed, rate)
+        if met is not None and missed is not None:
+            if missed - met <= 0.05 * met:
                 break
-            direction = 1
+            rate = round((met + missed) / 2)
+        elif missed is None:
             rate = round(rate * 1.25)
         else:
-            if direction > 0:
-                break
-            direction = -1
-            rate = max(5.0, round(rate * 0.75))
+            rate = max(5.0, round(rate * 0.8))
     return best, trials
 
 
