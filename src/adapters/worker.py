@@ -9,15 +9,19 @@ One `Worker` per process, started by `Container.startup` (the app's lifespan) or
   and its deliveries are claimed again once the lease ends.
 - Stopping waits a few seconds for deliveries in progress, cancels the rest and releases
   their leases, so another worker takes them at once.
-- Polling: immediately again while there is work; when idle, backing off from 25 ms to
-  `idle_poll_max` (250 ms). `wake()` (the ack path of the same process calls it through
-  `Container.wake_worker`) ends an idle wait at once, and a delivery due again soon (a
-  retry with a short backoff) shortens the wait to its due time. After a claim that found
-  nothing the next one waits at least 25 ms, however often the loop is woken.
+- Claims come in batches: up to `concurrency` (32) deliveries in progress, each of another
+  issue (W6), claimed once a quarter of the slots is free — one window scan and one
+  transaction for several deliveries.
+- Wake-ups: a delivery that finishes wakes the loop at once (its slot is free, and so is its
+  issue: the next delivery of a hot issue is claimed without waiting). `wake()` (the ack path
+  of the same process calls it through `Container.wake_worker`) ends an idle wait, but not
+  before 25 ms after a claim that found nothing (during a burst on one busy issue every claim
+  would come back empty); when idle the wait backs off from 25 ms to `idle_poll_max`
+  (250 ms), and a delivery due again soon (a retry with a short backoff) shortens it.
 - The acknowledgement path comes first: while the event loop is busy serving requests (one
-  turn takes over 1 ms), the worker claims at most once a second; the queue grows during a
-  burst and drains after it. Its writes run on the loop's own SQLite connection
-  (adapters/sqlite/loop_writes.py), never holding the write lock from another thread.
+  turn takes over 1 ms), the worker waits 5 ms before claiming, for at most 50 ms. Its reads
+  and writes run on the loop's own SQLite connection (adapters/sqlite/loop_writes.py), never
+  holding the write lock from another thread nor waiting for the GIL on a thread hop.
 - Every few seconds the worker records a heartbeat (`/health` of a process without its own
   worker asks whether any worker beats), and once an hour prunes what retention allows.
   Both are this adapter's upkeep (`WorkerUpkeep`), not a port of the core: no use case asks.
