@@ -35,6 +35,7 @@ from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.loop_connection import LoopConnection
+from adapters.sqlite.loop_writes import LoopDatabase
 from adapters.sqlite.schema import ALL_MIGRATIONS
 from adapters.sqlite.sync_store import SqliteSyncStore
 from adapters.sqlite.tenant_lookup import LoopTenantLookup
@@ -247,9 +248,13 @@ def bootstrap(settings: Settings) -> Container:
     # W5: the status cache wraps the Jira client (any transport's credential).
     jira = CachingJiraApi(HttpJiraApi(jira_http, settings, clock=clock), StatusCache(clock))
     sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts)
+    # The worker's stores read in place on the loop's connection (adapters/sqlite/loop_writes.py).
+    worker_database = LoopDatabase(database, loop_connection)
+    worker_admin = sqlite_admin_stores(worker_database)
     worker = Worker(
-        SyncPorts(inbox=inbox, sync=sync, journal=sync, tenants=tenants,
-                  bindings=admin.bindings, links=admin.links, accounts=admin.accounts,
+        SyncPorts(inbox=inbox, sync=sync, journal=sync,
+                  tenants=SqliteTenantStore(worker_database), bindings=worker_admin.bindings,
+                  links=worker_admin.links, accounts=worker_admin.accounts,
                   sentry=sentry, jira=jira, clock=clock),
         settings.app,
         upkeep=sync,

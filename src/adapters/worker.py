@@ -9,15 +9,19 @@ One `Worker` per process, started by `Container.startup` (the app's lifespan) or
   and its deliveries are claimed again once the lease ends.
 - Stopping waits a few seconds for deliveries in progress, cancels the rest and releases
   their leases, so another worker takes them at once.
-- Polling: immediately again while there is work; when idle, backing off from 25 ms to
-  `idle_poll_max` (250 ms). `wake()` (the ack path of the same process calls it through
-  `Container.wake_worker`) ends an idle wait at once, and a delivery due again soon (a
-  retry with a short backoff) shortens the wait to its due time. After a claim that found
-  nothing the next one waits at least 25 ms, however often the loop is woken.
+- Claims come in batches: up to `concurrency` (32) deliveries in progress, each of another
+  issue (W6), claimed once a quarter of the slots is free — one window scan and one
+  transaction for several deliveries.
+- Wake-ups: a delivery that finishes wakes the loop at once (its slot is free, and so is its
+  issue: the next delivery of a hot issue is claimed without waiting). `wake()` (the ack path
+  of the same process calls it through `Container.wake_worker`) ends an idle wait, but not
+  before 25 ms after a claim that found nothing (during a burst on one busy issue every claim
+  would come back empty); when idle the wait backs off from 25 ms to `idle_poll_max`
+  (250 ms), and a delivery due again soon (a retry with a short backoff) shortens it.
 - The acknowledgement path comes first: while the event loop is busy serving requests (one
-  turn takes over 1 ms), the worker claims at most once a second; the queue grows during a
-  burst and drains after it. Its writes run on the loop's own SQLite connection
-  (adapters/sqlite/loop_writes.py), never holding the write lock from another thread.
+  turn takes over 1 ms), the worker waits 5 ms before claiming, for at most 50 ms. Its reads
+  and writes run on the loop's own SQLite connection (adapters/sqlite/loop_writes.py), never
+  holding the write lock from another thread nor waiting for the GIL on a thread hop.
 - Every few seconds the worker records a heartbeat (`/health` of a process without its own
   worker asks whether any worker beats), and once an hour prunes what retention allows.
   Both are this adapter's upkeep (`WorkerUpkeep`), not a port of the core: no use case asks.
@@ -52,8 +56,10 @@ STOP_GRACE_SECONDS = 5.0
 # BUSY_TURN_SECONDS (requests queue up), the worker waits DEFER_SECONDS before claiming, but
 # claims at least every MAX_DEFER_SECONDS. Under a burst the queue grows, and drains after.
 BUSY_TURN_SECONDS = 0.001
-DEFER_SECONDS = 0.05
-MAX_DEFER_SECONDS = 1.0
+DEFER_SECONDS = 0.005
+MAX_DEFER_SECONDS = 0.05
+# Deliveries in progress at once (each of another issue: W6), and so Sentry connections.
+CONCURRENCY = 32
 
 
 def worker_name() -> str:
@@ -96,7 +102,7 @@ class Worker:
         *,
         upkeep: WorkerUpkeep,
         lease_seconds: float = 30.0,
-        concurrency: int = 8,
+        concurrency: int = CONCURRENCY,
         idle_poll_max: float = IDLE_POLL_MAX,
         owner: str | None = None,
     ) -> None:
@@ -111,6 +117,7 @@ class Worker:
         self._keeper: asyncio.Task[None] | None = None
         self._inflight: dict[int, tuple[ClaimedDelivery, asyncio.Task[None]]] = {}
         self._wake: asyncio.Event | None = None
+        self._freed: asyncio.Event | None = None
         self._stopping = False
         self._next_due: datetime | None = None
 
@@ -125,6 +132,7 @@ class Worker:
             return
         self._stopping = False
         self._wake = asyncio.Event()
+        self._freed = asyncio.Event()
         await self._beat()
         self._keeper = asyncio.create_task(self._keep(), name="sync-worker-keeper")
         self._task = asyncio.create_task(self._run(), name="sync-worker")
@@ -141,6 +149,8 @@ class Worker:
             return
         self._stopping = True
         self.wake()
+        if self._freed is not None:
+            self._freed.set()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         inflight = dict(self._inflight)
@@ -167,15 +177,20 @@ class Worker:
         idle = IDLE_POLL_MIN
         loop = asyncio.get_running_loop()
         last_claim = loop.time()
+        batch = max(1, self.concurrency // 4)
         while not self._stopping:
             free = self.concurrency - len(self._inflight)
-            if free <= 0:
-                await self._idle(self.idle_poll_max)  # a finishing delivery wakes the loop
+            if free < batch:
+                # Claims come in batches: one window scan and one transaction for several
+                # deliveries. A finishing delivery ends this wait at once.
+                await self._wait_freed(self.idle_poll_max)
                 continue
             if loop.time() - last_claim < MAX_DEFER_SECONDS and await self._loop_is_busy():
                 await asyncio.sleep(DEFER_SECONDS)  # requests are waiting: they come first
                 continue
             last_claim = loop.time()
+            assert self._freed is not None
+            self._freed.clear()  # from here on, a finishing delivery means "claim again"
             claimed = await self._claim(free)
             for delivery in claimed:
                 task = asyncio.create_task(self._process(delivery))
@@ -184,12 +199,24 @@ class Worker:
                 idle = IDLE_POLL_MIN
                 await asyncio.sleep(0)
                 continue
-            # Nothing claimable: not again before IDLE_POLL_MIN, however often the ack path
-            # wakes the loop (during a burst of deliveries of a busy issue, every claim would
-            # come back empty), then at the latest after the current backoff.
-            await asyncio.sleep(IDLE_POLL_MIN)
+            # Nothing claimable. A delivery finishing frees its issue (per-issue wake-up:
+            # the next delivery of a hot issue is claimed at once). An acknowledgement does
+            # not end the wait before IDLE_POLL_MIN (during a burst on a busy issue every
+            # claim would come back empty); the current backoff ends it at the latest.
+            if await self._wait_freed(IDLE_POLL_MIN):
+                continue
             await self._idle(max(0.0, idle - IDLE_POLL_MIN))
             idle = min(idle * 2, self.idle_poll_max)
+
+    async def _wait_freed(self, seconds: float) -> bool:
+        """Wait until a delivery in progress finishes (True) or `seconds` pass."""
+        assert self._freed is not None
+        if not self._freed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), timeout=seconds)
+        freed = self._freed.is_set()
+        self._freed.clear()
+        return freed or self._stopping
 
     async def _loop_is_busy(self) -> bool:
         """Does a turn of the event loop take long (a burst of requests being served)?"""
@@ -236,7 +263,9 @@ class Worker:
             self._inflight.pop(claimed.id, None)
         if due is not None and (self._next_due is None or due < self._next_due):
             self._next_due = due
-        self.wake()  # a slot is free
+        if self._freed is not None:
+            self._freed.set()  # a slot is free, and the delivery's issue with it
+        self.wake()
 
     async def _failed(self, claimed: ClaimedDelivery, detail: str) -> datetime | None:
         try:

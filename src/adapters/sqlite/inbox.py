@@ -107,6 +107,15 @@ _FULL_SCAN = (
 )
 
 
+_CLAIM_ONE = (
+    "UPDATE deliveries AS d SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1 "
+    "WHERE id = ? AND state = 'pending' AND (claimed_until IS NULL OR claimed_until <= ?) "
+    f"AND NOT EXISTS ({_LEASED_SAME_ISSUE}) "
+    "RETURNING id, tenant_id, delivery_id, issue_id, issue_key, body, received_at, attempts, "
+    "claimed_until"
+)
+
+
 def _first_per_issue(rows: Sequence[Sequence[Any]], limit: int) -> list[int]:
     """The first row of each issue, in order, at most `limit`."""
     taken: set[tuple[int, str]] = set()
@@ -179,17 +188,12 @@ class SqliteInbox:
         def claim(db: sqlite_utils.Database) -> list[ClaimedDelivery]:
             # Compare and set: each candidate is taken only if it is still free and its issue
             # still has no live lease (another worker may have moved since the scan).
+            # One statement per candidate: the update returns the claimed row.
             claimed: list[ClaimedDelivery] = []
             for row_id in picked:
-                cursor = db.execute(
-                    "UPDATE deliveries AS d SET claimed_by = ?, claimed_until = ?, "
-                    "attempts = attempts + 1 WHERE id = ? AND state = 'pending' "
-                    "AND (claimed_until IS NULL OR claimed_until <= ?) "
-                    f"AND NOT EXISTS ({_LEASED_SAME_ISSUE})",
-                    [owner, until, row_id, at, at])
-                if cursor.rowcount == 1:
-                    full = next(db.query("SELECT * FROM deliveries WHERE id = ?", [row_id]))
-                    claimed.append(_claimed(full))
+                row = db.conn.execute(_CLAIM_ONE, [owner, until, row_id, at, at]).fetchone()
+                if row is not None:
+                    claimed.append(_claimed_row(row))
             return claimed
 
         return await self._write(claim)
@@ -224,6 +228,17 @@ class SqliteInbox:
             return InboxStats(pending=count, oldest_pending_seconds=age)
 
         return await self._database.read(stats)
+
+
+def _claimed_row(row: Sequence[Any]) -> ClaimedDelivery:
+    """A row of `_CLAIM_ONE`'s RETURNING clause, in its order."""
+    (row_id, tenant_id, delivery_id, issue_id, issue_key, body, received_at, attempts,
+     claimed_until) = row
+    return ClaimedDelivery(
+        id=row_id, tenant_id=tenant_id, delivery_id=delivery_id, issue_id=issue_id,
+        issue_key=issue_key, body=bytes(body), received_at=_dt(received_at),
+        attempts=attempts - 1, claimed_until=_dt(claimed_until),
+    )
 
 
 def _claimed(row: dict[str, Any]) -> ClaimedDelivery:

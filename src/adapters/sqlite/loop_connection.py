@@ -81,6 +81,25 @@ class LoopConnection:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    async def read_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn(conn)` in place, outside any transaction (a few indexed reads: the worker's,
+        which would otherwise wait for the GIL on every hop to the storage thread); retried
+        while the database is busy."""
+        deadline = time.monotonic() + self.busy_retry_seconds
+        delay = 0.001
+        while True:
+            try:
+                return fn(self.conn)
+            except sqlite3.OperationalError as err:
+                if not _is_busy(err) or time.monotonic() >= deadline:
+                    raise _unavailable(err) from err
+            except sqlite3.DatabaseError as err:
+                if type(err) is not sqlite3.DatabaseError:
+                    raise
+                raise _unavailable(err) from err
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Queue `fn(conn)` for the next group transaction; the future has its result."""
         loop = asyncio.get_running_loop()

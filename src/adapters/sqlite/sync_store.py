@@ -128,12 +128,16 @@ class SqliteSyncStore:
     """`SyncStore`, `Journal` and `WorkerUpkeep` over one database (their tables share
     transactions). Reads run on the storage thread. Writes run there too, or — given the loop
     connection, as `bootstrap` does — on the event loop's connection
-    (adapters/sqlite/loop_writes.py)."""
+    (adapters/sqlite/loop_writes.py), and so do the worker's reads of a plan and of
+    watermarks."""
 
     def __init__(self, database: Database, loop_connection: LoopConnection | None = None) -> None:
         self._database = database
-        self._write = (database.write if loop_connection is None
-                       else LoopWriter(loop_connection).write)
+        writer = None if loop_connection is None else LoopWriter(loop_connection)
+        self._write = database.write if writer is None else writer.write
+        # The worker's per-delivery reads (plan, watermarks) run in place on the loop's
+        # connection too: no thread hop (adapters/sqlite/loop_writes.py says why).
+        self._read_hot = database.read if writer is None else writer.read
 
     # -- watermarks ---------------------------------------------------------------------
 
@@ -143,12 +147,12 @@ class SqliteSyncStore:
         def query(db: sqlite_utils.Database) -> dict[WatermarkKey, Watermark]:
             return {key: mark for key in wanted if (mark := _watermark(db, key)) is not None}
 
-        return await self._database.read(query)
+        return await self._read_hot(query)
 
     # -- plans and actions --------------------------------------------------------------
 
     async def plan_of(self, delivery_row: int) -> list[StoredAction] | None:
-        return await self._database.read(lambda db: _plan(db, delivery_row))
+        return await self._read_hot(lambda db: _plan(db, delivery_row))
 
     async def save_plan(
         self,
@@ -168,18 +172,27 @@ class SqliteSyncStore:
                 [delivery.id, stamp],
             )
             if cursor.rowcount == 1:
+                stored = []
                 for position, action in enumerate(actions):
-                    db.execute(
+                    record = dict(action.record)
+                    cursor = db.execute(
                         "INSERT INTO sync_actions (delivery_row, tenant_id, delivery_id, "
                         "issue_key, position, kind, org, action, state, not_before, created_at) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
                         [delivery.id, delivery.tenant_id, delivery.delivery_id,
                          delivery.issue_key, position, action.kind.value, action.org,
-                         json.dumps(dict(action.record)), stamp, stamp],
+                         json.dumps(record), stamp, stamp],
                     )
+                    assert cursor.lastrowid is not None
+                    # What `_plan` would read back (a fresh plan: no second read).
+                    stored.append(StoredAction(
+                        id=cursor.lastrowid, delivery_row=delivery.id, position=position,
+                        kind=action.kind, org=action.org, record=json.loads(json.dumps(record)),
+                        state=ActionState.PENDING, attempts=0, not_before=_dt(stamp)))
                 _journal(db, entries)
                 for advance in advances:
                     _advance(db, advance)
+                return stored
             plan = _plan(db, delivery.id)
             assert plan is not None
             return plan
