@@ -45,6 +45,10 @@ class LoopTenantLookup:
         return plain
 
     async def by_client_key(self, client_key: str) -> Tenant | None:
+        # The ack path's every request: the hit is checked here, without another call.
+        hit = self._rows.get(client_key)
+        if hit is not None and hit[0] == self._loop.data_version():
+            return hit[1]
         return await self._cached(self._rows, client_key, _BY_CLIENT_KEY)
 
     async def by_id(self, tenant_id: int) -> Tenant | None:

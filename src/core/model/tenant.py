@@ -82,8 +82,13 @@ class Tenant:
 
     @property
     def is_installed(self) -> bool:
-        """Installed and holding a credential to call Jira with, whatever the transport."""
-        return self.jira_credential is not None
+        """Installed and holding a credential to call Jira with, whatever the transport
+        (`jira_credential is not None`, without building the credential: the ack path asks)."""
+        if self.status is not TenantStatus.INSTALLED:
+            return False
+        if self.transport == WEBHOOK:
+            return self.site_credential is not None
+        return bool(self.shared_secret)
 
 
 @attrs.frozen
