@@ -8,23 +8,17 @@ still apply, since Litestar wraps this handler like any other.
 
 from __future__ import annotations
 
-from typing import Any
-
-import msgspec
 from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from adapters.http.body import decode_json, read_body
+from adapters.http.acknowledgement import acknowledge_and_answer
+from adapters.http.body import read_body
 from adapters.http.transport import ALLOWED_METHODS_OPT, JSON_BODY_OPT
 from adapters.wiring import Container
 from core.connect.tokens import ConnectRequest
 from core.connect.verify import verify_connect_site
 from core.describe import ISSUE_UPDATED_PATH
-from core.issue_update.acknowledge import acknowledge_issue_update
-
-_JSON = [(b"content-type", b"application/json")]
-_encode = msgspec.json.Encoder().encode
 
 
 def routes(container: Container) -> list[ASGIRouteHandler]:
@@ -52,19 +46,7 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
         # W1 before any parse: a request that is not verified is 401 whatever its body.
         site = await verify_connect_site(request, tenants=lookup, settings=settings.app,
                                          clock=container.clock)
-        ack = await acknowledge_issue_update(
-            site, request.body, webhook_id=webhook_id, inbox=container.inbox,
-            clock=container.clock, decode=decode_json, encode=_encode)
-        if ack.status == "accepted":
-            container.wake_worker()
-            status, body = 202, {"status": "accepted", "delivery": ack.delivery}
-        else:
-            status, body = 200, {"status": ack.status}
-        payload = _encode(body)
-        start: Any = {"type": "http.response.start", "status": status,
-                      "headers": [*_JSON, (b"content-length", str(len(payload)).encode())]}
-        await send(start)
-        end: Any = {"type": "http.response.body", "body": payload}
-        await send(end)
+        await acknowledge_and_answer(site, request.body, webhook_id=webhook_id,
+                                     container=container, send=send)
 
     return [issue_updated]

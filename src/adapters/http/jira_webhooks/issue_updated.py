@@ -12,26 +12,22 @@ is only logged (debug), never used.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import msgspec
 from litestar import asgi
 from litestar.exceptions import NotFoundException
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from adapters.http.body import decode_json, read_body
+from adapters.http.acknowledgement import acknowledge_and_answer
+from adapters.http.body import read_body
 from adapters.http.transport import ALLOWED_METHODS_OPT, JSON_BODY_OPT
 from adapters.wiring import Container
 from core.describe import WEBHOOK_PATH
-from core.issue_update.acknowledge import acknowledge_issue_update
 from core.jira_webhooks.site import verify_webhook_site
 from core.jira_webhooks.verify import webhook_delivery_id
 
 log = logging.getLogger("sentry_jira.webhook")
 
-_JSON = [(b"content-type", b"application/json")]
-_encode = msgspec.json.Encoder().encode
 _MAX_LOGGED_IDENTIFIER = 128
 _PREFIX = WEBHOOK_PATH.split("{site_id}", 1)[0].rstrip("/")  # /extensions/jira/webhook
 
@@ -71,19 +67,7 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
             shown = identifier[:_MAX_LOGGED_IDENTIFIER].decode("ascii", "replace")
             log.debug("webhook site %d delivery %s: identifier header %r (not trusted)",
                       site.tenant.id, delivery_id, shown)
-        ack = await acknowledge_issue_update(
-            site, raw_body, webhook_id=delivery_id, inbox=container.inbox,
-            clock=container.clock, decode=decode_json, encode=_encode)
-        if ack.status == "accepted":
-            container.wake_worker()
-            status, body = 202, {"status": "accepted", "delivery": ack.delivery}
-        else:
-            status, body = 200, {"status": ack.status}
-        payload = _encode(body)
-        start: Any = {"type": "http.response.start", "status": status,
-                      "headers": [*_JSON, (b"content-length", str(len(payload)).encode())]}
-        await send(start)
-        end: Any = {"type": "http.response.body", "body": payload}
-        await send(end)
+        await acknowledge_and_answer(site, raw_body, webhook_id=delivery_id,
+                                     container=container, send=send)
 
     return [webhook]
