@@ -91,7 +91,7 @@ def jira() -> Iterator[FakeJira]:
 
 
 async def test_W9_a_too_deep_jira_answer_ends_as_a_dead_letter_after_max_attempts(
-    tmp_path: Path, jira: FakeJira
+    tmp_path: Path, jira: FakeJira, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = a_settings(tmp_path, jira_hosts="http://127.0.0.1:*", max_attempts=str(MAX_ATTEMPTS),
                           retry_base_seconds="0.01", http_timeout_seconds="2")
@@ -127,5 +127,13 @@ async def test_W9_a_too_deep_jira_answer_ends_as_a_dead_letter_after_max_attempt
             assert [(e.kind.value, e.outcome.value) for e in entries] == (
                 [("delivery", "retrying")] * (MAX_ATTEMPTS - 1) + [("delivery", "dead")])
             assert "Jira answered with invalid JSON" in entries[-1].detail
+            # SPEC §3: the dead letter is one log line, with its fields and no secret.
+            lines = [r for r in caplog.records if getattr(r, "event", None) == "dead_letter"]
+            assert len(lines) == 1
+            fields = lines[0].fields  # type: ignore[attr-defined]
+            assert (fields["tenant_id"], fields["issue_key"], fields["kind"]) == (
+                tenant.id, "APP-123", "delivery")
+            assert "invalid JSON" in fields["reason"]
+            assert SECRET not in caplog.text and "sntrys_acme" not in caplog.text
     finally:
         container.close()

@@ -12,6 +12,7 @@ Times are unix seconds (REAL), like the inbox's. Watermarks keep the `updated` t
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from adapters.logs import event
 from adapters.sqlite.database import Database
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.loop_writes import LoopWriter
@@ -269,7 +271,10 @@ class SqliteSyncStore:
             _journal(db, [entry])
             return True
 
-        return await self._write(apply)
+        buried = await self._write(apply)
+        if buried:
+            _log_dead_letter(entry, error)
+        return buried
 
     async def bury_delivery(
         self, delivery: ClaimedDelivery, owner: str, *, entry: JournalEntry, error: str,
@@ -298,7 +303,10 @@ class SqliteSyncStore:
             _journal(db, [entry])
             return True
 
-        return await self._write(apply)
+        buried = await self._write(apply)
+        if buried:
+            _log_dead_letter(entry, error)
+        return buried
 
     async def settle(self, delivery_row: int, owner: str) -> datetime | None:
         def apply(db: sqlite_utils.Database) -> datetime | None:
@@ -549,3 +557,14 @@ def _dead_letter(row: dict[str, Any]) -> DeadLetter:
         last_error=row["last_error"] or "",
         created_at=_dt(row["finished_at"]),
     )
+
+
+log = logging.getLogger("sentry_jira.sync")
+
+
+def _log_dead_letter(entry: JournalEntry, error: str) -> None:
+    """SPEC §3: one line per dead letter. The reason is the journal's own (no secret: errors
+    are the adapters' fixed details, an exception's type at most)."""
+    event(log, logging.WARNING, "dead_letter", "a sync action failed for good (dead letter)",
+          tenant_id=entry.tenant_id, org=entry.org, issue_key=entry.issue_key,
+          kind=entry.kind.value, delivery=entry.delivery_id, reason=error)
