@@ -108,7 +108,7 @@ class FakeSentry:
     # -- lifecycle
 
     def start(self) -> FakeSentry:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server = _Server(("127.0.0.1", 0), _handler_for(self))
         server.daemon_threads = True
         server.block_on_close = False
         self._server = server
@@ -375,3 +375,9 @@ def _handler_for(fake: FakeSentry) -> type[BaseHTTPRequestHandler]:
 
     return Handler
 
+
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: the worker opens up to 32 connections to one
+    # Sentry at once, and connects beyond the backlog would stall for a SYN retry (a real
+    # Sentry's backlog is far larger), turning a fast fake into a "could not reach Sentry".
+    request_queue_size = 128
