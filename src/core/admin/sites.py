@@ -26,7 +26,7 @@ from typing import Final
 import attrs
 
 from core import describe
-from core.admin.validation import json_object, parse_id, required
+from core.admin.validation import json_object, parse_header_token, parse_id, required
 from core.jira_webhooks.verify import new_webhook_secret
 from core.model.credentials import ApiToken, JiraFlavor, PersonalAccessToken, SiteCredential
 from core.model.errors import (
@@ -72,17 +72,8 @@ def parse_flavor(value: object) -> JiraFlavor:
 
 
 def parse_secret_text(value: object, field: str = "credential") -> str:
-    """A non-empty token: printable ASCII without whitespace (it goes into a header)."""
-    if (
-        not isinstance(value, str)
-        or not value
-        or len(value) > MAX_CREDENTIAL_LENGTH
-        or not all("!" <= c <= "~" for c in value)
-    ):
-        raise BadRequest(
-            f"{field} must be a non-empty string without whitespace or control characters"
-        )
-    return value
+    """A Jira API token or PAT (§8.1): it goes into a header like a Sentry token."""
+    return parse_header_token(value, field, MAX_CREDENTIAL_LENGTH)
 
 
 def parse_auth(auth: object) -> tuple[str, str | None]:

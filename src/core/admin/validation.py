@@ -131,18 +131,24 @@ def check_sentry_url_allowed(url: str, sentry_hosts: tuple[HostPattern, ...]) ->
         ) from None
 
 
-def parse_sentry_token(value: object, field: str = "sentry_token") -> str:
-    """A non-empty bearer token: printable ASCII without whitespace (it goes into a header)."""
+def parse_header_token(value: object, field: str, max_length: int) -> str:
+    """A non-empty token that goes into a header (a Sentry token, a Jira API token or PAT):
+    printable ASCII without whitespace, at most `max_length` characters."""
     if (
         not isinstance(value, str)
         or not value
-        or len(value) > MAX_SENTRY_TOKEN_LENGTH
+        or len(value) > max_length
         or not all("!" <= c <= "~" for c in value)
     ):
         raise BadRequest(
             f"{field} must be a non-empty string without whitespace or control characters"
         )
     return value
+
+
+def parse_sentry_token(value: object, field: str = "sentry_token") -> str:
+    """A Sentry bearer token (§A bind)."""
+    return parse_header_token(value, field, MAX_SENTRY_TOKEN_LENGTH)
 
 
 def parse_strategy(value: object, field: str = "resolution_strategy") -> ResolutionStrategy:
