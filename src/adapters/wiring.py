@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
@@ -42,7 +43,7 @@ from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.worker import Worker, WorkerUpkeep, heartbeat_horizon
 from core.issue_update.process import SyncPorts
-from core.model.errors import ServiceError
+from core.model.errors import ServiceError, Unavailable
 from core.model.host_patterns import HostRefused, check_sentry_url
 from ports.admin import AccountMappingStore, BindingStore, LinkStore, SearchTokenStore
 from ports.clock import Clock
@@ -53,6 +54,9 @@ from ports.journal import Journal
 from ports.lifecycle import LifecycleStore
 from ports.sentry import SentryApi
 from ports.tenants import TenantLookup, TenantStore
+
+if TYPE_CHECKING:
+    from adapters.postgres.database import PgDatabase
 
 
 @attrs.frozen
@@ -80,6 +84,22 @@ def sqlite_admin_stores(database: Database) -> AdminStores:
         links=SqliteLinkStore(database),
         accounts=SqliteAccountMappingStore(database),
         search_tokens=SqliteSearchTokenStore(database),
+    )
+
+
+def pg_admin_stores(database: PgDatabase) -> AdminStores:
+    from adapters.postgres.admin import (
+        PgAccountMappingStore,
+        PgBindingStore,
+        PgLinkStore,
+        PgSearchTokenStore,
+    )
+
+    return AdminStores(
+        bindings=PgBindingStore(database),
+        links=PgLinkStore(database),
+        accounts=PgAccountMappingStore(database),
+        search_tokens=PgSearchTokenStore(database),
     )
 
 
@@ -230,6 +250,30 @@ def open_database(settings: Settings) -> Database:
     except BaseException:
         database.close()
         raise
+    return database
+
+
+def open_postgres(settings: Settings) -> PgDatabase:
+    """§9: the PostgreSQL database of `settings` (migrated under the advisory lock, the key
+    checked). The pool opens on first use, on the loop that uses it."""
+    from adapters.postgres.database import KeyMismatchError as PgKeyMismatch
+    from adapters.postgres.database import PgDatabase
+
+    assert settings.postgres_url is not None
+    if not settings.secret_keys:  # load_settings refuses this; a hand-made Settings may not
+        raise ConfigError("SENTRY_JIRA_SECRET_KEY", "required with a PostgreSQL database")
+    database = PgDatabase(settings.postgres_url, SecretBox(settings.secret_keys),
+                          pool_size=settings.database_pool_size)
+    try:
+        database.migrate()
+        database.check_key()
+    except PgKeyMismatch:
+        raise ConfigError(
+            "SENTRY_JIRA_SECRET_KEY", "cannot decrypt the data in the database with this key"
+        ) from None
+    except Unavailable:
+        raise ConfigError("SENTRY_JIRA_DATABASE",
+                          f"cannot connect to {settings.database_location}") from None
     return database
 
 

@@ -1,0 +1,158 @@
+"""PostgreSQL inbox: the deliveries table is the dedupe record (W3) and the work queue (§9).
+
+- `record` is one statement, one round trip: `INSERT … ON CONFLICT DO NOTHING` in
+  autocommit, with `pg_notify` in the same statement when a row went in — every worker on the
+  database (any machine) wakes on `LISTEN` (adapters/postgres/wakeups.py).
+- `claim` takes due deliveries with `FOR UPDATE SKIP LOCKED` (claimers never wait for each
+  other) and leases them. W6 needs one delivery per issue at a time across every worker: a
+  transaction-scoped advisory lock per issue, then a fresh statement (a snapshot taken after
+  the lock, so it sees any lease committed by the lock's previous holder) re-checks that no
+  other delivery of the issue is leased before the lease is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from adapters.postgres.database import PgDatabase
+from adapters.sqlite.inbox import DUPLICATE_DETAIL
+from ports.inbox import ClaimedDelivery, InboxStats, NewDelivery
+
+CHANNEL = "sentry_jira_deliveries"
+
+# One round trip: the row goes in, or nothing happens; a row in also notifies the workers.
+_RECORD = (
+    "WITH inserted AS (INSERT INTO deliveries (tenant_id, delivery_id, issue_id, issue_key, "
+    "body, received_at, not_before) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (tenant_id, delivery_id) DO NOTHING RETURNING id) "
+    f"SELECT pg_notify('{CHANNEL}', '') FROM inserted"
+).encode()
+
+# W9: the first duplicate of a recorded delivery is journalled, once (one statement).
+_JOURNAL_FIRST_DUPLICATE = (
+    b"WITH flagged AS (UPDATE deliveries SET duplicate_journalled = 1 "
+    b"WHERE tenant_id = %s AND delivery_id = %s AND duplicate_journalled = 0 RETURNING id) "
+    b"INSERT INTO sync_journal (tenant_id, at, delivery_id, issue_key, org, kind, outcome, "
+    b"detail) SELECT %s, %s, %s, %s, NULL, 'delivery', 'duplicate', %s FROM flagged"
+)
+
+_LEASED_SAME_ISSUE = (
+    "SELECT 1 FROM deliveries AS busy WHERE busy.tenant_id = d.tenant_id "
+    "AND busy.issue_id = d.issue_id AND busy.claimed_until > %(at)s "
+    "AND busy.state = 'pending' AND busy.id <> d.id"
+)
+_DUE = ("d.state = 'pending' AND d.not_before <= %(at)s "
+        "AND (d.claimed_until IS NULL OR d.claimed_until <= %(at)s)")
+
+_SCAN = (
+    f"SELECT d.id, d.tenant_id, d.issue_id FROM deliveries AS d WHERE {_DUE} "
+    f"AND NOT EXISTS ({_LEASED_SAME_ISSUE}) ORDER BY d.not_before, d.id LIMIT %(window)s "
+    "FOR UPDATE OF d SKIP LOCKED"
+).encode()
+
+_ISSUE_LOCK = b"SELECT pg_try_advisory_xact_lock(%s::int, hashtext(%s))"
+
+# W6 order inside an issue: a row another claimer holds locked (skipped by our scan) may be
+# an earlier delivery of the same issue; never take a later one before it.
+_EARLIER_OF_SAME_ISSUE = (
+    "SELECT 1 FROM deliveries AS e WHERE e.tenant_id = d.tenant_id "
+    "AND e.issue_id = d.issue_id AND e.state = 'pending' "
+    "AND (e.not_before, e.id) < (d.not_before, d.id)"
+)
+
+_CLAIM_ONE = (
+    "UPDATE deliveries AS d SET claimed_by = %(owner)s, claimed_until = %(until)s, "
+    f"attempts = attempts + 1 WHERE d.id = %(id)s AND {_DUE} "
+    f"AND NOT EXISTS ({_LEASED_SAME_ISSUE}) AND NOT EXISTS ({_EARLIER_OF_SAME_ISSUE}) "
+    "RETURNING id, tenant_id, delivery_id, issue_id, issue_key, body, received_at, attempts, "
+    "claimed_until"
+).encode()
+
+
+def _first_per_issue(rows: Sequence[Sequence[Any]], limit: int) -> list[tuple[int, int, str]]:
+    taken: set[tuple[int, str]] = set()
+    picked: list[tuple[int, int, str]] = []
+    for row_id, tenant_id, issue_id in rows:
+        if len(picked) >= limit:
+            break
+        if (tenant_id, issue_id) not in taken:
+            taken.add((tenant_id, issue_id))
+            picked.append((row_id, tenant_id, issue_id))
+    return picked
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+class PgInbox:
+    def __init__(self, database: PgDatabase) -> None:
+        self._database = database
+
+    async def record(self, delivery: NewDelivery) -> bool:
+        stamp = delivery.received_at.timestamp()
+        async with self._database.connection() as conn:
+            cursor = await conn.execute(
+                _RECORD, (delivery.tenant_id, delivery.delivery_id, delivery.issue_id,
+                          delivery.issue_key, delivery.body, stamp, stamp), prepare=True)
+            if cursor.rowcount == 1:
+                return True
+            await conn.execute(_JOURNAL_FIRST_DUPLICATE, (
+                delivery.tenant_id, delivery.delivery_id, delivery.tenant_id, stamp,
+                delivery.delivery_id, delivery.issue_key, DUPLICATE_DETAIL))
+            return False
+
+    async def claim(self, owner: str, *, now: datetime, lease_seconds: float,
+                    limit: int = 1) -> list[ClaimedDelivery]:
+        at = now.timestamp()
+        until = at + lease_seconds
+        claimed: list[ClaimedDelivery] = []
+        async with self._database.transaction() as conn:
+            cursor = await conn.execute(_SCAN, {"at": at, "window": limit * 4})
+            for row_id, tenant_id, issue_id in _first_per_issue(await cursor.fetchall(), limit):
+                cursor = await conn.execute(_ISSUE_LOCK, (tenant_id, issue_id))
+                locked = await cursor.fetchone()
+                if locked is None or not locked[0]:
+                    continue  # another worker is claiming this issue right now
+                cursor = await conn.execute(
+                    _CLAIM_ONE, {"owner": owner, "until": until, "id": row_id, "at": at})
+                row = await cursor.fetchone()
+                if row is not None:
+                    claimed.append(_claimed_row(row))
+        return claimed
+
+    async def renew(self, id: int, owner: str, *, now: datetime, lease_seconds: float) -> bool:
+        async with self._database.connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE deliveries SET claimed_until = %s "
+                "WHERE id = %s AND claimed_by = %s AND state = 'pending'",
+                (now.timestamp() + lease_seconds, id, owner))
+            return cursor.rowcount == 1
+
+    async def release(self, id: int, owner: str, *, not_before: datetime) -> bool:
+        async with self._database.connection() as conn:
+            cursor = await conn.execute(
+                "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL, "
+                "not_before = %s WHERE id = %s AND claimed_by = %s AND state = 'pending'",
+                (not_before.timestamp(), id, owner))
+            return cursor.rowcount == 1
+
+    async def stats(self, now: datetime) -> InboxStats:
+        row = await self._database.fetchone(
+            "SELECT count(*), min(received_at) FROM deliveries WHERE state = 'pending'")
+        assert row is not None
+        count, oldest = row
+        age = None if oldest is None else max(0.0, now.timestamp() - oldest)
+        return InboxStats(pending=int(count), oldest_pending_seconds=age)
+
+
+def _claimed_row(row: Sequence[Any]) -> ClaimedDelivery:
+    (row_id, tenant_id, delivery_id, issue_id, issue_key, body, received_at, attempts,
+     claimed_until) = row
+    return ClaimedDelivery(
+        id=row_id, tenant_id=tenant_id, delivery_id=delivery_id, issue_id=issue_id,
+        issue_key=issue_key, body=bytes(body), received_at=_dt(received_at),
+        attempts=attempts - 1, claimed_until=_dt(claimed_until),
+    )
