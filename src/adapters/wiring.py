@@ -115,6 +115,8 @@ class Container:
     tenants: TenantStore
     clock: Clock
     database: Database | None = None
+    # §9: the PostgreSQL database instead (its pool is closed by `shutdown` / `close_pools`).
+    pg_database: PgDatabase | None = None
     inbox: Inbox = attrs.field(factory=MemoryInbox)
     loop_connection: LoopConnection | None = None
     # W1 on the hot path: the event-loop connection's lookup (None: use `tenants`).
@@ -143,11 +145,21 @@ class Container:
         """Lifespan start: long-lived clients and workers start here."""
         if self.database is not None:
             self._background.append(asyncio.create_task(self._checkpoints(self.database)))
+        if self.worker is not None and self.settings.run_worker:
+            self.start_wakeups()
         await self.warn_about_disallowed_sentry_urls()
         if self.worker is not None and self.settings.run_worker:
             await self.worker.start()
             event(log, logging.INFO, "worker_start", "sync worker started",
                   owner=self.worker.owner)
+
+    def start_wakeups(self) -> None:
+        """§9: on PostgreSQL the worker wakes on NOTIFY of a new delivery from any process."""
+        if self.pg_database is not None and self.worker is not None:
+            from adapters.postgres.wakeups import listen_for_deliveries
+
+            self._background.append(asyncio.create_task(
+                listen_for_deliveries(self.pg_database.conninfo, self.worker.wake)))
 
     async def warn_about_disallowed_sentry_urls(self) -> list[tuple[int, str]]:
         """§3 logs, §8.3: one warning per binding whose Sentry URL the current
@@ -217,6 +229,23 @@ class Container:
             await self.jira_http.aclose()
         if self.http_client is not None:
             await self.http_client.aclose()
+        await self.close_pools()
+
+    async def close_pools(self) -> None:
+        """Close the PostgreSQL pool of the running loop (the CLI: after each command)."""
+        if self.pg_database is not None:
+            await self.pg_database.aclose()
+
+    async def ping(self) -> None:
+        """Raise Unavailable when the database does not answer (health)."""
+        if self.database is not None:
+            await self.database.ping()
+        if self.pg_database is not None:
+            await self.pg_database.ping()
+
+    @property
+    def has_database(self) -> bool:
+        return self.database is not None or self.pg_database is not None
 
     def close(self) -> None:
         if self.database is not None:
@@ -279,6 +308,8 @@ def open_postgres(settings: Settings) -> PgDatabase:
 
 def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
+    if settings.postgres_url is not None:
+        return bootstrap_postgres(settings)
     database = open_database(settings)
     loop_connection = LoopConnection(database.path, synchronous=settings.sqlite_synchronous)
     tenants = SqliteTenantStore(database)
@@ -319,6 +350,60 @@ def bootstrap(settings: Settings) -> Container:
             timeout_seconds=settings.install_keys_timeout_seconds,
         ),
         lifecycle=SqliteLifecycleStore(database, tenants),
+        install_keys_client=keys_client,
+        jira=jira,
+        jira_http=jira_http,
+        sentry=sentry,
+        http_client=http_client,
+        journal=sync,
+        worker=worker,
+        upkeep=sync,
+    )
+
+
+def bootstrap_postgres(settings: Settings) -> Container:
+    """§9: the production container on PostgreSQL. The same ports as SQLite's; the worker
+    wakes on LISTEN/NOTIFY (Container.startup) and otherwise polls only slowly."""
+    from adapters.postgres.inbox import PgInbox
+    from adapters.postgres.lifecycle import PgLifecycleStore
+    from adapters.postgres.sync_store import PgSyncStore
+    from adapters.postgres.tenants import PgTenantLookup, PgTenantStore
+    from adapters.postgres.wakeups import SAFETY_POLL_SECONDS
+
+    database = open_postgres(settings)
+    tenants = PgTenantStore(database)
+    keys_client = install_keys_client(settings)
+    clock = SystemClock()
+    jira_http = jira_http_client(settings)
+    http_client = sentry_http_client(settings.app.sentry_hosts)
+    inbox = PgInbox(database)
+    admin = pg_admin_stores(database)
+    sync = PgSyncStore(database)
+    jira = CachingJiraApi(HttpJiraApi(jira_http, settings, clock=clock), StatusCache(clock))
+    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts)
+    worker = Worker(
+        SyncPorts(inbox=inbox, sync=sync, journal=sync, tenants=tenants,
+                  bindings=admin.bindings, links=admin.links, accounts=admin.accounts,
+                  sentry=sentry, jira=jira, clock=clock),
+        settings.app,
+        upkeep=sync,
+        lease_seconds=settings.worker_lease_seconds,
+        idle_poll_max=SAFETY_POLL_SECONDS,
+    )
+    return Container(
+        settings=settings,
+        tenants=tenants,
+        clock=clock,
+        pg_database=database,
+        inbox=inbox,
+        tenant_lookup=PgTenantLookup(database, database.box),
+        admin=admin,
+        install_keys=HttpInstallKeys(
+            keys_client,
+            settings.install_keys_url,
+            timeout_seconds=settings.install_keys_timeout_seconds,
+        ),
+        lifecycle=PgLifecycleStore(database, tenants),
         install_keys_client=keys_client,
         jira=jira,
         jira_http=jira_http,

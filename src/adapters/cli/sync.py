@@ -46,6 +46,7 @@ def worker() -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await container.worker.start()
+        container.start_wakeups()
         event(log, logging.INFO, "worker_start", "sync worker started",
               owner=container.worker.owner)
         try:
