@@ -45,7 +45,10 @@ def missing_reason() -> str | None:
 class PostgresCluster:
     """One cluster: `start()`, `database()` per test, `stop()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable`: the server's own defaults for fsync and synchronous_commit (the
+        benchmark); else both off (tests: a thrown-away cluster, fast)."""
+        self.durable = durable
         bindir = postgres_bin()
         assert bindir is not None, missing_reason()
         self.bindir = bindir
@@ -77,8 +80,9 @@ class PostgresCluster:
         # listen_addresses='': no TCP socket at all (tests never leave loopback, §standards).
         # fsync off: a test cluster is thrown away; durability is not what tests measure.
         options = (f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
-                   "-c fsync=off -c full_page_writes=off -c synchronous_commit=off "
-                   "-c max_connections=300 -c shared_buffers=32MB")
+                   "-c max_connections=300 -c shared_buffers=64MB")
+        if not self.durable:
+            options += " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
         self._as_postgres(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
                           "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
 

@@ -16,18 +16,23 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.postgres.batching import Batcher
 from adapters.postgres.database import PgDatabase
 from adapters.sqlite.inbox import DUPLICATE_DETAIL
 from ports.inbox import ClaimedDelivery, InboxStats, NewDelivery
 
 CHANNEL = "sentry_jira_deliveries"
 
-# One round trip: the row goes in, or nothing happens; a row in also notifies the workers.
+# One round trip for every delivery waiting (group commit, adapters/postgres/batching.py):
+# the rows go in or are already there; the ones that went in are returned, and notify the
+# workers (identical notifications of one transaction are delivered once).
 _RECORD = (
     "WITH inserted AS (INSERT INTO deliveries (tenant_id, delivery_id, issue_id, issue_key, "
-    "body, received_at, not_before) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (tenant_id, delivery_id) DO NOTHING RETURNING id) "
-    f"SELECT pg_notify('{CHANNEL}', '') FROM inserted"
+    "body, received_at, not_before) "
+    "SELECT t, d, i, k, b, r, r FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
+    "%s::bytea[], %s::float8[]) AS rows (t, d, i, k, b, r) "
+    "ON CONFLICT (tenant_id, delivery_id) DO NOTHING RETURNING tenant_id, delivery_id) "
+    f"SELECT tenant_id, delivery_id, pg_notify('{CHANNEL}', '') FROM inserted"
 ).encode()
 
 # W9: the first duplicate of a recorded delivery is journalled, once (one statement).
@@ -90,19 +95,34 @@ def _dt(seconds: float) -> datetime:
 class PgInbox:
     def __init__(self, database: PgDatabase) -> None:
         self._database = database
+        self._records: Batcher[NewDelivery, bool] = Batcher(self._record_all)
 
     async def record(self, delivery: NewDelivery) -> bool:
-        stamp = delivery.received_at.timestamp()
+        return await self._records.submit(delivery)
+
+    async def _record_all(self, deliveries: Sequence[NewDelivery]) -> list[bool]:
+        """Insert a batch in one statement; True for each delivery that went in. A delivery
+        twice in one batch goes in once (its first copy)."""
+        first: dict[tuple[int, str], int] = {}
+        for index, delivery in enumerate(deliveries):
+            first.setdefault((delivery.tenant_id, delivery.delivery_id), index)
+        unique = [deliveries[index] for index in first.values()]
+        columns = ([d.tenant_id for d in unique], [d.delivery_id for d in unique],
+                   [d.issue_id for d in unique], [d.issue_key for d in unique],
+                   [d.body for d in unique], [d.received_at.timestamp() for d in unique])
         async with self._database.connection() as conn:
-            cursor = await conn.execute(
-                _RECORD, (delivery.tenant_id, delivery.delivery_id, delivery.issue_id,
-                          delivery.issue_key, delivery.body, stamp, stamp), prepare=True)
-            if cursor.rowcount == 1:
-                return True
-            await conn.execute(_JOURNAL_FIRST_DUPLICATE, (
-                delivery.tenant_id, delivery.delivery_id, delivery.tenant_id, stamp,
-                delivery.delivery_id, delivery.issue_key, DUPLICATE_DETAIL))
-            return False
+            cursor = await conn.execute(_RECORD, columns, prepare=True)
+            inserted = {(row[0], row[1]) for row in await cursor.fetchall()}
+            accepted = [(d.tenant_id, d.delivery_id) in inserted
+                        and first[(d.tenant_id, d.delivery_id)] == index
+                        for index, d in enumerate(deliveries)]
+            for delivery, new in zip(deliveries, accepted, strict=True):
+                if not new:  # W9: the first duplicate of a delivery is journalled, once
+                    await conn.execute(_JOURNAL_FIRST_DUPLICATE, (
+                        delivery.tenant_id, delivery.delivery_id, delivery.tenant_id,
+                        delivery.received_at.timestamp(), delivery.delivery_id,
+                        delivery.issue_key, DUPLICATE_DETAIL))
+        return accepted
 
     async def claim(self, owner: str, *, now: datetime, lease_seconds: float,
                     limit: int = 1) -> list[ClaimedDelivery]:

@@ -7,11 +7,12 @@ either engine's row into a `Tenant`.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from adapters.crypto import SecretBox
+from adapters.postgres.batching import Batcher
 from adapters.postgres.database import Connection, PgDatabase
 from adapters.sqlite.tenants import COLUMNS, tenant_of_row
 from core.model.credentials import ApiToken, SiteCredential, WebhookSecrets
@@ -207,21 +208,27 @@ class PgTenantStore:
         return await self._update_site(tenant_id, installed=False, change=change)
 
 
-_BY_CLIENT_KEY = f"SELECT {COLUMNS} FROM tenants WHERE client_key = %s".encode()
-_BY_ID = f"SELECT {COLUMNS} FROM tenants WHERE id = %s".encode()
+_BY_CLIENT_KEYS = f"SELECT {COLUMNS} FROM tenants WHERE client_key = ANY(%s)".encode()
+_BY_IDS = f"SELECT {COLUMNS} FROM tenants WHERE id = ANY(%s)".encode()
 
 
 class PgTenantLookup:
     """W1 on PostgreSQL: every request reads the tenant's row (one indexed read), so a
     rotation or uninstall committed by any process on any machine is seen by the next
     request — no notification to wait for (§9). Only decryption is cached, keyed by the
-    ciphertext: a rotated secret is a new ciphertext and can never come back stale."""
+    ciphertext: a rotated secret is a new ciphertext and can never come back stale.
+    Concurrent requests share one statement (adapters/postgres/batching.py); each still
+    reads the row as committed when its statement ran, never an older answer."""
 
     def __init__(self, database: PgDatabase, box: SecretBox, *, cache_size: int = 4096) -> None:
         self._database = database
         self._box = box
         self._cache_size = cache_size
         self._plaintexts: OrderedDict[str, str] = OrderedDict()
+        self._by_client_key: Batcher[str, Tenant | None] = Batcher(
+            lambda keys: self._read_many(_BY_CLIENT_KEYS, keys, column=1))
+        self._by_id: Batcher[int, Tenant | None] = Batcher(
+            lambda ids: self._read_many(_BY_IDS, ids, column=0))
 
     def _secret(self, ciphertext: str | None) -> str | None:
         if ciphertext is None:
@@ -234,14 +241,16 @@ class PgTenantLookup:
                 self._plaintexts.popitem(last=False)
         return plain
 
-    async def _read(self, sql: bytes, key: Any) -> Tenant | None:
+    async def _read_many(self, sql: bytes, keys: Sequence[Any],
+                         *, column: int) -> list[Tenant | None]:
         async with self._database.connection() as conn:
-            cursor = await conn.execute(sql, [key], prepare=True)
-            row = await cursor.fetchone()
-        return None if row is None else tenant_of_row(row, self._secret)
+            cursor = await conn.execute(sql, [list(set(keys))], prepare=True)
+            rows = {row[column]: row for row in await cursor.fetchall()}
+        found = {key: tenant_of_row(row, self._secret) for key, row in rows.items()}
+        return [found.get(key) for key in keys]
 
     async def by_client_key(self, client_key: str) -> Tenant | None:
-        return await self._read(_BY_CLIENT_KEY, client_key)
+        return await self._by_client_key.submit(client_key)
 
     async def by_id(self, tenant_id: int) -> Tenant | None:
-        return await self._read(_BY_ID, tenant_id)
+        return await self._by_id.submit(tenant_id)
