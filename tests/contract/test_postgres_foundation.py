@@ -171,3 +171,21 @@ async def test_W10_a_stopped_server_is_unavailable_then_recovers_without_a_resta
         assert stats.pending == 2  # "before" and "after"; "during" was never half-written
     finally:
         await database.aclose()
+
+
+async def test_W3_s9_concurrent_deliveries_share_a_statement_and_each_is_accepted_once(
+    postgres_url: str,
+) -> None:
+    database = PgDatabase(postgres_url, SecretBox((TEST_FERNET_KEY,)), pool_size=2)
+    inbox = PgInbox(database)
+    try:
+        ids = [f"d-{n % 30}" for n in range(60)]  # every delivery sent twice, concurrently
+        accepted = await asyncio.gather(*(inbox.record(a_delivery(i)) for i in ids))
+        assert sum(accepted) == 30
+        assert {i for i, new in zip(ids, accepted, strict=True) if new} == set(ids)
+        async with database.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM sync_journal WHERE outcome = 'duplicate'")
+            assert await cursor.fetchone() == (30,)  # W9: one entry per duplicated delivery
+    finally:
+        await database.aclose()

@@ -225,6 +225,7 @@ class PgTenantLookup:
         self._box = box
         self._cache_size = cache_size
         self._plaintexts: OrderedDict[str, str] = OrderedDict()
+        self._tenants: OrderedDict[tuple[Any, ...], Tenant] = OrderedDict()
         self._by_client_key: Batcher[str, Tenant | None] = Batcher(
             lambda keys: self._read_many(_BY_CLIENT_KEYS, keys, column=1))
         self._by_id: Batcher[int, Tenant | None] = Batcher(
@@ -246,8 +247,19 @@ class PgTenantLookup:
         async with self._database.connection() as conn:
             cursor = await conn.execute(sql, [list(set(keys))], prepare=True)
             rows = {row[column]: row for row in await cursor.fetchall()}
-        found = {key: tenant_of_row(row, self._secret) for key, row in rows.items()}
+        found = {key: self._tenant(row) for key, row in rows.items()}
         return [found.get(key) for key in keys]
+
+    def _tenant(self, row: tuple[Any, ...]) -> Tenant:
+        # The same row read again is the same tenant: a row differs in every column a
+        # rotation or uninstall changes (secret_version moves), so a changed row is a miss.
+        tenant = self._tenants.get(row)
+        if tenant is None:
+            tenant = tenant_of_row(row, self._secret)
+            self._tenants[row] = tenant
+            if len(self._tenants) > self._cache_size:
+                self._tenants.popitem(last=False)
+        return tenant
 
     async def by_client_key(self, client_key: str) -> Tenant | None:
         return await self._by_client_key.submit(client_key)
