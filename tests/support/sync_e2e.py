@@ -51,9 +51,14 @@ class TimedFakeSentry(FakeSentry):
             return [(t, r) for t, r in self.arrivals if r.method == "PUT" and r.path == path]
 
 
+# §9: set by the `each_engine` fixture (tests/e2e/conftest.py) to run a module's tests on a
+# fresh PostgreSQL database too; None: SQLite.
+POSTGRES_URL: str | None = None
+
+
 def sync_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
-        "SENTRY_JIRA_DATABASE": str(tmp_path / "db.sqlite"),
+        "SENTRY_JIRA_DATABASE": POSTGRES_URL or str(tmp_path / "db.sqlite"),
         "SENTRY_JIRA_SECRET_KEY": TEST_FERNET_KEY,
         "SENTRY_JIRA_ADMIN_TOKEN": ADMIN_TOKEN,
         "SENTRY_JIRA_APP_KEY": APP_KEY,
