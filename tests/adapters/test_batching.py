@@ -22,7 +22,7 @@ async def test_requests_arriving_during_a_flush_share_the_next_one() -> None:
             await gate.wait()  # the first statement is "in flight"
         return [item * 10 for item in items]
 
-    batcher: Batcher[int, int] = Batcher(flush)
+    batcher: Batcher[int, int] = Batcher(flush, in_flight=1)
     first = asyncio.create_task(batcher.submit(1))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -32,6 +32,31 @@ async def test_requests_arriving_during_a_flush_share_the_next_one() -> None:
     assert await first == 10
     assert [await task for task in rest] == [20, 30, 40, 50, 60]
     assert batches == [[1], [2, 3, 4, 5, 6]]
+
+
+async def test_two_statements_may_be_in_flight_at_once() -> None:
+    running = 0
+    most = 0
+    gate = asyncio.Event()
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await gate.wait()
+        running -= 1
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher(flush, in_flight=2)
+    tasks = [asyncio.create_task(batcher.submit(0))]
+    for _ in range(3):
+        await asyncio.sleep(0)  # the first statement is in flight
+    tasks += [asyncio.create_task(batcher.submit(n)) for n in range(1, 5)]
+    for _ in range(3):
+        await asyncio.sleep(0)  # a second one carries the rest meanwhile
+    gate.set()
+    assert [await t for t in tasks] == list(range(5))
+    assert most == 2
 
 
 async def test_W10_a_failed_statement_fails_every_request_it_carried_then_recovers() -> None:

@@ -24,17 +24,18 @@ R = TypeVar("R")
 
 class Batcher(Generic[T, R]):
     def __init__(self, flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]],
-                 *, max_batch: int = 512) -> None:
+                 *, max_batch: int = 512, in_flight: int = 2) -> None:
         self._flush = flush
         self._max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._draining = False
+        self._in_flight = in_flight  # statements at once (on connections of their own)
+        self._draining = 0
 
     async def submit(self, item: T) -> R:
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if not self._draining:
-            self._draining = True
+        if self._draining < self._in_flight:
+            self._draining += 1
             asyncio.get_running_loop().create_task(self._drain())
         return await future
 
@@ -59,7 +60,7 @@ class Batcher(Generic[T, R]):
                     if not future.done():
                         future.set_result(result)
         finally:
-            self._draining = False
+            self._draining -= 1
 
 
 def _copy(err: Exception) -> Exception:
