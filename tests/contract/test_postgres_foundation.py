@@ -189,3 +189,54 @@ async def test_W3_s9_concurrent_deliveries_share_a_statement_and_each_is_accepte
             assert await cursor.fetchone() == (30,)  # W9: one entry per duplicated delivery
     finally:
         await database.aclose()
+
+
+async def test_W6_s9_workers_on_separate_pools_claim_one_delivery_per_issue_in_order(
+    postgres_url: str,
+) -> None:
+    """FOR UPDATE SKIP LOCKED + the per-issue lock: four workers, each with its own pool (as
+    on four machines), never hold two deliveries of one issue at once, and process each
+    issue's deliveries once, in the order they were recorded."""
+    from datetime import timedelta
+
+    from adapters.postgres.sync_store import PgSyncStore
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    setup = PgDatabase(postgres_url, SecretBox((TEST_FERNET_KEY,)))
+    inbox = PgInbox(setup)
+    for n in range(60):
+        await inbox.record(NewDelivery(
+            tenant_id=1, delivery_id=f"d-{n:02d}", issue_id=f"issue-{n % 5}", issue_key="APP-1",
+            body=b"{}", received_at=t0 + timedelta(milliseconds=n)))
+    await setup.aclose()
+
+    holding: dict[str, str] = {}  # issue → the worker holding one of its deliveries
+    processed: dict[str, list[str]] = {}
+    overlaps: list[str] = []
+
+    async def worker(name: str) -> None:
+        database = PgDatabase(postgres_url, SecretBox((TEST_FERNET_KEY,)), pool_size=2)
+        mine, sync = PgInbox(database), PgSyncStore(database)
+        try:
+            idle = 0
+            while idle < 3:
+                claimed = await mine.claim(name, now=t0 + timedelta(seconds=1),
+                                           lease_seconds=60, limit=3)
+                idle = 0 if claimed else idle + 1
+                for delivery in claimed:
+                    if delivery.issue_id in holding:
+                        overlaps.append(delivery.issue_id)
+                    holding[delivery.issue_id] = name
+                await asyncio.sleep(0.001)  # "processing", while the others claim
+                for delivery in claimed:
+                    processed.setdefault(delivery.issue_id, []).append(delivery.delivery_id)
+                    del holding[delivery.issue_id]
+                    assert await sync.settle(delivery.id, name) is None  # done
+        finally:
+            await database.aclose()
+
+    await asyncio.gather(*(worker(f"w{n}") for n in range(4)))
+    assert overlaps == []
+    for issue in range(5):
+        expected = [f"d-{n:02d}" for n in range(60) if n % 5 == issue]
+        assert processed[f"issue-{issue}"] == expected
