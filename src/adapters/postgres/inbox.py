@@ -29,8 +29,8 @@ CHANNEL = "sentry_jira_deliveries"
 _RECORD = (
     "WITH inserted AS (INSERT INTO deliveries (tenant_id, delivery_id, issue_id, issue_key, "
     "body, received_at, not_before) "
-    "SELECT t, d, i, k, b, r, r FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], "
-    "%s::bytea[], %s::float8[]) AS rows (t, d, i, k, b, r) "
+    "SELECT t, d, i, k, b, r, r FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], "
+    "%b::bytea[], %b::float8[]) AS rows (t, d, i, k, b, r) "
     "ON CONFLICT (tenant_id, delivery_id) DO NOTHING RETURNING tenant_id, delivery_id) "
     f"SELECT tenant_id, delivery_id, pg_notify('{CHANNEL}', '') FROM inserted"
 ).encode()
