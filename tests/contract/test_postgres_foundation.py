@@ -240,3 +240,26 @@ async def test_W6_s9_workers_on_separate_pools_claim_one_delivery_per_issue_in_o
     for issue in range(5):
         expected = [f"d-{n:02d}" for n in range(60) if n % 5 == issue]
         assert processed[f"issue-{issue}"] == expected
+
+
+async def test_W10_a_delivery_waiting_on_a_lock_is_unavailable_not_hung(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another process holding the deliveries table (a long migration): the insert gives up
+    after the lock timeout with 503 material, and has written nothing."""
+    from adapters.postgres import database as pg_module
+
+    monkeypatch.setattr(pg_module, "LOCK_TIMEOUT_MS", 300)
+    database = PgDatabase(postgres_url, SecretBox((TEST_FERNET_KEY,)), pool_size=2)
+    inbox = PgInbox(database)
+    try:
+        with psycopg.connect(postgres_url) as blocker:
+            blocker.execute("LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(Unavailable) as caught:
+                await asyncio.wait_for(inbox.record(a_delivery("blocked")), timeout=10)
+            blocker.rollback()
+        assert caught.value.retry_after == 1
+        assert (await inbox.stats(datetime(2026, 1, 1, tzinfo=UTC))).pending == 0
+        assert await inbox.record(a_delivery("blocked")) is True
+    finally:
+        await database.aclose()

@@ -25,6 +25,9 @@ from core.model.errors import Unavailable
 
 KEY_CHECK_PLAINTEXT = "sentry-jira key check"  # the same marker as SQLite's
 ACQUIRE_TIMEOUT_SECONDS = 1.0  # W10: no connection within 1 s → 503
+# A statement waiting on a lock (a long transaction of another process, a schema change)
+# gives up after this, like SQLite's 5 s busy timeout: 503, never a request hung for ever.
+LOCK_TIMEOUT_MS = 5000
 
 log = logging.getLogger("sentry_jira.postgres")
 
@@ -83,7 +86,7 @@ class PgDatabase:
             self._pool = None
         pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
             self.conninfo, min_size=1, max_size=self.pool_size, open=False,
-            kwargs={"autocommit": True}, timeout=self.acquire_timeout,
+            kwargs={"autocommit": True}, timeout=self.acquire_timeout, configure=_configure,
             reconnect_timeout=0,  # keep trying in the background while the server is down
             name="sentry-jira",
         )
@@ -128,6 +131,12 @@ class PgDatabase:
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close(timeout=2)
+
+
+async def _configure(conn: Connection) -> None:
+    """Every pooled connection, once: a bounded wait on locks (the URL's own `options`
+    stay as they are)."""
+    await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}".encode())
 
 
 def _reason(err: psycopg.OperationalError) -> str:
