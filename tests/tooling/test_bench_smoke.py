@@ -54,6 +54,7 @@ BENCH_ENTRIES = [
     ("bench.wrk", "parse_wrk"),
     ("bench.ack", "measure_ack"),
     ("bench.pg_ack", "measure_pg_ack"),
+    ("bench.pg_e2e", "measure_pg_e2e"),
     ("bench.webhook_ack", "measure_webhook_ack"),
     ("bench.scale", "measure_scale"),
     ("bench.install_latency", "measure_install_latency"),
