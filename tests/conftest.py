@@ -35,6 +35,8 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 
 
 @pytest.fixture
-def postgres_url(postgres_cluster: PostgresCluster) -> str:
-    """The URL of a fresh, migrated database of the session's cluster."""
-    return postgres_cluster.database()
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """The URL of a fresh, migrated database of the session's cluster, dropped afterwards."""
+    url = postgres_cluster.database()
+    yield url
+    postgres_cluster.drop(url)

@@ -107,6 +107,14 @@ class PostgresCluster:
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
+    def drop(self, url: str) -> None:
+        """Drop a database made by `database()` (connections to it are ended)."""
+        from psycopg.conninfo import conninfo_to_dict
+
+        name = str(conninfo_to_dict(url)["dbname"])
+        assert name.startswith("sj_test_")
+        self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
     def database(self, *, migrated: bool = True) -> str:
         """The URL of a new, empty database (migrated by default: a copy of the template)."""
         name = f"sj_test_{next(self._names)}"
