@@ -39,15 +39,20 @@ class PgSyncStore:
 
     async def watermarks(self, keys: Iterable[WatermarkKey]) -> dict[WatermarkKey, Watermark]:
         wanted = list(dict.fromkeys(keys))
-        found: dict[WatermarkKey, Watermark] = {}
         if not wanted:
-            return found
-        async with self._database.connection() as conn:
-            for key in wanted:
-                mark = await _watermark(conn, key)
-                if mark is not None:
-                    found[key] = mark
-        return found
+            return {}
+        # One statement for every key (the worker asks before each delivery).
+        rows = await self._database.fetchall(
+            "SELECT w.tenant_id, w.issue_id, w.org, w.kind, w.updated, w.delivery_id "
+            "FROM sync_watermarks AS w JOIN unnest(%s::bigint[], %s::text[], %s::text[], "
+            "%s::text[]) AS k (t, i, o, n) ON w.tenant_id = k.t AND w.issue_id = k.i "
+            "AND w.org = k.o AND w.kind = k.n",
+            [[k.tenant_id for k in wanted], [k.issue_id for k in wanted],
+             [k.org for k in wanted], [k.kind.value for k in wanted]])
+        by_columns = {(k.tenant_id, k.issue_id, k.org, k.kind.value): k for k in wanted}
+        return {by_columns[(t, i, o, n)]: Watermark(updated=datetime.fromisoformat(u),
+                                                    delivery_id=d)
+                for t, i, o, n, u, d in rows}
 
     # -- plans and actions --------------------------------------------------------------
 
@@ -342,14 +347,16 @@ async def _journal(conn: Connection, entries: Sequence[JournalEntry]) -> None:
 
 
 async def _plan(conn: Connection, delivery_row: int) -> list[StoredAction] | None:
-    cursor = await conn.execute("SELECT 1 FROM sync_plans WHERE delivery_row = %s",
-                                [delivery_row])
-    if await cursor.fetchone() is None:
-        return None
+    # One statement: the plan's row (absent: not decided yet) and its actions, if any.
+    columns = ", ".join(f"a.{c.strip()}" for c in _ACTION_COLUMNS.split(","))
     cursor = await conn.execute(
-        f"SELECT {_ACTION_COLUMNS} FROM sync_actions WHERE delivery_row = %s "
-        "AND kind <> 'delivery' ORDER BY position, id".encode(), [delivery_row])
-    return [_action(row) for row in await cursor.fetchall()]
+        f"SELECT {columns} FROM sync_plans AS p LEFT JOIN sync_actions AS a "
+        "ON a.delivery_row = p.delivery_row AND a.kind <> 'delivery' "
+        "WHERE p.delivery_row = %s ORDER BY a.position, a.id".encode(), [delivery_row])
+    rows = await cursor.fetchall()
+    if not rows:
+        return None
+    return [_action(row) for row in rows if row[0] is not None]
 
 
 def _action(row: Sequence[Any]) -> StoredAction:
