@@ -57,6 +57,7 @@ from ports.tenants import TenantLookup, TenantStore
 
 if TYPE_CHECKING:
     from adapters.postgres.database import PgDatabase
+    from adapters.postgres.tenants import RememberedTenants
 
 
 @attrs.frozen
@@ -121,6 +122,9 @@ class Container:
     loop_connection: LoopConnection | None = None
     # W1 on the hot path: the event-loop connection's lookup (None: use `tenants`).
     tenant_lookup: TenantLookup | None = None
+    # §9: on PostgreSQL the Connect route's one-round-trip lookup
+    # (adapters/http/connect/remembered.py); None elsewhere.
+    remembered_tenants: RememberedTenants | None = None
     # §A stores; bootstrap puts the SQLite ones here, tests get in-memory fakes.
     admin: AdminStores = attrs.field(factory=memory_admin_stores)
     # L1–L6: signed lifecycle callbacks (None: the lifecycle routes answer 503).
@@ -367,11 +371,12 @@ def bootstrap_postgres(settings: Settings) -> Container:
     from adapters.postgres.inbox import PgInbox
     from adapters.postgres.lifecycle import PgLifecycleStore
     from adapters.postgres.sync_store import PgSyncStore
-    from adapters.postgres.tenants import PgTenantLookup, PgTenantStore
+    from adapters.postgres.tenants import PgTenantLookup, PgTenantStore, RememberedTenants
     from adapters.postgres.wakeups import SAFETY_POLL_SECONDS
 
     database = open_postgres(settings)
     tenants = PgTenantStore(database)
+    lookup = PgTenantLookup(database, database.box)
     keys_client = install_keys_client(settings)
     clock = SystemClock()
     jira_http = jira_http_client(settings)
@@ -396,7 +401,8 @@ def bootstrap_postgres(settings: Settings) -> Container:
         clock=clock,
         pg_database=database,
         inbox=inbox,
-        tenant_lookup=PgTenantLookup(database, database.box),
+        tenant_lookup=lookup,
+        remembered_tenants=RememberedTenants(lookup),
         admin=admin,
         install_keys=HttpInstallKeys(
             keys_client,

@@ -11,7 +11,7 @@ from litestar.types import Send
 
 from adapters.http.body import decode_json
 from adapters.wiring import Container
-from core.issue_update.acknowledge import acknowledge_issue_update
+from core.issue_update.acknowledge import Acknowledgement, acknowledge_issue_update
 from core.model.tenant import VerifiedSite
 
 _JSON = [(b"content-type", b"application/json")]
@@ -25,6 +25,12 @@ async def acknowledge_and_answer(site: VerifiedSite, raw_body: bytes, *, webhook
     ack = await acknowledge_issue_update(
         site, raw_body, webhook_id=webhook_id, inbox=container.inbox,
         clock=container.clock, decode=decode_json, encode=encode_json)
+    await send_acknowledgement(ack, container=container, send=send)
+
+
+async def send_acknowledgement(ack: Acknowledgement, *, container: Container,
+                               send: Send) -> None:
+    """202 accepted (waking the worker), or 200 duplicate / ignored, as JSON."""
     if ack.status == "accepted":
         container.wake_worker()
         status, body = 202, {"status": "accepted", "delivery": ack.delivery}

@@ -49,6 +49,7 @@ class PgDatabase:
         self.acquire_timeout = acquire_timeout
         self._pool: psycopg_pool.AsyncConnectionPool[Connection] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._checking: asyncio.Task[None] | None = None
 
     # -- start-up (blocking: before any loop runs) ---------------------------------------
 
@@ -105,7 +106,14 @@ class PgDatabase:
             raise Unavailable("the database is busy or unreachable; retry shortly",
                               retry_after=1) from None
         except psycopg.OperationalError as err:
+            # A connection that broke (the server restarted) means its idle siblings did
+            # too: have the pool test and replace them now, not one failed request each.
+            self._check_soon(pool)
             raise Unavailable(_reason(err), retry_after=1) from None
+
+    def _check_soon(self, pool: psycopg_pool.AsyncConnectionPool[Connection]) -> None:
+        if self._checking is None or self._checking.done():
+            self._checking = asyncio.get_running_loop().create_task(_check(pool))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -128,9 +136,18 @@ class PgDatabase:
         await self.fetchone("SELECT 1 FROM meta LIMIT 1")
 
     async def aclose(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close(timeout=2)
+
+
+async def _check(pool: psycopg_pool.AsyncConnectionPool[Connection]) -> None:
+    try:
+        await pool.check()
+    except Exception:  # the server is still down: the next failure checks again
+        log.warning("database unavailable: the pool's connections could not be checked")
 
 
 async def _configure(conn: Connection) -> None:

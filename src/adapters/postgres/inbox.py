@@ -35,6 +35,28 @@ _RECORD = (
     f"SELECT tenant_id, delivery_id, pg_notify('{CHANNEL}', '') FROM inserted"
 ).encode()
 
+# The same, for deliveries verified against a remembered tenant (adapters/postgres/tenants.py,
+# RememberedTenants): a row goes in only while its tenant still has the secret_version the
+# token was verified with, and is installed. The answer names, per delivery, whether it went
+# in ('new') or its tenant was current but the delivery already there ('current').
+_RECORD_VERIFIED = (
+    "WITH rows AS (SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[], "
+    "%b::bytea[], %b::float8[], %b::bigint[]) AS r (t, d, i, k, b, r, v)), "
+    "current AS (SELECT rows.* FROM rows JOIN tenants ON tenants.id = rows.t "
+    "AND tenants.secret_version = rows.v AND tenants.status = 'installed'), "
+    "inserted AS (INSERT INTO deliveries (tenant_id, delivery_id, issue_id, issue_key, body, "
+    "received_at, not_before) SELECT t, d, i, k, b, r, r FROM current "
+    "ON CONFLICT (tenant_id, delivery_id) DO NOTHING RETURNING tenant_id, delivery_id) "
+    f"SELECT tenant_id, delivery_id, 'new' FROM inserted, LATERAL pg_notify('{CHANNEL}', '') "
+    "UNION ALL SELECT t, d, 'current' FROM current"
+).encode()
+
+
+class TenantChanged(Exception):
+    """The tenant's row moved on (rotation, uninstall) since the token was verified: verify
+    again against a fresh read; nothing was recorded."""
+
+
 # W9: the first duplicate of a recorded delivery is journalled, once (one statement).
 _JOURNAL_FIRST_DUPLICATE = (
     b"WITH flagged AS (UPDATE deliveries SET duplicate_journalled = 1 "
@@ -96,6 +118,47 @@ class PgInbox:
     def __init__(self, database: PgDatabase) -> None:
         self._database = database
         self._records: Batcher[NewDelivery, bool] = Batcher(self._record_all)
+        self._verified: Batcher[tuple[NewDelivery, int], bool | None] = Batcher(
+            self._record_verified_all)
+
+    async def record_verified(self, delivery: NewDelivery, secret_version: int) -> bool:
+        """`record`, only while the tenant still has `secret_version` (one round trip: the
+        check rides on the insert); `TenantChanged` when it has not."""
+        recorded = await self._verified.submit((delivery, secret_version))
+        if recorded is None:
+            raise TenantChanged
+        return recorded
+
+    async def _record_verified_all(
+        self, items: Sequence[tuple[NewDelivery, int]]
+    ) -> list[bool | None]:
+        first: dict[tuple[int, str], int] = {}
+        for index, (delivery, _) in enumerate(items):
+            first.setdefault((delivery.tenant_id, delivery.delivery_id), index)
+        unique = [items[index] for index in first.values()]
+        columns = ([d.tenant_id for d, _ in unique], [d.delivery_id for d, _ in unique],
+                   [d.issue_id for d, _ in unique], [d.issue_key for d, _ in unique],
+                   [d.body for d, _ in unique], [d.received_at.timestamp() for d, _ in unique],
+                   [v for _, v in unique])
+        async with self._database.connection() as conn:
+            cursor = await conn.execute(_RECORD_VERIFIED, columns, prepare=True)
+            rows = await cursor.fetchall()
+            new = {(t, d) for t, d, what in rows if what == "new"}
+            current = {(t, d) for t, d, what in rows if what == "current"}
+            answers: list[bool | None] = []
+            for index, (delivery, _) in enumerate(items):
+                key = (delivery.tenant_id, delivery.delivery_id)
+                if key not in current:
+                    answers.append(None)  # the tenant moved on: verify again
+                elif key in new and first[key] == index:
+                    answers.append(True)
+                else:
+                    answers.append(False)
+                    await conn.execute(_JOURNAL_FIRST_DUPLICATE, (
+                        delivery.tenant_id, delivery.delivery_id, delivery.tenant_id,
+                        delivery.received_at.timestamp(), delivery.delivery_id,
+                        delivery.issue_key, DUPLICATE_DETAIL))
+        return answers
 
     async def record(self, delivery: NewDelivery) -> bool:
         return await self._records.submit(delivery)

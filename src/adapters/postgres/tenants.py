@@ -266,3 +266,62 @@ class PgTenantLookup:
 
     async def by_id(self, tenant_id: int) -> Tenant | None:
         return await self._by_id.submit(tenant_id)
+
+
+class RememberedTenants:
+    """The acknowledgement path's first try on PostgreSQL (§7, §9): the tenant as this
+    process last read it, without a round trip. Safe only with its two checks, which
+    adapters/http/connect/issue_updated.py makes: a token refused against a remembered
+    tenant is verified again against a fresh read (the secret may have been rotated to the
+    one it was signed with), and a delivery verified against a remembered tenant is recorded
+    only while the row still has that `secret_version` (`PgInbox.record_verified`: the
+    version check rides on the insert) — else it is verified again, freshly. A rotation or
+    uninstall is thus still honoured by the very next request on every machine."""
+
+    def __init__(self, fresh: PgTenantLookup, *, size: int = 4096) -> None:
+        self._fresh = fresh
+        self._size = size
+        self._known: OrderedDict[str, Tenant] = OrderedDict()
+
+    def attempt(self, *, fresh: bool = False) -> RememberedAttempt:
+        return RememberedAttempt(self, fresh=fresh)
+
+    async def read(self, client_key: str) -> Tenant | None:
+        tenant = await self._fresh.by_client_key(client_key)
+        self.remember(client_key, tenant)
+        return tenant
+
+    async def read_id(self, tenant_id: int) -> Tenant | None:
+        return await self._fresh.by_id(tenant_id)
+
+    def remember(self, client_key: str, tenant: Tenant | None) -> None:
+        if tenant is None:
+            self._known.pop(client_key, None)
+            return
+        self._known[client_key] = tenant
+        if len(self._known) > self._size:
+            self._known.popitem(last=False)
+
+    def known(self, client_key: str) -> Tenant | None:
+        return self._known.get(client_key)
+
+
+class RememberedAttempt:
+    """One request's lookup (a `TenantLookup`): remembered tenants first; says whether it
+    answered from memory (then the answer must be confirmed, see `RememberedTenants`)."""
+
+    def __init__(self, tenants: RememberedTenants, *, fresh: bool = False) -> None:
+        self._tenants = tenants
+        self._fresh = fresh
+        self.from_memory = False
+
+    async def by_client_key(self, client_key: str) -> Tenant | None:
+        known = None if self._fresh else self._tenants.known(client_key)
+        if known is not None:
+            self.from_memory = True
+            return known
+        return await self._tenants.read(client_key)
+
+    async def by_id(self, tenant_id: int) -> Tenant | None:  # not used by Connect (W1)
+        return await self._tenants.read_id(tenant_id)
+
