@@ -6,6 +6,7 @@ configuration mistake one line on stderr with exit 2 (no file written, no traceb
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,14 @@ def test_8_2_out_writes_the_file_and_connect_modules_adds_the_connect_part(
     assert "read:email-address:jira" in document["permissions"]["scopes"]
     paths = {e["key"]: e["route"]["path"] for e in document["modules"]["endpoint"]}
     assert paths[FORGE_ENDPOINT_KEYS["issue-updated"]] == "/extensions/jira/forge/issue-updated/"
+
+
+def test_json_prints_the_same_manifest_as_json(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    as_json = cli(env, "--json", "--connect-modules")
+    as_yaml = cli(env, "--connect-modules")
+    assert as_json.exit_code == 0 and as_yaml.exit_code == 0
+    assert json.loads(as_json.stdout) == yaml.safe_load(as_yaml.stdout)
 
 
 def test_8_2_without_an_app_id_it_refuses_in_one_line(tmp_path: Path) -> None:

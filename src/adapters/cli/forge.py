@@ -7,6 +7,7 @@ or a malformed SENTRY_JIRA_FORGE_APP_ID, a base URL Forge cannot call) or usage 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import click
 import yaml
 
-from adapters.cli.admin import CONTEXT, AdminGroup, fail
+from adapters.cli.admin import CONTEXT, AdminGroup, fail, json_option
 
 HEADER = (
     "# Forge manifest written by `sentry-jira forge manifest` (SPEC §8.2) from this\n"
@@ -41,7 +42,8 @@ def forge_group() -> None:
 @click.option("--connect-modules", is_flag=True,
               help="Also carry the Connect descriptor's modules (Connect on Forge), for sites "
                    "that still run the Connect app.")
-def manifest(out: Path | None, connect_modules: bool) -> None:
+@json_option
+def manifest(out: Path | None, connect_modules: bool, as_json: bool) -> None:
     """Write the Forge manifest.yml for this deployment: app id from SENTRY_JIRA_FORGE_APP_ID,
     remote = SENTRY_JIRA_BASE_URL, the issue-updated, install/upgrade, pre-uninstall and
     hourly keep-alive modules, and the fewest scopes."""
@@ -57,7 +59,8 @@ def manifest(out: Path | None, connect_modules: bool) -> None:
                                   connect_modules=connect_modules)
     except ForgeManifestError as err:
         fail(f"configuration error: {err}", 2)
-    text = manifest_yaml(document)
+    # --json: the same manifest as JSON (itself valid YAML), e.g. for jq.
+    text = json.dumps(document, indent=2) + "\n" if as_json else manifest_yaml(document)
     if out is None:
         click.echo(text, nl=False)
         return
