@@ -30,8 +30,9 @@ def test_8_2_the_forge_steps_deploy_and_install_to_production() -> None:
     order = [next(i for i, line in enumerate(lines) if line.startswith(prefix))
              for prefix in ("forge register", "forge deploy", "forge install")]
     assert order == sorted(order)
-    (placeholder,) = re.findall(r"SENTRY_JIRA_FORGE_APP_ID=(ari:\S+) ", commands)
-    assert is_forge_app_id(placeholder)
+    # the placeholder that `forge register` replaces must be an id the CLI accepts
+    placeholder = re.findall(r"SENTRY_JIRA_FORGE_APP_ID=(ari:\S+) ", commands)[0]
+    assert is_forge_app_id(placeholder), placeholder
 
 
 def test_8_2_every_scope_a_manifest_can_ask_for_is_explained() -> None:
