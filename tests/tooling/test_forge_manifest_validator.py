@@ -3,9 +3,9 @@ validator, npm `@forge/manifest` (its FullValidationProcessor), pinned with `tsl
 tests/forge_manifest/package-lock.json and installed by `scripts/test` (`npm ci`).
 
 Every variant the CLI can produce (with and without --connect-modules × the e-mail option on
-and off × a base URL with and without a path) is written by the real CLI in a subprocess and
-validated in one node run: zero errors and zero warnings. The test is tested: manifests broken
-the ways a bad change would break them must make the validator report the error.
+and off × a base URL with and without a path × YAML or --json) is written by the real CLI in a
+subprocess and validated in one node run: zero errors and zero warnings. The test is tested:
+manifests broken the ways a bad change would break them must make the validator report it.
 
 No node, npm or installed validator: the test FAILS when CI is set (`.ci/run` sets CI=true),
 and is skipped only on a developer machine without CI.
@@ -33,7 +33,7 @@ VALIDATE_JS = VALIDATOR_DIR / "validate.js"
 APP_ID = "ari:cloud:ecosystem::app/406d303d-0393-4ec4-ad7c-1435be94583a"
 
 BASE_URLS = ("https://sentry-jira.example.com", "https://apps.example.com/tools/sentry-jira")
-VARIANTS = list(itertools.product((False, True), (False, True), BASE_URLS))
+VARIANTS = list(itertools.product((False, True), (False, True), BASE_URLS, (False, True)))
 
 
 def require_validator(ci: bool, node: str | None, package_dir: Path) -> str:
@@ -66,7 +66,9 @@ def run_validator(node: str, paths: list[Path]) -> tuple[int, dict[str, Any]]:
     return done.returncode, json.loads(done.stdout)
 
 
-def write_with_cli(out: Path, *, connect_modules: bool, email: bool, base_url: str) -> None:
+def write_with_cli(
+    out: Path, *, connect_modules: bool, email: bool, base_url: str, as_json: bool
+) -> None:
     """The real `sentry-jira forge manifest` in its own process, environment from scratch."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SENTRY_JIRA_")}
     env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
@@ -79,17 +81,20 @@ def write_with_cli(out: Path, *, connect_modules: bool, email: bool, base_url: s
     args = ["forge", "manifest", "--out", str(out)]
     if connect_modules:
         args.append("--connect-modules")
+    if as_json:
+        args.append("--json")
     done = subprocess.run([sys.executable, "-m", "adapters.cli.main", *args], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert out.is_file()
 
 
-def variant_name(connect_modules: bool, email: bool, base_url: str) -> str:
+def variant_name(connect_modules: bool, email: bool, base_url: str, as_json: bool) -> str:
     return "-".join([
         "connect" if connect_modules else "forge",
         "email" if email else "noemail",
         "path" if base_url.count("/") > 2 else "root",
+        "json" if as_json else "yaml",
     ])
 
 
@@ -97,18 +102,18 @@ def variant_name(connect_modules: bool, email: bool, base_url: str) -> str:
 def written(node: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("manifests")
     paths = {}
-    for connect_modules, email, base_url in VARIANTS:
-        name = variant_name(connect_modules, email, base_url)
+    for connect_modules, email, base_url, as_json in VARIANTS:
+        name = variant_name(connect_modules, email, base_url, as_json)
         paths[name] = folder / f"{name}.yml"
         write_with_cli(paths[name], connect_modules=connect_modules, email=email,
-                       base_url=base_url)
+                       base_url=base_url, as_json=as_json)
     return paths
 
 
 def test_8_2_every_variant_the_cli_writes_passes_atlassians_validator(
     node: str, written: dict[str, Path]
 ) -> None:
-    assert len(written) == 8
+    assert len(written) == 16
     code, report = run_validator(node, list(written.values()))
     for name, path in written.items():
         assert report[str(path)] == {"success": True, "errors": [], "warnings": []}, name
@@ -124,8 +129,17 @@ def test_8_2_the_variants_differ_as_their_options_say(written: dict[str, Path]) 
         scopes = doc["permissions"]["scopes"]
         assert ("connectModules" in doc) == name.startswith("connect-"), name
         assert ("read:email-address:jira" in scopes) == ("-email-" in name), name
-        assert doc["remotes"][0]["baseUrl"].endswith("/tools/sentry-jira") == name.endswith(
-            "-path"), name
+        assert doc["remotes"][0]["baseUrl"].endswith("/tools/sentry-jira") == (
+            "-path-" in name), name
+        assert path_is_json(written[name]) == name.endswith("-json"), name
+
+
+def path_is_json(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return False
+    return True
 
 
 def broken(base: Path, out: Path, change: Any) -> Path:
@@ -173,7 +187,7 @@ BROKEN = {
 def test_8_2_the_test_is_tested_broken_manifests_make_the_validator_fail(
     node: str, written: dict[str, Path], tmp_path: Path
 ) -> None:
-    base = written["connect-email-path"]
+    base = written["connect-email-path-yaml"]
     paths = {
         name: broken(base, tmp_path / f"broken-{number}.yml", change)
         for number, (name, (change, _)) in enumerate(BROKEN.items())
