@@ -122,7 +122,7 @@ def test_8_2_every_variant_the_cli_writes_passes_atlassians_validator(
 
 def test_8_2_the_variants_differ_as_their_options_say(written: dict[str, Path]) -> None:
     """The matrix really covers what it names (a CLI ignoring an option would make the
-    validator test pass on eight copies of one manifest)."""
+    validator test pass on copies of one manifest)."""
     docs = {name: yaml.safe_load(path.read_text(encoding="utf-8"))
             for name, path in written.items()}
     for name, doc in docs.items():
