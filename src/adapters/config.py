@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from core.forge_manifest import is_forge_app_id
 from core.model.host_patterns import HostPattern, parse_host_patterns
 from core.model.settings import AppSettings
 
@@ -46,6 +47,7 @@ KNOWN_VARIABLES: tuple[str, ...] = tuple(
         "JIRA_CREDENTIAL",
         "LOG_FORMAT",
         "LOG_LEVEL",
+        "FORGE_APP_ID",
     )
 )
 
@@ -130,6 +132,7 @@ def load_settings(
         retention_days=_int(
             PREFIX + "RETENTION_DAYS", get("RETENTION_DAYS"), 30, low=3, high=36500
         ),
+        forge_app_id=_forge_app_id(get("FORGE_APP_ID")),
     )
     database = Path(get("DATABASE") or "./sentry-jira.db")
     if database.is_dir():
@@ -197,6 +200,13 @@ def _plain_url(variable: str, value: str) -> None:
 def _base_url(value: str) -> str:
     _plain_url(PREFIX + "BASE_URL", value)
     return value.rstrip("/")
+
+
+def _forge_app_id(value: str | None) -> str | None:
+    """§8.2: unset = Forge off; else the app ARI exactly as `forge register` wrote it."""
+    if value is not None and not is_forge_app_id(value):
+        raise ConfigError(PREFIX + "FORGE_APP_ID", "expected ari:cloud:ecosystem::app/<uuid>")
+    return value
 
 
 def _is_app_key(value: str) -> bool:

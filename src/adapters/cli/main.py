@@ -9,6 +9,7 @@ from typing import NoReturn
 import click
 
 from adapters.cli.admin import AdminGroup, admin_commands
+from adapters.cli.forge import forge_commands
 from adapters.cli.secrets import secrets_commands
 from adapters.cli.sites import sites_commands
 from adapters.cli.sync import sync_commands
@@ -83,6 +84,9 @@ for _command in sites_commands:  # webhook sites (§8.1)
     main.add_command(_command)
 
 for _command in secrets_commands:  # secrets reencrypt (§A, key retirement)
+    main.add_command(_command)
+
+for _command in forge_commands:  # forge manifest (§8.2)
     main.add_command(_command)
 
 

@@ -22,6 +22,8 @@ class AppSettings:
     retry_base_seconds: float = 2.0
     max_attempts: int = 12
     retention_days: int = 30
+    # §8.2 SENTRY_JIRA_FORGE_APP_ID: the Forge app ARI; None = Forge off (routes answer 404)
+    forge_app_id: str | None = None
 
     @property
     def base_path(self) -> str:
