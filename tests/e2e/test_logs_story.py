@@ -5,6 +5,10 @@ org bound with a Sentry token, a link, search tokens, an uninstall, a delivery, 
 followed by refusals (forged lifecycle calls and webhooks, wrong admin tokens). Then every
 line the server wrote must be one JSON object with `ts`, `level` and `event`, the events
 of the story must be there, and no secret, token or JWT the story used may appear.
+
+Before the server stops, `/metrics` is scraped (§3 metrics): once without a token (401) and
+once with the admin token; its counters must show the story's deliveries and refusals, and
+it must hold no tenant data, secret or token either.
 """
 
 from __future__ import annotations
@@ -31,13 +35,15 @@ from tests.support.key_server import running_key_server
 from tests.support.leak_scan import find_leaks
 from tests.support.process import free_port, running_server
 
+Story = tuple[Hostile, list[str], str]
+
 pytestmark = pytest.mark.e2e
 
 FORGED_LIFECYCLE = 200  # more than the burst of the refusal lines
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hostile, list[str]]]:
+def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     directory = tmp_path_factory.mktemp("logs-story")
     admin_token = random_secret("admin")
     log = directory / "server.log"
@@ -62,8 +68,11 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hostile, l
                 h.remember(label, getattr(h, label))
             set_up_real_data(h)
             refuse_things(h)
+            assert client.get("/metrics").status_code == 401
+            scraped = client.get("/metrics", headers={"Authorization": f"Bearer {admin_token}"})
+            assert scraped.status_code == 200, scraped.text
         # stopped: the log is complete (shutdown lines included)
-        yield h, log.read_text().splitlines()
+        yield h, log.read_text().splitlines(), scraped.text
 
 
 def refuse_things(h: Hostile) -> None:
@@ -81,17 +90,17 @@ def refuse_things(h: Hostile) -> None:
 
 
 def test_every_line_is_one_json_object_with_ts_level_and_event(
-    story: tuple[Hostile, list[str]],
+    story: Story,
 ) -> None:
-    _, lines = story
+    _, lines, _ = story
     assert len(lines) > 5
     for line in lines:
         parsed: dict[str, Any] = json.loads(line)
         assert {"ts", "level", "event", "message"} <= set(parsed), line[:200]
 
 
-def test_the_story_s_events_are_logged(story: tuple[Hostile, list[str]]) -> None:
-    h, lines = story
+def test_the_story_s_events_are_logged(story: Story) -> None:
+    h, lines, _ = story
     events = [json.loads(line) for line in lines]
     names = [e["event"] for e in events]
     [startup] = [e for e in events if e["event"] == "startup"]
@@ -106,9 +115,32 @@ def test_the_story_s_events_are_logged(story: tuple[Hostile, list[str]]) -> None
     assert len(refused) < FORGED_LIFECYCLE // 2
 
 
-def test_no_secret_token_or_jwt_in_any_line(story: tuple[Hostile, list[str]]) -> None:
-    h, lines = story
+def test_no_secret_token_or_jwt_in_any_line(story: Story) -> None:
+    h, lines, _ = story
     assert len(h.secrets) > 200  # every token sent was remembered
     found = find_leaks(h.secrets, {f"log line {n}": line.encode() for n, line in
                                    enumerate(lines)})
     assert found == [], [f"{leak.secret} in {leak.place}" for leak in found]
+
+
+def test_3_metrics_count_the_story_without_any_secret(story: Story) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    h, lines, text = story
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for family in text_string_to_metric_families(text) for s in family.samples}
+
+    def value(name: str, **labels: str) -> float:
+        return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert value("sentry_jira_deliveries_total", transport="connect", answer="401") >= 20
+    assert value("sentry_jira_ack_seconds_count", transport="connect") >= 20
+    assert ("sentry_jira_queue_depth", ()) in found
+    assert ("sentry_jira_dead_letters", ()) in found
+    # The install-key fetches of the signed lifecycle calls went to the key server.
+    assert value("sentry_jira_outbound_calls_total", target="install_keys", status="2xx") >= 1
+    found_leaks = find_leaks(h.secrets, {"/metrics": text.encode()})
+    assert found_leaks == [], [f"{leak.secret} in {leak.place}" for leak in found_leaks]
+    assert CLIENT not in text
+    [refused] = [json.loads(line) for line in lines if '"metrics_refused"' in line]
+    assert refused["route"] == "/metrics"

@@ -6,7 +6,7 @@ from litestar import Litestar, Router
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 
-from adapters.http import admin, health, journal
+from adapters.http import admin, health, journal, metrics
 from adapters.http import search as search_routes
 from adapters.http.connect import descriptor, issue_updated
 from adapters.http.connect import lifecycle as lifecycle_routes
@@ -31,6 +31,7 @@ def create_app(container: Container) -> Litestar:
     handlers += webhook_routes.routes(container)
     handlers += search_routes.routes(container)
     handlers += journal.routes(container)
+    handlers += metrics.routes(container)
     # /schema describes the admin API: served only with it on, and behind its token (§A).
     admin_on = bool(container.settings.admin_tokens)
     openapi = OpenAPIConfig(title="sentry-jira", version=VERSION, path=f"{base_path}/schema")
