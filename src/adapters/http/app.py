@@ -13,6 +13,7 @@ from adapters.http.connect import lifecycle as lifecycle_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
 from adapters.http.jira_webhooks import issue_updated as webhook_routes
 from adapters.http.jira_webhooks import sites as site_routes
+from adapters.http.schema_page import OfflineSchemaPage, SchemaJson
 from adapters.http.transport import guard_factory
 from adapters.wiring import Container
 
@@ -33,8 +34,11 @@ def create_app(container: Container) -> Litestar:
     handlers += journal.routes(container)
     handlers += metrics.routes(container)
     # /schema describes the admin API: served only with it on, and behind its token (§A).
+    # Offline: the page is rendered here, no UI assets from a CDN (adapters/http/schema_page.py).
     admin_on = bool(container.settings.admin_tokens)
-    openapi = OpenAPIConfig(title="sentry-jira", version=VERSION, path=f"{base_path}/schema")
+    openapi = OpenAPIConfig(title="sentry-jira", version=VERSION, path=f"{base_path}/schema",
+                            render_plugins=[OfflineSchemaPage("/"),
+                                            SchemaJson(path="/openapi.json")])
     return Litestar(
         route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],
         exception_handlers=EXCEPTION_HANDLERS,
