@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 
@@ -50,6 +51,7 @@ def create_app(container: Container) -> Litestar:
         ],
         request_max_body_size=container.settings.max_body_bytes,
         openapi_config=openapi if admin_on else None,
+        state=State({"base_path": base_path}),  # errors.log_refusal names routes without it
         on_startup=[container.startup],
         on_shutdown=[container.shutdown],
         # §3: the one logging setup (adapters/logs.py) stays in place; Litestar's own would
