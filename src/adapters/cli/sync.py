@@ -48,9 +48,9 @@ def worker(metrics_port: int | None) -> None:
 
     if metrics_port is not None:
         try:  # §3: a port in use is one line, exit 2, before the database is opened
-            check_can_listen(METRICS_HOST, metrics_port)
+            check_can_listen(METRICS_HOST, metrics_port, option="--metrics-port")
         except CannotListen as err:
-            fail_startup(f"{err} (--metrics-port)")
+            fail_startup(str(err))
     container = open_configured()
     log_startup(container.settings, process="worker", transports=())
     exporter = None
