@@ -131,6 +131,7 @@ def test_the_story_s_events_are_logged(story: Story) -> None:
         assert startup["database"] == "sqlite"
         assert startup["database_location"] == str(h.database)
         assert (startup["admin_api"], startup["worker"]) == ("on", "off")
+        assert startup["transports"] == "connect,webhook" and startup["metrics"] == "token"
         assert startup["base_url"] == "https://sentry-jira.example.com"
         assert refused and refused[0]["reason"] == "the token signature is invalid"
     else:
