@@ -79,7 +79,8 @@ def counted(transport: str, container: Container) -> Callable[[AckRoute], AsgiRo
             except BaseException as error:
                 metrics.delivery(transport, answer_of(error), clock() - started)
                 raise
-            metrics.delivery(transport, answer, clock() - started)
+            # A route that forgot to return the answer still counts (as `answered`).
+            metrics.delivery(transport, answer or "answered", clock() - started)
 
         handler.__name__ = route.__name__
         handler.__qualname__ = route.__qualname__
