@@ -21,6 +21,7 @@ from adapters.memory.admin import (
     MemorySearchTokenStore,
 )
 from adapters.memory.inbox import MemoryInbox
+from adapters.metrics import Metrics, counting_store
 from adapters.outbound.install_keys import HttpInstallKeys
 from adapters.outbound.jira import HttpJiraApi, jira_http_client
 from adapters.outbound.jira_status_cache import CachingJiraApi, StatusCache
@@ -116,6 +117,8 @@ class Container:
     journal: Journal | None = None
     worker: Worker | None = None
     upkeep: WorkerUpkeep | None = None
+    # §3 /metrics: this process's counters (its own registry: two apps in a test count apart).
+    metrics: Metrics = attrs.field(factory=Metrics)
 
     _background: list[asyncio.Task[None]] = attrs.field(factory=list, init=False)
 
@@ -236,6 +239,7 @@ def open_database(settings: Settings) -> Database:
 def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
     database = open_database(settings)
+    metrics = Metrics()
     loop_connection = LoopConnection(database.path, synchronous=settings.sqlite_synchronous)
     tenants = SqliteTenantStore(database)
     keys_client = install_keys_client(settings)
@@ -246,13 +250,17 @@ def bootstrap(settings: Settings) -> Container:
     admin = sqlite_admin_stores(database)
     sync = SqliteSyncStore(database, loop_connection)
     # W5: the status cache wraps the Jira client (any transport's credential).
-    jira = CachingJiraApi(HttpJiraApi(jira_http, settings, clock=clock), StatusCache(clock))
-    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts)
+    jira = CachingJiraApi(
+        HttpJiraApi(jira_http, settings, clock=clock, observe=metrics.outbound_observer("jira")),
+        StatusCache(clock))
+    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts,
+                           observe=metrics.outbound_observer("sentry"))
+    counted_sync = counting_store(sync, metrics)  # §3: W9 outcomes by kind
     # The worker's stores read in place on the loop's connection (adapters/sqlite/loop_writes.py).
     worker_database = LoopDatabase(database, loop_connection)
     worker_admin = sqlite_admin_stores(worker_database)
     worker = Worker(
-        SyncPorts(inbox=inbox, sync=sync, journal=sync,
+        SyncPorts(inbox=inbox, sync=counted_sync, journal=counted_sync,
                   tenants=SqliteTenantStore(worker_database), bindings=worker_admin.bindings,
                   links=worker_admin.links, accounts=worker_admin.accounts,
                   sentry=sentry, jira=jira, clock=clock),
@@ -273,6 +281,7 @@ def bootstrap(settings: Settings) -> Container:
             keys_client,
             settings.install_keys_url,
             timeout_seconds=settings.install_keys_timeout_seconds,
+            observe=metrics.outbound_observer("install_keys"),
         ),
         lifecycle=SqliteLifecycleStore(database, tenants),
         install_keys_client=keys_client,
@@ -283,6 +292,7 @@ def bootstrap(settings: Settings) -> Container:
         journal=sync,
         worker=worker,
         upkeep=sync,
+        metrics=metrics,
     )
 
 

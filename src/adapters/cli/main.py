@@ -16,8 +16,9 @@ from adapters.cli.sync import sync_commands
 from adapters.config import ConfigError, Settings, load_settings
 from adapters.logs import package_version
 
-# The inbound transports `serve` mounts (the start-up line names them).
-TRANSPORTS = ("connect",)
+# The inbound transports `serve` mounts (the start-up line names them): the Connect app's
+# webhook and the X-Hub-Signature webhook of registered sites (§8.1).
+TRANSPORTS = ("connect", "webhook")
 
 
 def fail_config(err: ConfigError) -> NoReturn:

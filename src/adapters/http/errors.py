@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from adapters.logs import refusals
 from core.model.errors import (
     BadRequest,
     Conflict,
@@ -59,12 +60,46 @@ def error_response(
     return Response({"detail": detail}, status_code=status, headers=headers)
 
 
-def service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+def service_error(request: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     status = next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 500)
+    if status == 401:
+        log_refusal(request, exc)
     headers = None
     if isinstance(exc, RETRY_AFTER_KINDS):
         headers = {"Retry-After": str(exc.retry_after)}
     return error_response(status, client_detail(exc), headers)
+
+
+# §3: the event of a refused unauthenticated request, by the route's first segments. The
+# lifecycle callbacks and /metrics write their own lines (lifecycle_refused, metrics_refused).
+REFUSAL_EVENTS = (
+    ("/extensions/jira/issue-updated", "webhook_refused"),
+    ("/extensions/jira/webhook", "webhook_refused"),
+    ("/extensions/jira/search", "search_refused"),
+    ("/api", "admin_refused"),
+    ("/schema", "admin_refused"),
+)
+
+
+def log_refusal(request: Request[Any, Any, Any], exc: ServiceError) -> None:
+    """One rate-limited warning line per refused request (adapters/logs.py `RefusalLog`):
+    the route's template (never the path as sent, nor a header, token or body), the method,
+    the client address and the core's reason."""
+    scope = request.scope
+    base = str(request.app.state.get("base_path") or "")
+    template = str(scope.get("path_template") or "")
+    handler: Any = scope.get("route_handler")
+    if not template and handler is not None and handler.paths:  # a mount: its prefix
+        template = base + min(handler.paths) + "/{…}"
+    route = template[len(base):] if base and template.startswith(base) else template
+    name = next((event for prefix, event in REFUSAL_EVENTS
+                 if route == prefix or route.startswith(prefix + "/")), None)
+    if name is None:
+        return
+    client = scope.get("client")
+    refusals.refused(name, f"refused {scope.get('method', '')} {template}: {exc.detail}",
+                     route=template, method=scope.get("method"), reason=exc.detail,
+                     client=client[0] if client else None)
 
 
 def client_detail(exc: ServiceError) -> str:

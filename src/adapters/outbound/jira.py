@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -270,9 +270,11 @@ class HttpJiraApi:
         settings: Settings,
         *,
         clock: Clock | None = None,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
+        self._observe = observe  # §3 metrics: each call's status class or failure
         self._clock = clock or SystemClock()
 
     async def get_issue(self, tenant: Tenant, key: str) -> JiraIssueSummary | None:
@@ -442,6 +444,7 @@ class HttpJiraApi:
                 deadline_seconds=seconds,
                 max_bytes=MAX_RESPONSE_BYTES,
                 read_body=lambda status: status not in absent_on and is_success(status),
+                observe=self._observe,
             )
         except OutboundTimeout:
             raise UpstreamTimeout("Jira did not answer in time") from None

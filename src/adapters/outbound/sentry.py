@@ -14,7 +14,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -105,8 +105,10 @@ class HttpSentryApi:
         sentry_hosts: tuple[HostPattern, ...] = (),
         *,
         per_host_calls: int = PER_HOST_CALLS,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
+        self._observe = observe  # §3 metrics: each call's status class or failure
         self._timeout = timeout
         self._hosts = sentry_hosts
         self._per_host_calls = per_host_calls
@@ -211,6 +213,7 @@ class HttpSentryApi:
                 request,
                 deadline_seconds=max(0.001, deadline),
                 max_bytes=MAX_ANSWER_BYTES,
+                observe=self._observe,
             )
         except OutboundTimeout:
             raise SentryUnavailable(f"Sentry did not answer in time ({what})") from None
