@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from core.model.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     SentryError,
     ServiceError,
@@ -29,6 +30,7 @@ log = logging.getLogger("sentry_jira.http")
 STATUS_OF: dict[type[ServiceError], int] = {
     BadRequest: 400,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     Unavailable: 503,
