@@ -8,6 +8,7 @@ unknown ids (404); errors go through the one exception map (`{"detail": ...}`).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from importlib.resources import files
 from typing import Any, Final
 
@@ -141,7 +142,7 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
         body = render(
             "configure.html", view=view, static=base_path + STATIC_PATH, all_js=ALL_JS,
             configure_url=base_path + CONFIGURE_PATH, strategies=STRATEGY_LABELS,
-            iso_utc=iso_utc, title="Sentry for Jira",
+            iso_utc=iso_utc, shown_time=shown_time, title="Sentry for Jira",
         )
         return html_response(body, status=200, ancestors=site_ancestors(view.tenant))
 
@@ -194,6 +195,13 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
             "X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=300"})
 
     return [configure_page, issue_glance, bind_org, unbind_org, retry, static]
+
+
+def shown_time(moment: datetime) -> str:
+    """A journal time as people read it (the `datetime` attribute keeps ISO 8601)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _json(body: dict[str, Any], status: int = 200) -> Response[dict[str, Any]]:
