@@ -22,6 +22,7 @@ import pytest
 
 from core.describe import CONFIGURE_PATH, ISSUE_GLANCE_PATH
 from tests.support.browser import CHROMEDRIVER, CHROMIUM, JiraHost, chromium, stub_all_js
+from tests.support.leak_scan import database_files, find_leaks
 from tests.support.pages import ADMIN_ACCOUNT, JIRA_PAGE_PARAMS, context_token, signed_page_url
 from tests.support.process import free_port, running_server
 from tests.support.sync_e2e import (
@@ -60,6 +61,7 @@ class Scene:
     jira: JiraHost
     env: dict[str, str]
     shots: Path
+    log: Path
 
 
 @pytest.fixture
@@ -87,7 +89,7 @@ def scene(tmp_path: Path) -> Iterator[Scene]:
         with running_server(env, port=app_port, log=tmp_path / "serve.log"):
             shots = tmp_path / "screenshots"
             shots.mkdir()
-            yield Scene(app, host, tenant_id, sentry, jira, env, shots)
+            yield Scene(app, host, tenant_id, sentry, jira, env, shots, tmp_path / "serve.log")
             target = os.environ.get("PAGES_SCREENSHOTS_DIR")
             if target:
                 Path(target).mkdir(parents=True, exist_ok=True)
@@ -238,6 +240,12 @@ def test_section10_configure_and_glance_in_a_real_browser(scene: Scene) -> None:
             shoot(driver, scene, "configure-page", configure, width)
             shoot(driver, scene, "issue-glance", glance, width)
         assert len(list(scene.shots.glob("*.png"))) == 4
+
+    # §3, §4.2: no secret, token or JWT in the server's log; the Sentry token encrypted at rest.
+    log = scene.log.read_bytes()
+    assert find_leaks({"shared secret": SECRET, "sentry token": SENTRY_TOKEN},
+                      {"serve.log": log, **database_files(scene.log.parent)}) == []
+    assert b"jwt=" not in log and b"eyJ" not in log
 
 
 def test_section10_csp_stops_another_site_framing_the_page(scene: Scene) -> None:
