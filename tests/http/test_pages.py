@@ -559,3 +559,17 @@ async def test_section10_static_files_are_served_with_their_types(world: World) 
     assert "AP.context" in script.text or "context.getToken" in script.text
     assert (await world.client.get(f"{STATIC_PATH}/pages.css")).status_code == 200
     assert (await world.client.get(f"{STATIC_PATH}/nothing.js")).status_code == 404
+
+
+async def test_section10_an_unexpected_failure_is_an_html_page_without_a_trace(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(tenant_id: int) -> list[Binding]:
+        raise RuntimeError("internal detail " + SENTRY_TOKEN)
+
+    monkeypatch.setattr(world.container.admin.bindings, "of_tenant", broken)
+    for url in (world.configure_url(), world.glance_url()):
+        response = await world.client.get(url)
+        assert_error_page(response, 500)
+        assert "internal error" in response.text
+        assert "internal detail" not in response.text and SENTRY_TOKEN not in response.text

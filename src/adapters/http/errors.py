@@ -87,6 +87,11 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log_unexpected(request, exc)
+    return error_response(500, "internal error")
+
+
+def log_unexpected(request: Request[Any, Any, Any], exc: Exception) -> None:
     # Log the type and the frames, never the request nor the exception's text: either may
     # quote request data or a token. The frames say where; the type says what.
     frames = "\n".join(f"  {frame.f_code.co_filename}:{line} in {frame.f_code.co_name}"
@@ -98,7 +103,6 @@ def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respons
         request.scope["path"],
         frames,
     )
-    return error_response(500, "internal error")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

@@ -17,6 +17,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from adapters.http.body import decode_json
+from adapters.http.errors import log_unexpected
 from adapters.http.pages.rendering import (
     ALL_JS,
     html_response,
@@ -101,7 +102,10 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
     assets = {name: (files("adapters.http.pages") / "static" / name).read_bytes()
               for name in _STATIC}
 
-    def error_page(error: ServiceError) -> Response[str]:
+    def error_page(error: Exception, request: AnyRequest) -> Response[str]:
+        if not isinstance(error, ServiceError):
+            log_unexpected(request, error)  # the type and frames only; the page says no more
+            error = ServiceError("internal error")
         status = status_of(error)
         body = render("error.html", title=_ERROR_TITLES.get(status, "Something went wrong"),
                       detail=error.detail if status < 500 else "internal error",
@@ -137,8 +141,8 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
             user = await page_user(request)
             view = await show_configure_page(user, bindings=container.admin.bindings,
                                              journal=container.journal, clock=container.clock)
-        except ServiceError as error:
-            return error_page(error)
+        except Exception as error:  # every refusal and failure is an HTML page, no trace
+            return error_page(error, request)
         body = render(
             "configure.html", view=view, static=base_path + STATIC_PATH, all_js=ALL_JS,
             configure_url=base_path + CONFIGURE_PATH, strategies=STRATEGY_LABELS,
@@ -155,8 +159,8 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
                 raise BadRequest("issueKey must be given once")
             view = await show_glance(user, keys[0], bindings=container.admin.bindings,
                                      links=container.admin.links, sentry=sentry_api(True))
-        except ServiceError as error:
-            return error_page(error)
+        except Exception as error:  # every refusal and failure is an HTML page, no trace
+            return error_page(error, request)
         body = render("glance.html", view=view, static=base_path + STATIC_PATH, all_js=ALL_JS,
                       title="Sentry issues")
         return html_response(body, status=200, ancestors=site_ancestors(user.tenant))
