@@ -140,14 +140,21 @@ def status_text(driver: Any) -> str:
 
 
 def shoot(driver: Any, scene: Scene, name: str, url: str, width: int) -> None:
-    """A screenshot of the app page alone (opened directly: framing is not needed to look)."""
+    """A full-page screenshot of the app page alone (opened directly: framing is not needed
+    to look), through Chromium's DevTools protocol."""
+    import base64
+
     driver.switch_to.default_content()
-    driver.set_window_size(width, 200)  # short first: the page's own height is then measured
+    driver.set_window_size(width, 900)
     driver.get(url)
-    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-    driver.set_window_size(width, min(max(height + 40, 240), 3000))
     time.sleep(0.2)
-    driver.save_screenshot(str(scene.shots / f"{name}-{width}.png"))
+    height = driver.execute_script(
+        "return Math.ceil(document.querySelector('main').getBoundingClientRect().bottom) + 8")
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+    })
+    (scene.shots / f"{name}-{width}.png").write_bytes(base64.b64decode(shot["data"]))
 
 
 def test_section10_configure_and_glance_in_a_real_browser(scene: Scene) -> None:
@@ -207,7 +214,12 @@ def test_section10_configure_and_glance_in_a_real_browser(scene: Scene) -> None:
         deliver(scene.app, CLIENT, SECRET, status_body("10001", "APP-1"), "d-browser-1")
         wait_for(lambda: len(admin(scene.app, "GET", "/api/dead-letters").json()) == 1,
                  what="the dead letter")
-        driver.switch_to.default_content()
+        # Screenshots of the configure page while it shows the dead letter.
+        configure = scene.app + signed_page_url(client_key=CLIENT, secret=SECRET,
+                                                now=datetime.now(UTC), path=CONFIGURE_PATH)
+        for width in (1000, 400):
+            shoot(driver, scene, "configure-page", configure, width)
+        driver.set_window_size(1000, 1400)
         driver.get(scene.host + JiraHost.path(page="configure"))
         into_app_frame(driver, "button.retry")
         before = reloads(driver)
@@ -230,14 +242,10 @@ def test_section10_configure_and_glance_in_a_real_browser(scene: Scene) -> None:
         assert link == f"{scene.sentry.url}/organizations/acme/issues/4711/"
 
         # -- screenshots ------------------------------------------------------------------------
-        now = datetime.now(UTC)
-        configure = scene.app + signed_page_url(client_key=CLIENT, secret=SECRET, now=now,
-                                                path=CONFIGURE_PATH)
-        glance = scene.app + signed_page_url(client_key=CLIENT, secret=SECRET, now=now,
-                                             path=ISSUE_GLANCE_PATH,
+        glance = scene.app + signed_page_url(client_key=CLIENT, secret=SECRET,
+                                             now=datetime.now(UTC), path=ISSUE_GLANCE_PATH,
                                              query="issueKey=APP-1&" + JIRA_PAGE_PARAMS)
         for width in (1000, 400):
-            shoot(driver, scene, "configure-page", configure, width)
             shoot(driver, scene, "issue-glance", glance, width)
         assert len(list(scene.shots.glob("*.png"))) == 4
 
