@@ -264,12 +264,16 @@ def test_section10_csp_stops_another_site_framing_the_page(scene: Scene) -> None
     with stub_all_js(scene.shots.parent) as all_js_port, chromium(all_js_port) as driver, \
             intruder.running() as port:
         driver.get(f"http://127.0.0.1:{port}" + JiraHost.path(page="configure"))
-        time.sleep(1.0)
+        seen: list[str] = []
+
+        def refused(d: Any) -> bool:
+            seen.extend(entry["message"] for entry in d.get_log("browser"))
+            return any("frame-ancestors" in message for message in seen)
+
+        until(driver, refused, "Chromium's frame-ancestors refusal")
         driver.switch_to.frame("app")
         assert not driver.find_elements(By.ID, "bind-form")  # nothing rendered in the frame
         driver.switch_to.default_content()
-        logs = " ".join(entry["message"] for entry in driver.get_log("browser"))
-        assert "frame-ancestors" in logs
         # The same page framed by the site itself renders.
         driver.get(scene.host + JiraHost.path(page="configure"))
         into_app_frame(driver, "#bind-form")
