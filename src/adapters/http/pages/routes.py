@@ -17,7 +17,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 
 from adapters.http.body import decode_json
-from adapters.http.errors import log_unexpected
+from adapters.http.errors import STATUS_OF, log_unexpected
 from adapters.http.pages.rendering import (
     ALL_JS,
     html_response,
@@ -32,14 +32,7 @@ from core.connect.pages import PageUser, verify_page_action, verify_page_load
 from core.connect.tokens import ConnectRequest
 from core.describe import CONFIGURE_PATH, ISSUE_GLANCE_PATH, STATIC_PATH
 from core.model.bindings import ResolutionStrategy
-from core.model.errors import (
-    BadRequest,
-    Forbidden,
-    NotFound,
-    ServiceError,
-    Unauthorized,
-    Unavailable,
-)
+from core.model.errors import BadRequest, NotFound, ServiceError, Unavailable
 from core.pages.configure import (
     PageBind,
     bind_from_page,
@@ -87,11 +80,8 @@ def connect_request(request: AnyRequest) -> ConnectRequest:
 
 
 def status_of(error: ServiceError) -> int:
-    for kind, status in ((Unauthorized, 401), (Forbidden, 403), (BadRequest, 400),
-                         (NotFound, 404), (Unavailable, 503)):
-        if isinstance(error, kind):
-            return status
-    return 500
+    """The status the one exception map gives this error (the page shows it as HTML)."""
+    return next((code for kind, code in STATUS_OF.items() if isinstance(error, kind)), 500)
 
 
 def routes(container: Container) -> list[HTTPRouteHandler]:
@@ -128,10 +118,10 @@ def routes(container: Container) -> list[HTTPRouteHandler]:
                                       settings=settings, clock=container.clock)
 
     async def action_user(request: AnyRequest) -> PageUser:
+        # Two headers read as one value that is no action token: 403, after the 401 checks.
         tokens = request.headers.getall(ACTION_TOKEN_HEADER, [])
-        if len(tokens) > 1:
-            raise Forbidden("exactly one action token is expected")
-        return await verify_page_action(connect_request(request), tokens[0] if tokens else None,
+        return await verify_page_action(connect_request(request),
+                                        ", ".join(tokens) if tokens else None,
                                         tenants=lookup, settings=settings,
                                         clock=container.clock)
 
