@@ -26,6 +26,7 @@ from adapters.outbound.install_keys import HttpInstallKeys
 from adapters.outbound.jira import HttpJiraApi, jira_http_client
 from adapters.outbound.jira_status_cache import CachingJiraApi, StatusCache
 from adapters.outbound.sentry import HttpSentryApi, sentry_http_client
+from adapters.outbound.sentry_issue_cache import CachedSentryIssues
 from adapters.sqlite.admin import (
     SqliteAccountMappingStore,
     SqliteBindingStore,
@@ -109,6 +110,8 @@ class Container:
     jira: JiraApi | None = None
     jira_http: httpx.AsyncClient | None = None  # the shared client behind `jira`, if any
     sentry: SentryApi | None = None
+    # §10 glance: Sentry issue reads cached ≤ 60 s (None: the glance reads `sentry` directly).
+    glance_sentry: SentryApi | None = None
     # The one outbound HTTP client (connection pool) of the process; closed on shutdown.
     http_client: httpx.AsyncClient | None = None
     # W5–W9 and §A: the journal and dead letters, the worker and its upkeep (heartbeats).
@@ -288,6 +291,7 @@ def bootstrap(settings: Settings) -> Container:
         jira=jira,
         jira_http=jira_http,
         sentry=sentry,
+        glance_sentry=CachedSentryIssues(sentry, clock),
         http_client=http_client,
         journal=sync,
         worker=worker,

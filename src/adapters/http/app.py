@@ -14,6 +14,7 @@ from adapters.http.connect import lifecycle as lifecycle_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
 from adapters.http.jira_webhooks import issue_updated as webhook_routes
 from adapters.http.jira_webhooks import sites as site_routes
+from adapters.http.pages import routes as page_routes
 from adapters.http.schema_page import OfflineSchemaPage, SchemaJson
 from adapters.http.transport import guard_factory
 from adapters.wiring import Container
@@ -34,6 +35,7 @@ def create_app(container: Container) -> Litestar:
     handlers += search_routes.routes(container)
     handlers += journal.routes(container)
     handlers += metrics.routes(container)
+    handlers += page_routes.routes(container)  # §10
     # /schema describes the admin API: served only with it on, and behind its token (§A).
     # Offline: the page is rendered here, no UI assets from a CDN (adapters/http/schema_page.py).
     admin_on = bool(container.settings.admin_tokens)

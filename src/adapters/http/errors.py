@@ -13,6 +13,7 @@ from adapters.logs import refusals
 from core.model.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     NotFound,
     SentryError,
     ServiceError,
@@ -30,6 +31,7 @@ log = logging.getLogger("sentry_jira.http")
 STATUS_OF: dict[type[ServiceError], int] = {
     BadRequest: 400,
     Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     Unavailable: 503,
@@ -120,6 +122,11 @@ def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log_unexpected(request, exc)
+    return error_response(500, "internal error")
+
+
+def log_unexpected(request: Request[Any, Any, Any], exc: Exception) -> None:
     # Log the type and the frames, never the request nor the exception's text: either may
     # quote request data or a token. The frames say where; the type says what.
     frames = "\n".join(f"  {frame.f_code.co_filename}:{line} in {frame.f_code.co_name}"
@@ -131,7 +138,6 @@ def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Respons
         request.scope["path"],
         frames,
     )
-    return error_response(500, "internal error")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

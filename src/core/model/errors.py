@@ -19,6 +19,11 @@ class Unauthorized(ServiceError):
     """Authentication failed (401). The detail never names a secret."""
 
 
+class Forbidden(ServiceError):
+    """Authenticated, but not allowed to do this (403): a §10 page POST without a valid action
+    token."""
+
+
 class NotFound(ServiceError):
     """The named resource does not exist (404)."""
 

@@ -71,3 +71,16 @@ def members_with_verified_email(members: Iterable[SentryMember], address: str) -
         if member.has_verified_email(address) and member.user_id not in found:
             found.append(member.user_id)
     return found
+
+
+@attrs.frozen
+class SentryIssue:
+    """What the §10 glance shows of a Sentry issue: `GET .../issues/{id}/` as read.
+
+    `permalink` is Sentry's own link, None when it gave none (the page then builds one)."""
+
+    id: str
+    short_id: str
+    title: str
+    status: str
+    permalink: str | None = None

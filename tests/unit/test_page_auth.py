@@ -1,0 +1,173 @@
+"""§10 page authentication, pure (core/connect/pages.py): page-load tokens from `?jwt=`, page
+POSTs with a context token and the action token; the glance's link rule and cache."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import attrs
+import pytest
+from tests.support.builders import a_settings
+from tests.support.connect_tokens import hs256_token
+from tests.support.pages import ADMIN_ACCOUNT, OTHER_ACCOUNT, context_token, page_claims
+
+from adapters.memory.clock import FixedClock
+from adapters.memory.sentry import GET_ISSUE, MemorySentryApi
+from adapters.memory.tenants import MemoryTenantStore
+from adapters.outbound.sentry_issue_cache import CachedSentryIssues
+from core.connect.pages import (
+    check_action_token,
+    mint_action_token,
+    page_token,
+    verify_page_action,
+    verify_page_load,
+)
+from core.connect.tokens import ConnectRequest
+from core.model.bindings import Binding
+from core.model.errors import Forbidden, SentryUnavailable, Unauthorized
+from core.model.sentry import SentryIssue
+from core.model.tenant import Installation, Tenant
+from core.pages.glance import issue_url
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+SETTINGS = a_settings().app
+CLIENT = "site-client-key"
+SECRET = "site-shared-secret-0123456789-abcdefghijklmnop"
+PATH = "/extensions/jira/configure/"
+QUERY = "xdm_e=https%3A%2F%2Facme.atlassian.net&cp=&lic=none"
+
+
+async def a_site() -> tuple[MemoryTenantStore, Tenant]:
+    tenants = MemoryTenantStore()
+    tenant = await tenants.upsert_installed(Installation(
+        client_key=CLIENT, shared_secret=SECRET, base_url="https://acme.atlassian.net",
+        display_url=None, installed_at=NOW))
+    return tenants, tenant
+
+
+def page_load(token: str, query: str = QUERY, path: str = PATH) -> ConnectRequest:
+    raw_query = f"{query}&jwt={quote(token, safe='')}" if query else f"jwt={token}"
+    return ConnectRequest(method="GET", raw_path=path, raw_query=raw_query, authorization=None)
+
+
+def page_post(token: str | None) -> ConnectRequest:
+    return ConnectRequest(method="POST", raw_path=PATH + "orgs/acme/", raw_query="",
+                          authorization=None if token is None else f"JWT {token}")
+
+
+async def test_section10_a_signed_page_load_names_the_site_and_the_user() -> None:
+    tenants, tenant = await a_site()
+    token = hs256_token(page_claims(client_key=CLIENT, now=NOW, path=PATH, query=QUERY), SECRET)
+    user = await verify_page_load(page_load(token), tenants=tenants, settings=SETTINGS,
+                                  clock=FixedClock(NOW))
+    assert (user.tenant.id, user.account_id) == (tenant.id, ADMIN_ACCOUNT)
+
+
+@pytest.mark.parametrize("query", ["a=1", "", "xdm_e=x&jwt=&a=1"])
+async def test_section10_page_token_must_be_there_once(query: str) -> None:
+    with pytest.raises(Unauthorized):
+        page_token(query)
+    with pytest.raises(Unauthorized):
+        page_token("jwt=a.b.c&jw%74=a.b.c")
+
+
+async def test_section10_page_load_qsh_leaves_jwt_out_and_covers_every_other_parameter() -> None:
+    tenants, _ = await a_site()
+    clock = FixedClock(NOW)
+    token = hs256_token(page_claims(client_key=CLIENT, now=NOW, path=PATH, query=QUERY), SECRET)
+    await verify_page_load(page_load(token), tenants=tenants, settings=SETTINGS, clock=clock)
+    with pytest.raises(Unauthorized, match="qsh"):
+        await verify_page_load(page_load(token, query=QUERY + "&extra=1"), tenants=tenants,
+                               settings=SETTINGS, clock=clock)
+    with pytest.raises(Unauthorized, match="qsh"):
+        await verify_page_load(page_load(token, path="/extensions/jira/issue-glance/"),
+                               tenants=tenants, settings=SETTINGS, clock=clock)
+
+
+async def test_section10_page_load_refuses_a_header_token_beside_the_query_token() -> None:
+    tenants, _ = await a_site()
+    token = hs256_token(page_claims(client_key=CLIENT, now=NOW, path=PATH, query=QUERY), SECRET)
+    request = attrs.evolve(page_load(token), authorization=f"JWT {token}")
+    with pytest.raises(Unauthorized):
+        await verify_page_load(request, tenants=tenants, settings=SETTINGS, clock=FixedClock(NOW))
+
+
+async def test_section10_page_post_needs_a_context_token_and_the_action_token() -> None:
+    tenants, tenant = await a_site()
+    clock = FixedClock(NOW)
+    context = context_token(client_key=CLIENT, secret=SECRET, now=NOW)
+    action = mint_action_token(tenant, ADMIN_ACCOUNT, NOW)
+    user = await verify_page_action(page_post(context), action, tenants=tenants,
+                                    settings=SETTINGS, clock=clock)
+    assert user.account_id == ADMIN_ACCOUNT
+    with pytest.raises(Forbidden):
+        await verify_page_action(page_post(context), None, tenants=tenants, settings=SETTINGS,
+                                 clock=clock)
+    with pytest.raises(Unauthorized):  # the action token alone is nothing either
+        await verify_page_action(page_post(None), action, tenants=tenants, settings=SETTINGS,
+                                 clock=clock)
+    real_qsh = hs256_token(page_claims(client_key=CLIENT, now=NOW, path=PATH + "orgs/acme/",
+                                       query="", method="POST"), SECRET)
+    with pytest.raises(Unauthorized, match="context"):
+        await verify_page_action(page_post(real_qsh), action, tenants=tenants,
+                                 settings=SETTINGS, clock=clock)
+
+
+async def test_section10_action_token_is_bound_to_site_user_and_15_minutes() -> None:
+    _, tenant = await a_site()
+    token = mint_action_token(tenant, ADMIN_ACCOUNT, NOW)
+    check_action_token(token, tenant=tenant, account_id=ADMIN_ACCOUNT,
+                       now=NOW + timedelta(minutes=14, seconds=59))
+    with pytest.raises(Forbidden, match="expired"):
+        check_action_token(token, tenant=tenant, account_id=ADMIN_ACCOUNT,
+                           now=NOW + timedelta(minutes=15))
+    with pytest.raises(Forbidden, match="another user"):
+        check_action_token(token, tenant=tenant, account_id=OTHER_ACCOUNT, now=NOW)
+    other_site = attrs.evolve(tenant, id=tenant.id + 1)
+    with pytest.raises(Forbidden):
+        check_action_token(token, tenant=other_site, account_id=ADMIN_ACCOUNT, now=NOW)
+    rotated = attrs.evolve(tenant, shared_secret="a-rotated-secret-0123456789-abcdefghijk")
+    with pytest.raises(Forbidden):  # L4: a rotation voids every action token
+        check_action_token(token, tenant=rotated, account_id=ADMIN_ACCOUNT, now=NOW)
+    for garbled in ("", "x", "1.2.3", token + "x", token.replace(".", "..", 1), "é.é.é.é"):
+        with pytest.raises(Forbidden):
+            check_action_token(garbled, tenant=tenant, account_id=ADMIN_ACCOUNT, now=NOW)
+
+
+def test_section10_glance_links_only_to_the_bindings_sentry_host() -> None:
+    binding = Binding(tenant_id=1, org="acme", sentry_url="https://sentry.io", sentry_token="t")
+
+    def url(permalink: str | None) -> str:
+        return issue_url(binding, SentryIssue("42", "ACME-1", "t", "unresolved", permalink))
+
+    built = "https://sentry.io/organizations/acme/issues/42/"
+    assert url("https://acme.sentry.io/issues/42/") == "https://acme.sentry.io/issues/42/"
+    assert url("https://sentry.io/organizations/acme/issues/42/") == built
+    for hostile in ("javascript:alert(1)", "https://evil.example/issues/42/",
+                    "https://sentry.io.evil.example/x", "https://user@sentry.io/x",
+                    "data:text/html,x", None):
+        assert url(hostile) == built
+
+
+async def test_section10_glance_reads_are_cached_at_most_60_seconds_and_failures_never() -> None:
+    clock = FixedClock(NOW)
+    sentry = MemorySentryApi()
+    sentry.add_org("acme", "t")
+    sentry.add_issue("acme", "42", title="first")
+    cache = CachedSentryIssues(sentry, clock, ttl_seconds=600)  # asked for more: capped at 60
+    binding = Binding(tenant_id=1, org="acme", sentry_url="https://sentry.invalid",
+                      sentry_token="t")
+    assert (await cache.get_issue(binding, "42")).title == "first"
+    sentry.add_issue("acme", "42", title="second")
+    clock.advance(59)
+    assert (await cache.get_issue(binding, "42")).title == "first"
+    clock.advance(1)
+    assert (await cache.get_issue(binding, "42")).title == "second"
+    reads = [c for c in sentry.calls if c.operation == GET_ISSUE]
+    assert len(reads) == 2
+    sentry.fail(SentryUnavailable("down"), operation=GET_ISSUE)
+    clock.advance(61)
+    with pytest.raises(SentryUnavailable):
+        await cache.get_issue(binding, "42")
+    assert (await cache.get_issue(binding, "42")).title == "second"  # not a cached failure
