@@ -243,16 +243,20 @@ class CountingSyncStore:
                                                                limit=limit)
         return result
 
-    async def dead_letters(self, *, limit: int = JOURNAL_MAX_LIMIT) -> list[DeadLetter]:
-        result: list[DeadLetter] = await self._store.dead_letters(limit=limit)
+    async def dead_letters(
+        self, *, limit: int = JOURNAL_MAX_LIMIT, tenant_id: int | None = None
+    ) -> list[DeadLetter]:
+        result: list[DeadLetter] = await self._store.dead_letters(limit=limit, tenant_id=tenant_id)
         return result
 
     async def dead_letter_count(self) -> int:
         result: int = await self._store.dead_letter_count()
         return result
 
-    async def retry_dead_letter(self, id: int, *, now: datetime) -> bool:
-        result: bool = await self._store.retry_dead_letter(id, now=now)
+    async def retry_dead_letter(
+        self, id: int, *, now: datetime, tenant_id: int | None = None
+    ) -> bool:
+        result: bool = await self._store.retry_dead_letter(id, now=now, tenant_id=tenant_id)
         return result
 
 
