@@ -11,7 +11,11 @@ from litestar.types import Send
 
 from adapters.http.body import decode_json
 from adapters.wiring import Container
-from core.issue_update.acknowledge import acknowledge_issue_update
+from core.issue_update.acknowledge import (
+    Acknowledgement,
+    acknowledge_issue_body,
+    acknowledge_issue_update,
+)
 from core.model.tenant import VerifiedSite
 
 _JSON = [(b"content-type", b"application/json")]
@@ -25,11 +29,30 @@ async def acknowledge_and_answer(site: VerifiedSite, raw_body: bytes, *, webhook
     ack = await acknowledge_issue_update(
         site, raw_body, webhook_id=webhook_id, inbox=container.inbox,
         clock=container.clock, decode=decode_json, encode=encode_json)
+    await answer_acknowledgement(ack, container=container, send=send)
+
+
+async def acknowledge_body_and_answer(site: VerifiedSite, body: Any, *, webhook_id: str,
+                                      container: Container, send: Send) -> None:
+    """As `acknowledge_and_answer`, for a body the transport decoded and mapped onto W2."""
+    ack = await acknowledge_issue_body(site, body, webhook_id=webhook_id,
+                                       inbox=container.inbox, clock=container.clock,
+                                       encode=encode_json)
+    await answer_acknowledgement(ack, container=container, send=send)
+
+
+async def answer_acknowledgement(ack: Acknowledgement, *, container: Container,
+                                 send: Send) -> None:
+    """202 accepted (waking the worker) or 200 duplicate / ignored, as JSON."""
     if ack.status == "accepted":
         container.wake_worker()
         status, body = 202, {"status": "accepted", "delivery": ack.delivery}
     else:
         status, body = 200, {"status": ack.status}
+    await send_json(send, status, body)
+
+
+async def send_json(send: Send, status: int, body: Any) -> None:
     payload = encode_json(body)
     start: Any = {"type": "http.response.start", "status": status,
                   "headers": [*_JSON, (b"content-length", str(len(payload)).encode())]}

@@ -11,6 +11,7 @@ from adapters.http import search as search_routes
 from adapters.http.connect import descriptor, issue_updated
 from adapters.http.connect import lifecycle as lifecycle_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
+from adapters.http.forge import routes as forge_routes
 from adapters.http.jira_webhooks import issue_updated as webhook_routes
 from adapters.http.jira_webhooks import sites as site_routes
 from adapters.http.transport import guard_factory
@@ -29,6 +30,7 @@ def create_app(container: Container) -> Litestar:
     handlers += issue_updated.routes(container)
     handlers += site_routes.routes(container)
     handlers += webhook_routes.routes(container)
+    handlers += forge_routes.routes(container)
     handlers += search_routes.routes(container)
     handlers += journal.routes(container)
     # /schema describes the admin API: served only with it on, and behind its token (§A).

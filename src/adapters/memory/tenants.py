@@ -72,6 +72,15 @@ class MemoryTenantStore:
         self._by_key[tenant.client_key] = tenant
         return tenant
 
+    def save(self, tenant: Tenant) -> Tenant:
+        """Store `tenant` as it is (the Forge fake's writes, adapters/memory/forge.py)."""
+        return self._save(tenant)
+
+    def allocate_id(self) -> int:
+        """A fresh id in the one id space."""
+        self._next_id += 1
+        return self._next_id - 1
+
     async def rotate_webhook_secret(
         self, tenant_id: int, new_secret: str, *, now: datetime
     ) -> Tenant | None:
