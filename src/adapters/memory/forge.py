@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import Any
 
 import attrs
 
 from adapters.memory.tenants import MemoryTenantStore
 from core.forge.sites import NEW_SITE_ID, forge_site_after
 from core.model.forge import ForgeCall, ForgeCallResult
+from core.model.errors import Unauthorized, Unavailable
 from core.model.tenant import FORGE
 
 
@@ -40,3 +42,22 @@ class MemoryForgeSites:
                 or site.system_token.token != token:
             return
         self._tenants.save(attrs.evolve(site, system_token=None))
+
+
+class MemoryForgeKeys:
+    """`ports.forge.ForgeKeys` from a dict of kid → RSA public key; `unavailable` makes
+    every lookup answer as an outage would (503)."""
+
+    def __init__(self, keys: dict[str, Any] | None = None) -> None:
+        self.keys: dict[str, Any] = dict(keys or {})
+        self.unavailable = False
+        self.lookups = 0
+
+    async def signing_key(self, kid: str) -> Any:
+        self.lookups += 1
+        if self.unavailable:
+            raise Unavailable("the Forge key set cannot be fetched now", retry_after=5)
+        key = self.keys.get(kid)
+        if key is None:
+            raise Unauthorized("the token's signing key is unknown")
+        return key
