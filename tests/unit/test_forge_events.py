@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 import pytest
+from tests.support.forge import INSTALLATION_ID
+from tests.support.paths import fixture_json
 
 from core.forge.events import jira_time_of_millis, read_forge_event
 from core.forge.sites import NEW_SITE_ID, forge_site_after
@@ -16,8 +18,6 @@ from core.issue_update.delivery import read_issue_update
 from core.model.errors import BadRequest
 from core.model.forge import ForgeCall, SystemToken, VerifiedForgeCall
 from core.model.tenant import CONNECT, FORGE, WEBHOOK, Tenant, TenantStatus
-from tests.support.forge import INSTALLATION_ID
-from tests.support.paths import fixture_json
 
 NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 OTHER_INSTALLATION = "ari:cloud:ecosystem::installation/00000000-0000-4000-8000-0000000000aa"

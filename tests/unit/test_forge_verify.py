@@ -18,12 +18,6 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-from core.forge.endpoints import FORGE_ENDPOINT_KEYS
-from core.forge.verify import read_fit, read_system_token, verify_fit
-from core.model.errors import Unauthorized
-from core.model.host_patterns import parse_host_patterns
-from core.model.settings import AppSettings
 from tests.support.forge import (
     APP_ID,
     INSTALLATION_ID,
@@ -32,6 +26,12 @@ from tests.support.forge import (
     mint_system_token,
     unsigned_segment,
 )
+
+from core.forge.endpoints import FORGE_ENDPOINT_KEYS
+from core.forge.verify import read_fit, read_system_token, verify_fit
+from core.model.errors import Unauthorized
+from core.model.host_patterns import parse_host_patterns
+from core.model.settings import AppSettings
 
 NOW = datetime(2026, 12, 5, 3, 0, 0, tzinfo=UTC)
 API = "https://api.atlassian.com/ex/jira/0f2c7e4a-0000-4000-8000-00000000c10d"

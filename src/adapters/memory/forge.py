@@ -11,8 +11,8 @@ import attrs
 
 from adapters.memory.tenants import MemoryTenantStore
 from core.forge.sites import NEW_SITE_ID, forge_site_after
-from core.model.forge import ForgeCall, ForgeCallResult
 from core.model.errors import Unauthorized, Unavailable
+from core.model.forge import ForgeCall, ForgeCallResult
 from core.model.tenant import FORGE
 
 
