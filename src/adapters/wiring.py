@@ -255,7 +255,7 @@ def bootstrap(settings: Settings) -> Container:
     inbox = SqliteInbox(database, loop_connection)
     admin = sqlite_admin_stores(database)
     sync = SqliteSyncStore(database, loop_connection)
-    forge_sites = SqliteForgeSites(database)
+    forge_sites = SqliteForgeSites(database, loop_connection)
     forge_client = forge_jwks_client(settings.install_keys_timeout_seconds)
     # W5: the status cache wraps the Jira client (any transport's credential).
     jira = CachingJiraApi(HttpJiraApi(jira_http, settings, clock=clock, forge_sites=forge_sites),

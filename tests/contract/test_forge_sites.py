@@ -15,6 +15,7 @@ import pytest
 from adapters.memory.forge import MemoryForgeSites
 from adapters.memory.tenants import MemoryTenantStore
 from adapters.sqlite.forge import SqliteForgeSites
+from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
 from core.model.forge import ForgeCall, SystemToken, VerifiedForgeCall
@@ -27,16 +28,20 @@ API = "https://api.atlassian.com/ex/jira/c1"
 TOKEN = "system.token.first-0123456789"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-loop"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     if request.param == "memory":
         tenants = MemoryTenantStore()
         yield tenants, MemoryForgeSites(tenants)
         return
     database = open_database(a_settings(tmp_path))
+    # "sqlite-loop": the ack path's way, one item of the event-loop connection's group commit.
+    loop = LoopConnection(database.path) if request.param == "sqlite-loop" else None
     try:
-        yield SqliteTenantStore(database), SqliteForgeSites(database)
+        yield SqliteTenantStore(database), SqliteForgeSites(database, loop)
     finally:
+        if loop is not None:
+            loop.close()
         database.close()
 
 

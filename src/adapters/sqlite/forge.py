@@ -10,12 +10,17 @@ mirrors it: `tenants.transport` also takes `forge`; `tenants` gains `installatio
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
+from collections import OrderedDict
 from datetime import datetime
+from typing import Any, Protocol
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from adapters.sqlite.database import Database
+from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.tenants import COLUMNS, tenant_of_row
 from core.forge.sites import NEW_SITE_ID, forge_site_after
 from core.model.forge import ForgeCall, ForgeCallResult
@@ -71,31 +76,81 @@ def jti_hash(jti: str) -> str:
     return hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+class _Executes(Protocol):
+    """A `sqlite3.Connection` (the loop's) or a `sqlite_utils.Database` (the storage thread's)."""
+
+    def execute(self, sql: str, parameters: Any = ...) -> sqlite3.Cursor: ...
+
+
+PRUNE_EVERY_SECONDS = 10.0
+_PLAINTEXT_CACHE = 1024
+
+
 class SqliteForgeSites:
-    def __init__(self, database: Database) -> None:
+    """With a `LoopConnection`, every call is one item of the loop's group commit (the ack
+    path's hot write: no thread hop, see adapters/sqlite/loop_connection.py); else a write
+    transaction on the storage thread. Decrypted tokens are cached by their ciphertext (a
+    replaced or erased token can never come back stale)."""
+
+    def __init__(self, database: Database, loop: LoopConnection | None = None) -> None:
         self._database = database
+        self._loop = loop
+        self._plaintexts: OrderedDict[str, str] = OrderedDict()
+        self._next_prune = 0.0
 
     def _decrypt(self, ciphertext: str | None) -> str | None:
-        return None if ciphertext is None else self._database.box.decrypt(ciphertext)
+        if ciphertext is None:
+            return None
+        plain = self._plaintexts.get(ciphertext)
+        if plain is None:
+            plain = self._database.box.decrypt(ciphertext)
+            self._plaintexts[ciphertext] = plain
+            if len(self._plaintexts) > _PLAINTEXT_CACHE:
+                self._plaintexts.popitem(last=False)
+        return plain
 
-    def _one(self, db: sqlite_utils.Database, where: str, params: list[object]) -> Tenant | None:
+    def _one(self, db: _Executes, where: str, params: list[object]) -> Tenant | None:
         row = db.execute(f"SELECT {COLUMNS} FROM tenants WHERE {where}", params).fetchone()
         return None if row is None else tenant_of_row(row, self._decrypt)
 
     async def record_call(self, call: ForgeCall, *, now: datetime) -> ForgeCallResult:
-        return await self._database.write(lambda db: self._record(db, call, now))
+        if self._loop is not None:
+            # The common call changes no site (known, installed, no newer token): only its
+            # jti is spent, on the loop. A call that changes a site row commits on the
+            # storage thread instead: a commit of another connection is what moves the loop
+            # connection's `data_version`, so every cached tenant row (the Connect route's
+            # lookup) is read again at once (§8.2: a switched site refuses Connect calls).
+            fast = await self._loop.write(
+                lambda conn: self._record(conn, call, now, may_change_site=False))
+            if fast is not None:
+                return fast
+        return await self._database.write(lambda db: self._recorded(db, call, now))
 
-    def _record(self, db: sqlite_utils.Database, call: ForgeCall,
-                now: datetime) -> ForgeCallResult:
-        db.execute("DELETE FROM used_forge_tokens WHERE forget_after < ?", [now.timestamp()])
+    def _recorded(self, db: _Executes, call: ForgeCall, now: datetime) -> ForgeCallResult:
+        result = self._record(db, call, now)
+        assert result is not None  # a site change is allowed here
+        return result
+
+    def _record(self, db: _Executes, call: ForgeCall, now: datetime, *,
+                may_change_site: bool = True) -> ForgeCallResult | None:
+        """None (nothing written) when the site would change and `may_change_site` is off."""
+        existing = self._one(db, "installation_id = ?", [call.call.installation_id])
+        after = forge_site_after(existing, call, now=now)
+        if not may_change_site and after is not None and after != existing:
+            return None
+        if time.monotonic() >= self._next_prune:  # spent ids expire: no scan per call
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            db.execute("DELETE FROM used_forge_tokens WHERE forget_after < ?",
+                       [now.timestamp()])
+        # A row past its `forget_after` counts as forgotten even before the next prune.
         spent = db.execute(
-            "INSERT OR IGNORE INTO used_forge_tokens (jti_hash, forget_after) VALUES (?, ?)",
-            [jti_hash(call.call.jti), call.remember_jti_until.timestamp()],
+            "INSERT INTO used_forge_tokens (jti_hash, forget_after) VALUES (?, ?) "
+            "ON CONFLICT (jti_hash) DO UPDATE SET forget_after = excluded.forget_after "
+            "WHERE used_forge_tokens.forget_after < ?",
+            [jti_hash(call.call.jti), call.remember_jti_until.timestamp(), now.timestamp()],
         )
         if spent.rowcount == 0:
             return ForgeCallResult(replayed=True)
-        existing = self._one(db, "installation_id = ?", [call.call.installation_id])
-        after = forge_site_after(existing, call, now=now)
         if after is None or after == existing:
             return ForgeCallResult(replayed=False, tenant=after)
         token = after.system_token
