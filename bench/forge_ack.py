@@ -27,6 +27,15 @@ for _path in (str(_HERE.parent / "src"), str(_HERE.parent)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+from tests.support.forge import (  # noqa: E402
+    APP_ID,
+    ForgeSigner,
+    JwksServer,
+    mint_fit,
+    mint_system_token,
+)
+from tests.support.paths import fixture_json  # noqa: E402
+
 from bench.ack import FERNET_KEY  # noqa: E402
 from bench.wrk import (  # noqa: E402
     REPO,
@@ -39,14 +48,6 @@ from bench.wrk import (  # noqa: E402
     server_env,
 )
 from core.forge.endpoints import FORGE_ENDPOINT_KEYS  # noqa: E402
-from tests.support.forge import (  # noqa: E402
-    APP_ID,
-    ForgeSigner,
-    JwksServer,
-    mint_fit,
-    mint_system_token,
-)
-from tests.support.paths import fixture_json  # noqa: E402
 
 EMPTY_PATH = "/extensions/jira/issue-updated/"  # the empty handler's one route
 ROUTE = "/extensions/jira/forge/issue-updated/"

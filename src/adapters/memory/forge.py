@@ -30,7 +30,7 @@ class MemoryForgeSites:
         existing = next((t for t in await self._tenants.list_all()
                          if t.installation_id == call.call.installation_id), None)
         after = forge_site_after(existing, call, now=now)
-        if after is None or after == existing:
+        if after is None or after is existing:
             return ForgeCallResult(replayed=False, tenant=after)
         if after.id == NEW_SITE_ID:
             after = attrs.evolve(after, id=self._tenants.allocate_id())

@@ -136,7 +136,7 @@ class SqliteForgeSites:
         """None (nothing written) when the site would change and `may_change_site` is off."""
         existing = self._one(db, "installation_id = ?", [call.call.installation_id])
         after = forge_site_after(existing, call, now=now)
-        if not may_change_site and after is not None and after != existing:
+        if not may_change_site and after is not None and after is not existing:
             return None
         if time.monotonic() >= self._next_prune:  # spent ids expire: no scan per call
             self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
@@ -151,7 +151,7 @@ class SqliteForgeSites:
         )
         if spent.rowcount == 0:
             return ForgeCallResult(replayed=True)
-        if after is None or after == existing:
+        if after is None or after is existing:
             return ForgeCallResult(replayed=False, tenant=after)
         token = after.system_token
         values = [

@@ -36,7 +36,8 @@ def forge_site_after(existing: Tenant | None, forge_call: ForgeCall, *,
     - an uninstalled site → installed again, `installed_at` now (the 10-minute rule);
     - a newer system token (later `exp` than the stored one) replaces the stored one;
     - `preUninstall` → uninstalled, the token erased.
-    A webhook site never carries an installation id; it is left as it is."""
+    A webhook site never carries an installation id; it is left as it is.
+    Nothing to change → `existing` itself (the stores test `is`, not a field comparison)."""
     call = forge_call.call
     if existing is not None and existing.transport == WEBHOOK:
         return existing

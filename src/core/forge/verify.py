@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from core.model.forge import (
     SystemToken,
     VerifiedForgeCall,
 )
-from core.model.host_patterns import HostRefused, check_origin
+from core.model.host_patterns import HostPattern, HostRefused, check_origin
 from core.model.settings import AppSettings
 
 if TYPE_CHECKING:
@@ -154,12 +155,22 @@ def _api_base_url(value: Any, settings: AppSettings) -> str:
     """§8.2: https (or a scheme a pattern names) on a host SENTRY_JIRA_FORGE_API_HOSTS
     allows; a plain path, no query, fragment or user info. Stored as the site's base URL."""
     url = _text(value, MAX_API_BASE_URL_CHARS)
-    try:
-        origin = check_origin(url, settings.forge_api_hosts)
-    except HostRefused:
-        raise Unauthorized("the token's apiBaseUrl is not an allowed host") from None
-    if not _SAFE_PATH.fullmatch(origin.path):
+    allowed = allowed_api_base_url(url, settings.forge_api_hosts)
+    if allowed is None:
         raise Unauthorized("the token's apiBaseUrl is not an allowed host")
+    return allowed
+
+
+@functools.lru_cache(maxsize=256)
+def allowed_api_base_url(url: str, patterns: tuple[HostPattern, ...]) -> str | None:
+    """The normalised `apiBaseUrl`, or None when the patterns do not allow it. Pure, so
+    remembered: a site's every call carries the same one (a bounded cache of answers)."""
+    try:
+        origin = check_origin(url, patterns)
+    except HostRefused:
+        return None
+    if not _SAFE_PATH.fullmatch(origin.path):
+        return None
     return f"{origin}{origin.path.rstrip('/')}"
 
 
@@ -173,6 +184,19 @@ def read_system_token(values: Sequence[str], *, now: datetime, leeway: int) -> S
     if len(values) != 1:
         return None
     token = values[0].strip()
+    expires = system_token_expiry(token)
+    if expires is None:
+        return None
+    moment = now.timestamp()
+    if expires <= moment or expires > moment + SYSTEM_TOKEN_MAX_SECONDS + leeway:
+        return None
+    return SystemToken(token=token, expires_at=datetime.fromtimestamp(int(expires), UTC))
+
+
+@functools.lru_cache(maxsize=64)
+def system_token_expiry(token: str) -> float | None:
+    """The `exp` of a JWT-shaped token, unverified; None when it has none. Pure, so
+    remembered: Forge sends a site's same token with every call for hours."""
     if not token or len(token) > MAX_TOKEN_CHARS or not _COMPACT.fullmatch(token):
         return None
     payload = token.split(".")[1]
@@ -182,9 +206,4 @@ def read_system_token(values: Sequence[str], *, now: datetime, leeway: int) -> S
     except (binascii.Error, ValueError, BadRequest):
         return None
     expires: Any = claims.get("exp") if isinstance(claims, dict) else None
-    if not _number(expires):
-        return None
-    moment = now.timestamp()
-    if expires <= moment or expires > moment + SYSTEM_TOKEN_MAX_SECONDS + leeway:
-        return None
-    return SystemToken(token=token, expires_at=datetime.fromtimestamp(int(expires), UTC))
+    return float(expires) if _number(expires) else None
