@@ -112,6 +112,12 @@ class MemoryTenantStore:
         old = self._by_key.get(installation.client_key)
         if old is not None and old.transport != CONNECT:
             return old  # a Connect install never takes over another transport's site
+        # §8.2: one site per installation id; an id another site holds is not taken.
+        held = any(t.installation_id == installation.installation_id
+                   and t.client_key != installation.client_key
+                   for t in self._by_key.values()) if installation.installation_id else True
+        installation_id = (old.installation_id if old else None) if held \
+            else installation.installation_id
         if old is None:
             tenant = Tenant(
                 id=self._next_id,
@@ -121,6 +127,7 @@ class MemoryTenantStore:
                 status=TenantStatus.INSTALLED,
                 installed_at=installation.installed_at,
                 shared_secret=installation.shared_secret,
+                installation_id=installation_id,
             )
             self._next_id += 1
         else:
@@ -132,6 +139,7 @@ class MemoryTenantStore:
                 installed_at=installation.installed_at,
                 shared_secret=installation.shared_secret,
                 secret_version=old.secret_version + 1,
+                installation_id=installation_id,
             )
         self._by_key[tenant.client_key] = tenant
         return tenant

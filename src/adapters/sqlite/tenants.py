@@ -129,13 +129,22 @@ class SqliteTenantStore:
     def upsert_installed_in(self, db: sqlite_utils.Database, installation: Installation) -> Tenant:
         """The upsert inside an open write transaction (callers may add their own writes)."""
         stamp = installation.installed_at.isoformat()
+        # §8.2 Connect on Forge: the installation id, unless another site holds it (one site
+        # per installation id; that site stays the one Forge's calls reach).
+        installation_id = installation.installation_id
+        if installation_id is not None and db.execute(
+            "SELECT 1 FROM tenants WHERE installation_id = ? AND client_key != ?",
+            [installation_id, installation.client_key],
+        ).fetchone() is not None:
+            installation_id = None
         # One statement: concurrent installs of one clientKey can't both insert (L6). A row
         # of another transport is never taken over by a Connect install.
         db.execute(
             """
             INSERT INTO tenants (client_key, shared_secret, secret_version, base_url,
-                                 display_url, status, installed_at, updated_at)
-            VALUES (?, ?, 1, ?, ?, 'installed', ?, ?)
+                                 display_url, status, installed_at, updated_at,
+                                 installation_id)
+            VALUES (?, ?, 1, ?, ?, 'installed', ?, ?, ?)
             ON CONFLICT (client_key) DO UPDATE SET
                 shared_secret = excluded.shared_secret,
                 secret_version = tenants.secret_version + 1,
@@ -143,7 +152,8 @@ class SqliteTenantStore:
                 display_url = excluded.display_url,
                 status = 'installed',
                 installed_at = excluded.installed_at,
-                updated_at = excluded.updated_at
+                updated_at = excluded.updated_at,
+                installation_id = COALESCE(excluded.installation_id, tenants.installation_id)
             WHERE tenants.transport = 'connect'
             """,
             [
@@ -153,6 +163,7 @@ class SqliteTenantStore:
                 installation.display_url,
                 stamp,
                 stamp,
+                installation_id,
             ],
         )
         tenant = self._one(db, "client_key = ?", [installation.client_key])

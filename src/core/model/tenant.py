@@ -38,6 +38,8 @@ class Installation:
     base_url: str
     display_url: str | None
     installed_at: datetime
+    # §8.2 Connect on Forge: the `installed` payload's `installationId`, when it has one.
+    installation_id: str | None = None
 
 
 @attrs.frozen
