@@ -183,8 +183,9 @@ def test_8_2_forge_story(world: World) -> None:
     assert site["status"] == "uninstalled" and site["transport"] == "forge"
     assert world.search(tenant_id, field="externalIssue", query=ISSUE_KEY).status_code == 404
 
-    # Nothing secret in any response or log line.
+    # Nothing secret in any response or log line; the start-up line names the transport (§3).
     text = world.log.read_text(encoding="utf-8", errors="replace")
+    assert "forge" in next(line for line in text.splitlines() if "transports" in line)
     for secret in [*world.system_tokens, *world.fits, world.sentry_token]:
         assert secret not in text
         assert all(secret.encode() not in body for body in world.bodies)
