@@ -133,7 +133,7 @@ def measure_forge_ack(workdir: Path, *, seconds: int, rounds: int,
             write_calls(calls, jwks.signer, 4000)
             warm = run_wrk(forge_url, script(calls, system_token), seconds=2,
                            connections=connections, workdir=workdir, server=app)
-            per_round = int(max(warm["rps"], 1000) * seconds * 3)
+            per_round = int(max(warm["rps"], 1000) * seconds * 2)
             forges: list[dict[str, float]] = []
             empties: list[dict[str, float]] = []
             mint_seconds = 0.0
