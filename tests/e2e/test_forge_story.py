@@ -5,10 +5,11 @@ all on 127.0.0.1.
 
 Story: install event → tenants list (transport forge, installation id) → bind → link → an
 `avi:jira:updated:issue` event resolves in Sentry (journal `applied`; Jira's statuses read
-with the system token) → a retried event (same payload, new FIT) is a duplicate → a
-`selfGenerated` event is ignored → a token for another route's module key is 401 → search
-through `apiBaseUrl` → a newer system token replaces the old one → preUninstall. No token,
-FIT or system token ever appears in a log line or a response.
+with the system token) → an assignee change assigns the mapped Sentry user → a retried
+event (same payload, new FIT) is a duplicate → a `selfGenerated` event is ignored → a token
+for another route's module key is 401 → search through `apiBaseUrl` → a newer system token
+replaces the old one → preUninstall. No token, FIT or system token ever appears in a log
+line or a response.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.e2e
 
 ORG = "acme-forge"
 ISSUE_KEY = "APP-123"
+JANE = "5b10ac8d82e05b22cc7d4ef5"  # the fixture's assignee
 MODULE_KEYS = {"issue-updated": "issue-updated-endpoint", "lifecycle": "lifecycle-endpoint",
                "uninstall": "uninstall-endpoint", "keepalive": "keepalive-endpoint"}
 
@@ -104,6 +106,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         site.jql_results['text ~ "checkout"'] = [ISSUE_KEY]
         sentry.add_org(ORG, sentry_token)
         sentry.add_issue(ORG, "4711")
+        sentry.add_member(ORG, "42", [("jane@example.com", True)])
         env = sync_env(tmp, forge_app_id=APP_ID, forge_jwks_url=jwks.url,
                        forge_api_hosts="http://127.0.0.1:*", jira_hosts="https://*.atlassian.net")
         log = tmp / "serve.log"
@@ -149,6 +152,24 @@ def test_8_2_forge_story(world: World) -> None:
     assert statuses and all(r.verified and r.principal == "forge-app" for r in statuses)
     assert statuses[0].raw_path == f"{world.site.base_path}/rest/api/2/status"
 
+    # An assignee change: the account mapping (§A) names the Sentry user (W5).
+    mapped = admin(world.url, "PUT", f"/api/tenants/{tenant_id}/orgs/{ORG}/accounts/{JANE}",
+                   {"sentry_user_id": "42"})
+    assert mapped.status_code == 200, mapped.text
+    assigned = event(timestamp=1764844860000, changelog={"id": "10568", "items": [
+        {"field": "assignee", "fieldtype": "jira", "from": None, "fromString": None,
+         "to": JANE, "toString": "Jane Doe"}]})
+    assigned["issue"]["fields"]["updated"] = "2026-12-04T10:41:00.000+0000"
+    second = world.call("issue-updated", assigned)
+    assert second.status_code == 202, second.text
+
+    def assigned_in_sentry() -> bool:
+        return any(e["delivery"] == second.json()["delivery"] and e["kind"] == "assignee"
+                   and e["outcome"] == "applied" for e in journal(world.url, tenant_id))
+    wait_for(assigned_in_sentry, what="the assignee sync")
+    puts = world.sentry.requests_to("PUT", FakeSentry.issue_path(ORG, "4711"))
+    assert [p.json for p in puts] == [{"status": "resolved"}, {"assignedTo": "user:42"}]
+
     # Forge retries (same payload, a new FIT): a duplicate, nothing written twice.
     retry = world.call("issue-updated", {"payload": event()})
     assert retry.status_code == 200 and retry.json() == {"status": "duplicate"}
@@ -159,7 +180,7 @@ def test_8_2_forge_story(world: World) -> None:
     crossed = world.call("issue-updated", event(timestamp=1764844999000),
                          module_key=MODULE_KEYS["keepalive"])
     assert crossed.status_code == 401 and set(crossed.json()) == {"detail"}
-    assert len(world.sentry.requests_to("PUT", FakeSentry.issue_path(ORG, "4711"))) == 1
+    assert len(world.sentry.requests_to("PUT", FakeSentry.issue_path(ORG, "4711"))) == 2
 
     # Search goes to apiBaseUrl with the system token (S3).
     found = world.search(tenant_id, field="externalIssue", query="checkout")
