@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,6 +19,10 @@ from core.model.settings import AppSettings
 PREFIX = "SENTRY_JIRA_"
 DEFAULT_JIRA_HOSTS = "https://*.atlassian.net,https://*.jira.com"
 DEFAULT_INSTALL_KEYS_URL = "https://connect-install-keys.atlassian.com"
+# §8.2, §3.1: where Atlassian publishes the keys of Forge Invocation Tokens.
+DEFAULT_FORGE_JWKS_URL = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
+DEFAULT_FORGE_API_HOSTS = "https://api.atlassian.com"
+FORGE_ENVIRONMENT = re.compile(r"[A-Z][A-Z_]{0,31}")
 
 # SPEC §3.1: every variable this service reads (README's configuration table lists exactly
 # these; tests/adapters/test_config_known.py checks that the two agree).
@@ -50,6 +55,9 @@ KNOWN_VARIABLES: tuple[str, ...] = tuple(
         "FORGE_APP_ID",
         "METRICS",
         "METRICS_TOKEN",
+        "FORGE_JWKS_URL",
+        "FORGE_ENVIRONMENT",
+        "FORGE_API_HOSTS",
     )
 )
 
@@ -70,6 +78,7 @@ class Settings:
     database: Path
     secret_keys: tuple[str, ...] = attrs.field(repr=False)  # () = use the key file
     install_keys_url: str = DEFAULT_INSTALL_KEYS_URL
+    forge_jwks_url: str = DEFAULT_FORGE_JWKS_URL  # §8.2 SENTRY_JIRA_FORGE_JWKS_URL
     admin_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
     http_timeout_seconds: float = 10.0
     max_body_bytes: int = 5_242_880
@@ -130,6 +139,20 @@ def load_settings(
         sentry_hosts = parse_host_patterns(sentry_hosts_text) if sentry_hosts_text else ()
     except ValueError as err:
         raise ConfigError(PREFIX + "SENTRY_HOSTS", str(err)) from None
+    forge_app_id = get("FORGE_APP_ID")
+    if forge_app_id is not None and not is_forge_app_id(forge_app_id):
+        raise ConfigError(PREFIX + "FORGE_APP_ID",
+                          "expected the app ARI ari:cloud:ecosystem::app/<uuid> (lower-case)")
+    forge_environment = (get("FORGE_ENVIRONMENT") or "PRODUCTION").upper()
+    if not FORGE_ENVIRONMENT.fullmatch(forge_environment):
+        raise ConfigError(PREFIX + "FORGE_ENVIRONMENT",
+                          "expected an environment type such as PRODUCTION or DEVELOPMENT")
+    try:
+        forge_api_hosts = parse_host_patterns(get("FORGE_API_HOSTS") or DEFAULT_FORGE_API_HOSTS)
+    except ValueError as err:
+        raise ConfigError(PREFIX + "FORGE_API_HOSTS", str(err)) from None
+    forge_jwks_url = get("FORGE_JWKS_URL") or DEFAULT_FORGE_JWKS_URL
+    _jwks_url(PREFIX + "FORGE_JWKS_URL", forge_jwks_url)
     app = AppSettings(
         base_url=base_url,
         app_key=app_key,
@@ -145,7 +168,9 @@ def load_settings(
         retention_days=_int(
             PREFIX + "RETENTION_DAYS", get("RETENTION_DAYS"), 30, low=3, high=36500
         ),
-        forge_app_id=_forge_app_id(get("FORGE_APP_ID")),
+        forge_app_id=forge_app_id,
+        forge_environment=forge_environment,
+        forge_api_hosts=forge_api_hosts,
     )
     database = Path(get("DATABASE") or "./sentry-jira.db")
     if database.is_dir():
@@ -157,6 +182,7 @@ def load_settings(
         database=database,
         secret_keys=_fernet_keys(get("SECRET_KEY")),
         install_keys_url=install_keys_url.rstrip("/"),
+        forge_jwks_url=forge_jwks_url,
         admin_tokens=_tokens(PREFIX + "ADMIN_TOKEN", get("ADMIN_TOKEN")),
         http_timeout_seconds=_float(
             PREFIX + "HTTP_TIMEOUT_SECONDS", get("HTTP_TIMEOUT_SECONDS"), 10.0, low=0.1, high=300
@@ -212,16 +238,20 @@ def _plain_url(variable: str, value: str) -> None:
         raise ConfigError(variable, "must not carry user info, a query or a fragment")
 
 
+def _jwks_url(variable: str, value: str) -> None:
+    """§8.2: the JWKS comes over https; plain http only to a loopback address literal (a
+    test's key server on this machine), never to a name or a remote host."""
+    _plain_url(variable, value)
+    parts = urlsplit(value)
+    if parts.scheme == "https":
+        return
+    if parts.hostname not in ("127.0.0.1", "::1"):
+        raise ConfigError(variable, "must be an https URL (http only to 127.0.0.1 or [::1])")
+
+
 def _base_url(value: str) -> str:
     _plain_url(PREFIX + "BASE_URL", value)
     return value.rstrip("/")
-
-
-def _forge_app_id(value: str | None) -> str | None:
-    """§8.2: unset = Forge off; else the app ARI exactly as `forge register` wrote it."""
-    if value is not None and not is_forge_app_id(value):
-        raise ConfigError(PREFIX + "FORGE_APP_ID", "expected ari:cloud:ecosystem::app/<uuid>")
-    return value
 
 
 def _is_app_key(value: str) -> bool:

@@ -22,6 +22,7 @@ from adapters.memory.admin import (
 )
 from adapters.memory.inbox import MemoryInbox
 from adapters.metrics import Metrics, counting_store
+from adapters.outbound.forge_jwks import HttpForgeJwks, forge_jwks_client
 from adapters.outbound.install_keys import HttpInstallKeys
 from adapters.outbound.jira import HttpJiraApi, jira_http_client
 from adapters.outbound.jira_status_cache import CachingJiraApi, StatusCache
@@ -34,6 +35,7 @@ from adapters.sqlite.admin import (
     SqliteSearchTokenStore,
 )
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
+from adapters.sqlite.forge import SqliteForgeSites
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.loop_connection import LoopConnection
@@ -48,6 +50,7 @@ from core.model.errors import ServiceError
 from core.model.host_patterns import HostRefused, check_sentry_url
 from ports.admin import AccountMappingStore, BindingStore, LinkStore, SearchTokenStore
 from ports.clock import Clock
+from ports.forge import ForgeKeys, ForgeSites
 from ports.inbox import Inbox
 from ports.install_keys import InstallKeys
 from ports.jira import JiraApi
@@ -122,6 +125,11 @@ class Container:
     upkeep: WorkerUpkeep | None = None
     # §3 /metrics: this process's counters (its own registry: two apps in a test count apart).
     metrics: Metrics = attrs.field(factory=Metrics)
+    # §8.2 Forge Remote: the FIT keys and the Forge sites (None: the Forge routes answer 503
+    # when SENTRY_JIRA_FORGE_APP_ID is set; 404 while it is unset).
+    forge_keys: ForgeKeys | None = None
+    forge_sites: ForgeSites | None = None
+    forge_keys_client: httpx.AsyncClient | None = None  # closed at shutdown
 
     _background: list[asyncio.Task[None]] = attrs.field(factory=list, init=False)
 
@@ -199,6 +207,8 @@ class Container:
             self.loop_connection.close()
         if self.install_keys_client is not None:
             await self.install_keys_client.aclose()
+        if self.forge_keys_client is not None:
+            await self.forge_keys_client.aclose()
         if self.jira_http is not None:
             await self.jira_http.aclose()
         if self.http_client is not None:
@@ -252,9 +262,12 @@ def bootstrap(settings: Settings) -> Container:
     inbox = SqliteInbox(database, loop_connection)
     admin = sqlite_admin_stores(database)
     sync = SqliteSyncStore(database, loop_connection)
+    forge_sites = SqliteForgeSites(database, loop_connection)
+    forge_client = forge_jwks_client(settings.install_keys_timeout_seconds)
     # W5: the status cache wraps the Jira client (any transport's credential).
     jira = CachingJiraApi(
-        HttpJiraApi(jira_http, settings, clock=clock, observe=metrics.outbound_observer("jira")),
+        HttpJiraApi(jira_http, settings, clock=clock, observe=metrics.outbound_observer("jira"),
+                    forge_sites=forge_sites),
         StatusCache(clock))
     sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts,
                            observe=metrics.outbound_observer("sentry"))
@@ -297,6 +310,10 @@ def bootstrap(settings: Settings) -> Container:
         worker=worker,
         upkeep=sync,
         metrics=metrics,
+        forge_keys=HttpForgeJwks(forge_client, settings.forge_jwks_url,
+                                 timeout_seconds=settings.install_keys_timeout_seconds),
+        forge_sites=forge_sites,
+        forge_keys_client=forge_client,
     )
 
 

@@ -54,6 +54,7 @@ BENCH_ENTRIES = [
     ("bench.wrk", "parse_wrk"),
     ("bench.ack", "measure_ack"),
     ("bench.webhook_ack", "measure_webhook_ack"),
+    ("bench.forge_ack", "measure_forge_ack"),
     ("bench.scale", "measure_scale"),
     ("bench.install_latency", "measure_install_latency"),
     ("bench.search_overhead", "measure_search_overhead"),

@@ -68,7 +68,9 @@ def serve(host: str, port: int) -> None:
     except CannotListen as err:
         fail_startup(str(err))
     container = open_container(settings)
-    log_startup(settings, process="serve", transports=TRANSPORTS)
+    # §3: Forge's routes are served only with SENTRY_JIRA_FORGE_APP_ID set (§8.2).
+    forge = ("forge",) if settings.app.forge_app_id else ()
+    log_startup(settings, process="serve", transports=TRANSPORTS + forge)
     try:
         run_server(create_app(container), host=host, port=port)
     finally:

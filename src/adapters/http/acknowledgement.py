@@ -21,7 +21,11 @@ from litestar.types import Receive, Scope, Send
 from adapters.http.body import decode_json
 from adapters.http.errors import STATUS_OF
 from adapters.wiring import Container
-from core.issue_update.acknowledge import acknowledge_issue_update
+from core.issue_update.acknowledge import (
+    Acknowledgement,
+    acknowledge_issue_body,
+    acknowledge_issue_update,
+)
 from core.model.errors import ServiceError
 from core.model.tenant import VerifiedSite
 
@@ -37,18 +41,38 @@ async def acknowledge_and_answer(site: VerifiedSite, raw_body: bytes, *, webhook
     ack = await acknowledge_issue_update(
         site, raw_body, webhook_id=webhook_id, inbox=container.inbox,
         clock=container.clock, decode=decode_json, encode=encode_json)
+    await answer_acknowledgement(ack, container=container, send=send)
+    return ack.status
+
+
+async def acknowledge_body_and_answer(site: VerifiedSite, body: Any, *, webhook_id: str,
+                                      container: Container, send: Send) -> str:
+    """As `acknowledge_and_answer`, for a body the transport decoded and mapped onto W2."""
+    ack = await acknowledge_issue_body(site, body, webhook_id=webhook_id,
+                                       inbox=container.inbox, clock=container.clock,
+                                       encode=encode_json)
+    await answer_acknowledgement(ack, container=container, send=send)
+    return ack.status
+
+
+async def answer_acknowledgement(ack: Acknowledgement, *, container: Container,
+                                 send: Send) -> None:
+    """202 accepted (waking the worker) or 200 duplicate / ignored, as JSON."""
     if ack.status == "accepted":
         container.wake_worker()
         status, body = 202, {"status": "accepted", "delivery": ack.delivery}
     else:
         status, body = 200, {"status": ack.status}
+    await send_json(send, status, body)
+
+
+async def send_json(send: Send, status: int, body: Any) -> None:
     payload = encode_json(body)
     start: Any = {"type": "http.response.start", "status": status,
                   "headers": [*_JSON, (b"content-length", str(len(payload)).encode())]}
     await send(start)
     end: Any = {"type": "http.response.body", "body": payload}
     await send(end)
-    return ack.status
 
 
 AckRoute = Callable[[Scope, Receive, Send], Awaitable[str]]

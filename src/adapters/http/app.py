@@ -12,6 +12,7 @@ from adapters.http import search as search_routes
 from adapters.http.connect import descriptor, issue_updated
 from adapters.http.connect import lifecycle as lifecycle_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
+from adapters.http.forge import routes as forge_routes
 from adapters.http.jira_webhooks import issue_updated as webhook_routes
 from adapters.http.jira_webhooks import sites as site_routes
 from adapters.http.pages import routes as page_routes
@@ -32,6 +33,7 @@ def create_app(container: Container) -> Litestar:
     handlers += issue_updated.routes(container)
     handlers += site_routes.routes(container)
     handlers += webhook_routes.routes(container)
+    handlers += forge_routes.routes(container)
     handlers += search_routes.routes(container)
     handlers += journal.routes(container)
     handlers += metrics.routes(container)

@@ -20,6 +20,7 @@ from core.model.errors import (
     Unauthorized,
     Unavailable,
     UpstreamError,
+    UpstreamNotReady,
     UpstreamRateLimited,
     UpstreamRefused,
     UpstreamTimeout,
@@ -44,6 +45,10 @@ STATUS_OF: dict[type[ServiceError], int] = {
 
 # S8: what a client is told about an upstream failure (never upstream HTML or text).
 UPSTREAM_DETAIL = {
+    UpstreamNotReady: (
+        "Jira cannot be called for this site yet (its Forge app token has not arrived or its "
+        "permissions are still propagating); retry later"
+    ),
     UpstreamRateLimited: "Jira is rate limiting requests; retry later",
     UpstreamTimeout: "Jira did not answer in time",
     UpstreamRefused: (

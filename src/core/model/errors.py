@@ -44,6 +44,12 @@ class UpstreamError(ServiceError):
     """A call to Jira or Sentry failed; subclasses say how (S8, W9)."""
 
 
+class UpstreamNotReady(Unavailable, UpstreamError):
+    """§8.2: Jira cannot be called for this site yet — no unexpired Forge system token, or
+    Jira answered 401/403 within 10 minutes of the install (permissions propagate). Search
+    answers 503 with `Retry-After`; the worker retries it (W9) and journals why."""
+
+
 class UpstreamRateLimited(UpstreamError):
     """The upstream answered 429 (S8: answered 429 with its `Retry-After`, 30 when absent)."""
 
