@@ -62,6 +62,19 @@ def value(found: dict[Any, float], name: str, **labels: str) -> float:
     return found.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+@pytest.fixture(autouse=True)
+def fresh_refusal_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own `metrics_refused` token bucket: the process-wide one (burst 20, then
+    1 a second) would drop the line a test expects once earlier tests used the burst."""
+    import logging
+
+    from adapters.http import metrics as metrics_route
+    from adapters.logs import RefusalLog
+
+    monkeypatch.setattr(metrics_route, "refusals",
+                        RefusalLog(logging.getLogger("sentry_jira.refused")))
+
+
 @pytest.fixture
 def make_world(tmp_path: Path) -> Callable[..., Any]:
     def make(**env: str) -> Any:
