@@ -230,7 +230,9 @@ async def test_3_a_scrape_without_the_token_is_401_and_logged_without_it(
     assert "sentry_jira" not in response.text
     assert METRICS_TOKEN not in response.text
     [line] = log.named("metrics_refused")
-    assert line["route"] == "/metrics"
+    # The same fields as every refusal line (docs/security.md): route, method, client, reason.
+    assert (line["route"], line["method"], line["client"]) == ("/metrics", "GET", "testclient")
+    assert line["reason"]
     assert METRICS_TOKEN not in json.dumps(log.events())
     assert "not-the-metrics-token" not in json.dumps(log.events())
 
