@@ -29,8 +29,10 @@ def authorize_scrape(request: Request[Any, Any, Any], tokens: tuple[str, ...]) -
             raise Unauthorized("more than one Authorization header")
         check_admin_token(values[0] if values else None, tokens)
     except Unauthorized as err:
+        client = request.scope.get("client")
         refusals.refused("metrics_refused", "refused /metrics request", reason=err.detail,
-                         route="/metrics")
+                         route="/metrics", method=request.method,
+                         client=client[0] if client else None)
         raise Unauthorized("a metrics token is required: Authorization: Bearer <token>") from None
 
 
