@@ -171,3 +171,51 @@ async def test_section10_glance_reads_are_cached_at_most_60_seconds_and_failures
     with pytest.raises(SentryUnavailable):
         await cache.get_issue(binding, "42")
     assert (await cache.get_issue(binding, "42")).title == "second"  # not a cached failure
+
+
+@pytest.mark.parametrize("hostile", [
+    # Browsers read `\` as `/` in http(s) URLs: the host is evil.example, not *.sentry.io.
+    "https://evil.example\\.sentry.io/issues/42/",
+    "https://evil.example\\@sentry.io/issues/42/",
+    "https://evil.example%5c.sentry.io/issues/42/",
+    "https://evil.example%2f.sentry.io/issues/42/",
+    # Browsers drop tabs and newlines anywhere in a URL: no such text is trusted.
+    "https://acme.sentry.io/issues/42/\n<script>",
+    "https://ac\tme.sentry.io/issues/42/",
+    " https://acme.sentry.io/issues/42/",
+    "https://acme.sentry.io:99999/issues/42/",
+    "https://acme..sentry.io/issues/42/",
+    "HTTPS://acme.sentry.io\\/issues/42/",
+])
+def test_section10_glance_permalink_a_browser_reads_as_another_host_is_not_followed(
+    hostile: str,
+) -> None:
+    """§10 glance link rule: a permalink whose host a browser would read differently from
+    `urlsplit` (backslash, escapes, whitespace, a bad port) is never the link; the issue page
+    under the binding's own Sentry URL is."""
+    binding = Binding(tenant_id=1, org="acme", sentry_url="https://sentry.io", sentry_token="t")
+    issue = SentryIssue("42", "ACME-1", "t", "unresolved", hostile)
+    assert issue_url(binding, issue) == "https://sentry.io/organizations/acme/issues/42/"
+
+
+async def test_section10_glance_cache_never_answers_a_binding_with_another_token_or_site() -> None:
+    """§10 cache: an answer read with one binding's credential is never served to another
+    site, another org, another Sentry URL or the same binding after its token changed."""
+    clock = FixedClock(NOW)
+    sentry = MemorySentryApi()
+    sentry.add_org("acme", "t")
+    sentry.add_issue("acme", "42", title="first")
+    cache = CachedSentryIssues(sentry, clock)
+    binding = Binding(tenant_id=1, org="acme", sentry_url="https://sentry.invalid",
+                      sentry_token="t")
+    await cache.get_issue(binding, "42")
+    for other in (attrs.evolve(binding, tenant_id=2), attrs.evolve(binding, org="acme2"),
+                  attrs.evolve(binding, sentry_url="https://other.invalid"),
+                  attrs.evolve(binding, sentry_token="revoked-or-replaced")):
+        before = len([c for c in sentry.calls if c.operation == GET_ISSUE])
+        try:
+            await cache.get_issue(other, "42")
+        except Exception:  # the memory Sentry refuses an unknown org or token: a real read
+            pass
+        after = len([c for c in sentry.calls if c.operation == GET_ISSUE])
+        assert after == before + 1, other

@@ -9,6 +9,8 @@ issue's page built from the binding's Sentry URL.
 from __future__ import annotations
 
 import asyncio
+import re
+from typing import Final
 from urllib.parse import quote, urlsplit
 
 import attrs
@@ -21,6 +23,14 @@ from core.model.sentry import SentryIssue
 from core.pages.configure import refusal_message
 from ports.admin import BindingStore, LinkStore
 from ports.sentry import SentryApi
+
+# A permalink's `host[:port]` as browsers and `urlsplit` read it alike: DNS labels only (no
+# backslash, `%`, `@`, brackets or empty labels), an optional port.
+_LINK_NETLOC: Final = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+    r"(?::[0-9]{1,5})?",
+    re.ASCII,
+)
 
 
 @attrs.frozen
@@ -82,18 +92,32 @@ async def _read(sentry: SentryApi, binding: Binding, issue_id: str) -> GlanceIss
 
 def issue_url(binding: Binding, issue: SentryIssue) -> str:
     """Sentry's permalink when it is an http(s) URL on the binding's Sentry host (or a
-    subdomain of it); otherwise the issue page under the binding's Sentry URL."""
-    own = urlsplit(binding.sentry_url)
-    if issue.permalink is not None:
-        link = urlsplit(issue.permalink)
-        host, own_host = (link.hostname or "").lower(), (own.hostname or "").lower()
-        if (
-            link.scheme in ("https", own.scheme)
-            and link.scheme in ("http", "https")
-            and "@" not in link.netloc
-            and own_host
-            and (host == own_host or host.endswith("." + own_host))
-        ):
-            return issue.permalink
+    subdomain of it) that a browser reads the same way; otherwise the issue page under the
+    binding's Sentry URL."""
+    if issue.permalink is not None and _on_sentry_host(issue.permalink, binding.sentry_url):
+        return issue.permalink
     org, number = quote(binding.org, safe=""), quote(issue.id, safe="")
     return f"{binding.sentry_url}/organizations/{org}/issues/{number}/"
+
+
+def _on_sentry_host(permalink: str, sentry_url: str) -> bool:
+    # Browsers drop tabs and newlines, read a backslash as `/` and decode `%` in a host, where
+    # `urlsplit` does not: only plain printable ASCII with a plain host is compared at all.
+    if not permalink.isascii() or not permalink.isprintable() or any(
+        c in permalink for c in " \\"
+    ):
+        return False
+    own, link = urlsplit(sentry_url), urlsplit(permalink)
+    if not _LINK_NETLOC.fullmatch(link.netloc.lower()):
+        return False
+    try:
+        link.port  # noqa: B018 - a port over 65535 raises
+    except ValueError:
+        return False
+    host, own_host = (link.hostname or "").lower(), (own.hostname or "").lower()
+    return (
+        link.scheme in ("https", own.scheme)
+        and link.scheme in ("http", "https")
+        and bool(own_host)
+        and (host == own_host or host.endswith("." + own_host))
+    )
