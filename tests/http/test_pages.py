@@ -573,3 +573,117 @@ async def test_section10_an_unexpected_failure_is_an_html_page_without_a_trace(
         assert_error_page(response, 500)
         assert "internal error" in response.text
         assert "internal detail" not in response.text and SENTRY_TOKEN not in response.text
+
+
+# -- review (#17): more hostile inputs ------------------------------------------------------
+
+
+@pytest.mark.parametrize("hostile", [
+    "https://jira.acme.example; script-src * 'unsafe-inline'",
+    "https://jira.acme.example 'unsafe-inline' https://evil.example",
+    "https://jira.acme.example,https://evil.example",
+    "https://evil.example\\@jira.acme.example",
+    "https://user:pw@jira.acme.example",
+    "javascript:alert(1)//jira.acme.example",
+    "https://jira.acme.example%3B%20script-src%20%2A",
+    "https://[::1;script-src]/",
+    "https://jira.acme.example:99999",
+])
+async def test_section10_a_hostile_display_url_never_reaches_the_csp_header(
+    world: World, hostile: str
+) -> None:
+    """§10 CSP: frame-ancestors comes from the stored site URLs; a display URL that is not a
+    plain http(s) origin adds nothing to the header (no `;`, no extra source, no scheme)."""
+    await world.container.tenants.upsert_installed(Installation(
+        client_key=CLIENT, shared_secret=SECRET, base_url=BASE, display_url=hostile,
+        installed_at=world.now()))
+    for url in (world.configure_url(), world.glance_url()):
+        response = await world.client.get(url)
+        assert response.status_code == 200, response.text
+        csp = response.headers["content-security-policy"]
+        assert csp.endswith(f"frame-ancestors {BASE}"), csp
+        assert csp.count(";") == 7 and "unsafe" not in csp and "evil" not in csp
+        assert "*" not in csp and "javascript" not in csp
+
+
+async def test_section10_a_site_of_another_transport_cannot_open_pages_or_post(
+    world: World,
+) -> None:
+    """§10, §8.0: pages are for Connect sites; a webhook site (no shared secret) signing a
+    token with its webhook secret under its client key is a 401, never a 500."""
+    from core.model.credentials import ApiToken, JiraFlavor
+    from core.model.tenant import NewSite
+
+    webhook_secret = "webhook-site-secret-0123456789-abcdefghijklmnopq"
+    site = await world.container.tenants.register_site(NewSite(
+        base_url="https://hooks.atlassian.net", flavor=JiraFlavor.CLOUD,
+        credential=ApiToken("bot@hooks.example", "api-token"), webhook_secret=webhook_secret,
+        registered_at=world.now()))
+    for path in (CONFIGURE_PATH, ISSUE_GLANCE_PATH):
+        query = GLANCE_QUERY if path == ISSUE_GLANCE_PATH else JIRA_PAGE_PARAMS
+        url = signed_page_url(client_key=site.client_key, secret=webhook_secret,
+                              now=world.now(), path=path, query=query)
+        assert_error_page(await world.client.get(url), 401)
+    context = context_token(client_key=site.client_key, secret=webhook_secret, now=world.now())
+    response = await world.client.post(
+        f"{CONFIGURE_PATH}orgs/acme/", json=bind_body(sentry_url=world.sentry.url),
+        headers=world.headers(context=context))
+    assert response.status_code == 401
+    assert await world.container.admin.bindings.of_tenant(site.id) == []
+    assert world.sentry.requests == []
+
+
+@pytest.mark.parametrize("query", [
+    "issueKey=APP-2&" + JIRA_PAGE_PARAMS,  # another issue than the one Jira signed
+    "issueKey=APP-1&issueKey=APP-2&" + JIRA_PAGE_PARAMS,  # a second key appended
+])
+async def test_section10_glance_issue_key_is_covered_by_the_qsh(world: World, query: str) -> None:
+    """§10/§4.1: a user cannot point a signed glance URL at another issue."""
+    await world.bind()
+    await link(world, "APP-2", "4711")
+    token = world.glance_url().rsplit("jwt=", 1)[1]  # signed for issueKey=APP-1
+    response = await world.client.get(f"{ISSUE_GLANCE_PATH}?{query}&jwt={token}")
+    assert_error_page(response, 401)
+    assert world.sentry.requests == []
+
+
+@pytest.mark.parametrize("iss", [CLIENT.upper(), CLIENT[:-1], CLIENT + " ", CLIENT + "%"])
+async def test_section10_a_client_key_that_only_resembles_the_site_is_refused(
+    world: World, iss: str
+) -> None:
+    """§4.2: `iss` names a site exactly (no case folding, prefix or trailing space)."""
+    assert_error_page(await world.client.get(world.configure_url(client_key=iss)), 401)
+    context = context_token(client_key=iss, secret=SECRET, now=world.now())
+    response = await world.client.post(f"{CONFIGURE_PATH}orgs/acme/unbind/", json={},
+                                       headers=world.headers(context=context))
+    assert response.status_code == 401
+
+
+async def test_section10_page_posts_after_an_uninstall_or_a_rotation_change_nothing(
+    world: World,
+) -> None:
+    """§10 with L4/L5: after a secret rotation the old page's action token is void (403, even
+    with a fresh context token); after an uninstall every POST is 401. Nothing changes."""
+    await world.bind()
+    letter = await world.dead_letter(world.site)
+    old_action = mint_action_token(world.site, ADMIN_ACCOUNT, world.now())
+    rotated = "site-a-rotated-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+    await world.container.tenants.upsert_installed(Installation(
+        client_key=CLIENT, shared_secret=rotated, base_url=BASE, display_url=DISPLAY,
+        installed_at=world.now()))
+    fresh_context = context_token(client_key=CLIENT, secret=rotated, now=world.now())
+    posts = [(f"{CONFIGURE_PATH}orgs/acme/unbind/", {}),
+             (f"{CONFIGURE_PATH}dead-letters/{letter}/retry/", {}),
+             (f"{CONFIGURE_PATH}orgs/acme/", bind_body(sentry_url=world.sentry.url))]
+    for path, body in posts:
+        response = await world.client.post(
+            path, json=body, headers=world.headers(context=fresh_context, action=old_action))
+        assert response.status_code == 403, (path, response.text)
+    await world.container.tenants.mark_uninstalled(CLIENT)
+    for path, body in posts:
+        response = await world.client.post(path, json=body, headers=world.headers(
+            context=fresh_context, action=old_action))
+        assert response.status_code == 401, (path, response.text)
+    assert "acme" in await world.bindings()
+    assert [d.id for d in await world.sync.dead_letters()] == [letter]
+    assert world.sentry.requests == []

@@ -219,3 +219,16 @@ async def test_section10_glance_cache_never_answers_a_binding_with_another_token
             pass
         after = len([c for c in sentry.calls if c.operation == GET_ISSUE])
         assert after == before + 1, other
+
+
+async def test_section10_an_action_token_against_a_site_without_a_secret_is_403_not_a_crash(
+) -> None:
+    """§10 with L5: an uninstalled site (secret erased) has no valid action token at all."""
+    _, tenant = await a_site()
+    token = mint_action_token(tenant, ADMIN_ACCOUNT, NOW)
+    erased = attrs.evolve(tenant, shared_secret=None)
+    with pytest.raises(Forbidden):
+        check_action_token(token, tenant=erased, account_id=ADMIN_ACCOUNT, now=NOW)
+    with pytest.raises(Forbidden):
+        check_action_token(token, tenant=attrs.evolve(tenant, shared_secret=""),
+                           account_id=ADMIN_ACCOUNT, now=NOW)
