@@ -687,3 +687,15 @@ async def test_section10_page_posts_after_an_uninstall_or_a_rotation_change_noth
     assert "acme" in await world.bindings()
     assert [d.id for d in await world.sync.dead_letters()] == [letter]
     assert world.sentry.requests == []
+
+
+async def test_section10_a_megabyte_sentry_title_is_cut_on_the_glance(world: World) -> None:
+    """§10 / §8.3: the real adapter reads a ~900 kB title from the fake Sentry; the panel shows
+    a bounded, escaped cut of it."""
+    await world.bind()
+    world.sentry.add_issue("acme", "4711", title="<b>" * 300_000, short_id="ACME-1A")
+    await link(world, "APP-1", "4711")
+    response = await world.client.get(world.glance_url())
+    assert response.status_code == 200, response.text
+    assert len(response.text) < 20_000 and "ACME-1A" in response.text
+    assert "<b>" not in response.text and "&lt;b&gt;" in response.text

@@ -26,7 +26,12 @@ from core.connect.pages import (
 from core.connect.tokens import ConnectRequest
 from core.model.bindings import Binding
 from core.model.errors import Forbidden, SentryUnavailable, Unauthorized
-from core.model.sentry import SentryIssue
+from core.model.sentry import (
+    MAX_SHORT_ID_CHARS,
+    MAX_STATUS_CHARS,
+    MAX_TITLE_CHARS,
+    SentryIssue,
+)
 from core.model.tenant import Installation, Tenant
 from core.pages.glance import issue_url
 
@@ -232,3 +237,17 @@ async def test_section10_an_action_token_against_a_site_without_a_secret_is_403_
     with pytest.raises(Forbidden):
         check_action_token(token, tenant=attrs.evolve(tenant, shared_secret=""),
                            account_id=ADMIN_ACCOUNT, now=NOW)
+
+
+def test_section10_a_sentry_issue_keeps_bounded_fields_whatever_sentry_answers() -> None:
+    """§10 glance / §8.3: a hostile Sentry answering megabyte titles cannot make the glance
+    cache (4096 entries) hold gigabytes, nor the Jira issue view carry a megabyte panel."""
+    issue = SentryIssue("42", "S" * 100_000, "T" * 1_000_000, "u" * 10_000,
+                        "https://sentry.io/" + "p" * 100_000)
+    assert len(issue.title) <= MAX_TITLE_CHARS and issue.title.endswith("…")
+    assert len(issue.short_id) <= MAX_SHORT_ID_CHARS
+    assert len(issue.status) <= MAX_STATUS_CHARS
+    assert issue.permalink is None  # a cut link would point somewhere else: none at all
+    plain = SentryIssue("42", "ACME-1", "A title", "unresolved", "https://sentry.io/i/42/")
+    assert (plain.short_id, plain.title, plain.status, plain.permalink) == (
+        "ACME-1", "A title", "unresolved", "https://sentry.io/i/42/")
