@@ -6,6 +6,7 @@ Sentry on loopback, so "nothing was sent to Sentry" is what the fake Sentry rece
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -699,3 +700,46 @@ async def test_section10_a_megabyte_sentry_title_is_cut_on_the_glance(world: Wor
     assert response.status_code == 200, response.text
     assert len(response.text) < 20_000 and "ACME-1A" in response.text
     assert "<b>" not in response.text and "&lt;b&gt;" in response.text
+
+
+@pytest.mark.parametrize("kind", [
+    "rs256-lifecycle-token", "issue-updated-token", "hs512-token",
+    "hs256-signed-with-the-client-key", "another-sites-secret-with-this-iss",
+])
+async def test_section10_other_connect_tokens_never_open_a_page_or_change_anything(
+    world: World, kind: str
+) -> None:
+    """§4.2/§10 token confusion: a lifecycle token (RS256, even with the page's qsh or
+    context-qsh), a webhook's issue-updated token, another HMAC algorithm, a token keyed by
+    the public clientKey or by another site's secret is refused on page loads and on page
+    POSTs: 401, nothing stored, nothing sent to Sentry."""
+    import jwt as pyjwt
+
+    from core.describe import ISSUE_UPDATED_PATH
+    from tests.support.connect_tokens import rs256_token, tenant_claims
+
+    now = world.now()
+    post_path = f"{CONFIGURE_PATH}orgs/acme/"
+
+    def sign(claims: dict[str, Any]) -> str:
+        if kind == "rs256-lifecycle-token":
+            return rs256_token({**claims, "aud": "https://app.example"})
+        if kind == "issue-updated-token":
+            return hs256_token(tenant_claims(iss=CLIENT, now=now, method="POST",
+                                             path=ISSUE_UPDATED_PATH), SECRET)
+        if kind == "hs512-token":  # the right secret, the wrong algorithm
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PyJWT: a 58-byte key is short for SHA-512
+                return pyjwt.encode(claims, SECRET, algorithm="HS512")
+        if kind == "hs256-signed-with-the-client-key":
+            return hs256_token(claims, CLIENT)
+        return hs256_token(claims, OTHER_SECRET)
+
+    load = page_claims(client_key=CLIENT, now=now, path=CONFIGURE_PATH, query=JIRA_PAGE_PARAMS)
+    page = page_url(CONFIGURE_PATH, JIRA_PAGE_PARAMS, sign(load))
+    assert_error_page(await world.client.get(page), 401)
+    context = {**load, "qsh": "context-qsh", "exp": load["iat"] + 900}
+    response = await world.client.post(post_path, json=bind_body(sentry_url=world.sentry.url),
+                                       headers=world.headers(context=sign(context)))
+    assert response.status_code == 401, response.text
+    assert await world.bindings() == {} and world.sentry.requests == []
