@@ -743,3 +743,38 @@ async def test_section10_other_connect_tokens_never_open_a_page_or_change_anythi
                                        headers=world.headers(context=sign(context)))
     assert response.status_code == 401, response.text
     assert await world.bindings() == {} and world.sentry.requests == []
+
+
+@pytest.mark.parametrize("shape", ["jwt-first", "jwt-in-the-middle", "jwt-name-escaped",
+                                   "same-values-other-escapes"])
+async def test_section10_page_qsh_is_the_raw_query_minus_jwt_wherever_it_stands(
+    world: World, shape: str
+) -> None:
+    """§4.1/§10: the `jwt` parameter is left out of the qsh wherever it stands and however its
+    name is escaped; escapes that decode to the same values are the same query."""
+    token = world.glance_url().rsplit("jwt=", 1)[1]  # signed for GLANCE_QUERY
+    if shape == "jwt-first":
+        url = f"{ISSUE_GLANCE_PATH}?jwt={token}&{GLANCE_QUERY}"
+    elif shape == "jwt-in-the-middle":
+        url = f"{ISSUE_GLANCE_PATH}?issueKey=APP-1&jwt={token}&{JIRA_PAGE_PARAMS}"
+    elif shape == "jwt-name-escaped":
+        url = f"{ISSUE_GLANCE_PATH}?{GLANCE_QUERY}&jw%74={token}"
+    else:
+        url = f"{ISSUE_GLANCE_PATH}?issue%4Bey=APP%2D1&{JIRA_PAGE_PARAMS}&jwt={token}"
+    response = await world.client.get(url)
+    assert response.status_code == 200, response.text
+
+
+async def test_section10_page_posts_allow_no_cross_origin_caller(world: World) -> None:
+    """§10 CSRF: a page POST needs `Authorization` and a JSON body, which another origin can
+    only send after a CORS preflight; the app answers no preflight with an allow header."""
+    for path in (f"{CONFIGURE_PATH}orgs/acme/", f"{CONFIGURE_PATH}orgs/acme/unbind/"):
+        response = await world.client.options(path, headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,x-action-token"})
+        assert not any(name.lower().startswith("access-control-allow")
+                       for name in response.headers), response.headers
+    form = await world.client.post(f"{CONFIGURE_PATH}orgs/acme/unbind/", content=b"a=1",
+                                   headers={"Content-Type": "application/x-www-form-urlencoded",
+                                            "Origin": "https://evil.example"})
+    assert form.status_code == 415
