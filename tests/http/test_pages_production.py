@@ -146,3 +146,14 @@ async def test_section10_served_lookup_sees_a_rotation_and_an_uninstall_at_once(
     journal = served.sync
     assert [d.id for d in await journal.dead_letters()] == [letter]
     assert fake_sentry.requests == []
+
+
+@pytest.mark.parametrize("iss", [CLIENT.upper(), CLIENT[:-1], CLIENT + "%", CLIENT + " "])
+async def test_section10_served_lookup_matches_the_client_key_exactly(
+    served: Served, iss: str
+) -> None:
+    """§4.2 through SQLite: `iss` names a site byte for byte (no case folding, no prefix, no
+    LIKE pattern), even when the token is signed with that site's real secret."""
+    url = signed_page_url(client_key=iss, secret=SECRET, now=served.clock.now(),
+                          path=CONFIGURE_PATH)
+    assert (await served.client.get(url)).status_code == 401
