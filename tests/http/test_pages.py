@@ -29,6 +29,7 @@ from core.model.host_patterns import parse_host_patterns
 from core.model.sync import Kind, Outcome
 from core.model.tenant import Installation, Tenant
 from core.pages.configure import ORG_NOT_FOUND, SENTRY_UNREACHABLE, TOKEN_REFUSED
+from core.pages.glance import GLANCE_MESSAGES, GLANCE_UNREACHABLE
 from ports.inbox import NewDelivery
 from ports.sync_store import JournalEntry, NewAction
 from tests.support.builders import a_fake_container, a_settings
@@ -538,7 +539,8 @@ async def test_section10_glance_shows_a_message_when_sentry_fails(world: World) 
                         Answer(502, {"detail": "<b>upstream words</b>"}))
     response = await world.client.get(world.glance_url())
     assert response.status_code == 200
-    assert SENTRY_UNREACHABLE in response.text and "upstream words" not in response.text
+    assert GLANCE_UNREACHABLE in response.text and "upstream words" not in response.text
+    assert "saved" not in response.text
 
 
 async def test_section10_glance_without_links_and_with_a_bad_issue_key(world: World) -> None:
@@ -778,3 +780,22 @@ async def test_section10_page_posts_allow_no_cross_origin_caller(world: World) -
                                    headers={"Content-Type": "application/x-www-form-urlencoded",
                                             "Origin": "https://evil.example"})
     assert form.status_code == 415
+
+
+async def test_section10_glance_for_a_binding_whose_sentry_host_is_no_longer_allowed(
+    world: World,
+) -> None:
+    """§10 with §8.3: after the operator narrows SENTRY_JIRA_SENTRY_HOSTS, a stored binding on
+    a host no longer allowed shows a fixed message in the panel (no connection, no 500)."""
+    await world.container.admin.bindings.change(
+        world.site.id, "acme", lambda _: Binding(tenant_id=world.site.id, org="acme",
+                                                 sentry_url="https://sentry.example.com",
+                                                 sentry_token=SENTRY_TOKEN))
+    await link(world, "APP-1", "4711")
+    response = await world.client.get(world.glance_url())
+    assert response.status_code == 200, response.text
+    assert "ACME" not in response.text and SENTRY_TOKEN not in response.text
+    shown = re.search(r'notice-warning" role="status">([^<]*)<', response.text)
+    assert shown and shown.group(1) in GLANCE_MESSAGES, response.text
+    assert "saved" not in shown.group(1)  # the glance saves nothing: no bind wording
+    assert world.sentry.requests == []

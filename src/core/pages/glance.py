@@ -20,7 +20,6 @@ from core.connect.pages import PageUser
 from core.model.bindings import Binding
 from core.model.errors import SentryError
 from core.model.sentry import SentryIssue
-from core.pages.configure import refusal_message
 from ports.admin import BindingStore, LinkStore
 from ports.sentry import SentryApi
 
@@ -31,6 +30,27 @@ _LINK_NETLOC: Final = re.compile(
     r"(?::[0-9]{1,5})?",
     re.ASCII,
 )
+
+
+# §10: what the panel says when Sentry fails for an org; never Sentry's own words (the
+# configure page's bind messages speak of saving, which a read never does).
+GLANCE_UNREACHABLE: Final = "Sentry could not be reached; these issues are shown again later."
+GLANCE_TOKEN_REFUSED: Final = "Sentry refused this site's token for the organization."
+GLANCE_NOT_FOUND: Final = "Sentry does not know some of these issues (any more)."
+GLANCE_REFUSED: Final = "Sentry did not answer with these issues."
+GLANCE_MESSAGES: Final = (GLANCE_UNREACHABLE, GLANCE_TOKEN_REFUSED, GLANCE_NOT_FOUND,
+                          GLANCE_REFUSED)
+
+
+def glance_message(error: SentryError) -> str:
+    """The fixed panel message for a failed Sentry read."""
+    if error.transient:
+        return GLANCE_UNREACHABLE
+    if error.status in (401, 403):
+        return GLANCE_TOKEN_REFUSED
+    if error.status == 404:
+        return GLANCE_NOT_FOUND
+    return GLANCE_REFUSED
 
 
 @attrs.frozen
@@ -83,7 +103,7 @@ async def _read(sentry: SentryApi, binding: Binding, issue_id: str) -> GlanceIss
     try:
         issue = await sentry.get_issue(binding, issue_id)
     except SentryError as error:
-        return refusal_message(error)
+        return glance_message(error)
     return GlanceIssue(
         short_id=issue.short_id, title=issue.title, status=issue.status,
         url=issue_url(binding, issue),
