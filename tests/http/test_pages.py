@@ -6,6 +6,7 @@ Sentry on loopback, so "nothing was sent to Sentry" is what the fake Sentry rece
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +29,7 @@ from core.model.host_patterns import parse_host_patterns
 from core.model.sync import Kind, Outcome
 from core.model.tenant import Installation, Tenant
 from core.pages.configure import ORG_NOT_FOUND, SENTRY_UNREACHABLE, TOKEN_REFUSED
+from core.pages.glance import GLANCE_MESSAGES, GLANCE_UNREACHABLE
 from ports.inbox import NewDelivery
 from ports.sync_store import JournalEntry, NewAction
 from tests.support.builders import a_fake_container, a_settings
@@ -537,7 +539,8 @@ async def test_section10_glance_shows_a_message_when_sentry_fails(world: World) 
                         Answer(502, {"detail": "<b>upstream words</b>"}))
     response = await world.client.get(world.glance_url())
     assert response.status_code == 200
-    assert SENTRY_UNREACHABLE in response.text and "upstream words" not in response.text
+    assert GLANCE_UNREACHABLE in response.text and "upstream words" not in response.text
+    assert "saved" not in response.text
 
 
 async def test_section10_glance_without_links_and_with_a_bad_issue_key(world: World) -> None:
@@ -573,3 +576,226 @@ async def test_section10_an_unexpected_failure_is_an_html_page_without_a_trace(
         assert_error_page(response, 500)
         assert "internal error" in response.text
         assert "internal detail" not in response.text and SENTRY_TOKEN not in response.text
+
+
+# -- review (#17): more hostile inputs ------------------------------------------------------
+
+
+@pytest.mark.parametrize("hostile", [
+    "https://jira.acme.example; script-src * 'unsafe-inline'",
+    "https://jira.acme.example 'unsafe-inline' https://evil.example",
+    "https://jira.acme.example,https://evil.example",
+    "https://evil.example\\@jira.acme.example",
+    "https://user:pw@jira.acme.example",
+    "javascript:alert(1)//jira.acme.example",
+    "https://jira.acme.example%3B%20script-src%20%2A",
+    "https://[::1;script-src]/",
+    "https://jira.acme.example:99999",
+])
+async def test_section10_a_hostile_display_url_never_reaches_the_csp_header(
+    world: World, hostile: str
+) -> None:
+    """§10 CSP: frame-ancestors comes from the stored site URLs; a display URL that is not a
+    plain http(s) origin adds nothing to the header (no `;`, no extra source, no scheme)."""
+    await world.container.tenants.upsert_installed(Installation(
+        client_key=CLIENT, shared_secret=SECRET, base_url=BASE, display_url=hostile,
+        installed_at=world.now()))
+    for url in (world.configure_url(), world.glance_url()):
+        response = await world.client.get(url)
+        assert response.status_code == 200, response.text
+        csp = response.headers["content-security-policy"]
+        assert csp.endswith(f"frame-ancestors {BASE}"), csp
+        assert csp.count(";") == 7 and "unsafe" not in csp and "evil" not in csp
+        assert "*" not in csp and "javascript" not in csp
+
+
+async def test_section10_a_site_of_another_transport_cannot_open_pages_or_post(
+    world: World,
+) -> None:
+    """§10, §8.0: pages are for Connect sites; a webhook site (no shared secret) signing a
+    token with its webhook secret under its client key is a 401, never a 500."""
+    from core.model.credentials import ApiToken, JiraFlavor
+    from core.model.tenant import NewSite
+
+    webhook_secret = "webhook-site-secret-0123456789-abcdefghijklmnopq"
+    site = await world.container.tenants.register_site(NewSite(
+        base_url="https://hooks.atlassian.net", flavor=JiraFlavor.CLOUD,
+        credential=ApiToken("bot@hooks.example", "api-token"), webhook_secret=webhook_secret,
+        registered_at=world.now()))
+    for path in (CONFIGURE_PATH, ISSUE_GLANCE_PATH):
+        query = GLANCE_QUERY if path == ISSUE_GLANCE_PATH else JIRA_PAGE_PARAMS
+        url = signed_page_url(client_key=site.client_key, secret=webhook_secret,
+                              now=world.now(), path=path, query=query)
+        assert_error_page(await world.client.get(url), 401)
+    context = context_token(client_key=site.client_key, secret=webhook_secret, now=world.now())
+    response = await world.client.post(
+        f"{CONFIGURE_PATH}orgs/acme/", json=bind_body(sentry_url=world.sentry.url),
+        headers=world.headers(context=context))
+    assert response.status_code == 401
+    assert await world.container.admin.bindings.of_tenant(site.id) == []
+    assert world.sentry.requests == []
+
+
+@pytest.mark.parametrize("query", [
+    "issueKey=APP-2&" + JIRA_PAGE_PARAMS,  # another issue than the one Jira signed
+    "issueKey=APP-1&issueKey=APP-2&" + JIRA_PAGE_PARAMS,  # a second key appended
+])
+async def test_section10_glance_issue_key_is_covered_by_the_qsh(world: World, query: str) -> None:
+    """§10/§4.1: a user cannot point a signed glance URL at another issue."""
+    await world.bind()
+    await link(world, "APP-2", "4711")
+    token = world.glance_url().rsplit("jwt=", 1)[1]  # signed for issueKey=APP-1
+    response = await world.client.get(f"{ISSUE_GLANCE_PATH}?{query}&jwt={token}")
+    assert_error_page(response, 401)
+    assert world.sentry.requests == []
+
+
+@pytest.mark.parametrize("iss", [CLIENT.upper(), CLIENT[:-1], CLIENT + " ", CLIENT + "%"])
+async def test_section10_a_client_key_that_only_resembles_the_site_is_refused(
+    world: World, iss: str
+) -> None:
+    """§4.2: `iss` names a site exactly (no case folding, prefix or trailing space)."""
+    assert_error_page(await world.client.get(world.configure_url(client_key=iss)), 401)
+    context = context_token(client_key=iss, secret=SECRET, now=world.now())
+    response = await world.client.post(f"{CONFIGURE_PATH}orgs/acme/unbind/", json={},
+                                       headers=world.headers(context=context))
+    assert response.status_code == 401
+
+
+async def test_section10_page_posts_after_an_uninstall_or_a_rotation_change_nothing(
+    world: World,
+) -> None:
+    """§10 with L4/L5: after a secret rotation the old page's action token is void (403, even
+    with a fresh context token); after an uninstall every POST is 401. Nothing changes."""
+    await world.bind()
+    letter = await world.dead_letter(world.site)
+    old_action = mint_action_token(world.site, ADMIN_ACCOUNT, world.now())
+    rotated = "site-a-rotated-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
+    await world.container.tenants.upsert_installed(Installation(
+        client_key=CLIENT, shared_secret=rotated, base_url=BASE, display_url=DISPLAY,
+        installed_at=world.now()))
+    fresh_context = context_token(client_key=CLIENT, secret=rotated, now=world.now())
+    posts = [(f"{CONFIGURE_PATH}orgs/acme/unbind/", {}),
+             (f"{CONFIGURE_PATH}dead-letters/{letter}/retry/", {}),
+             (f"{CONFIGURE_PATH}orgs/acme/", bind_body(sentry_url=world.sentry.url))]
+    for path, body in posts:
+        response = await world.client.post(
+            path, json=body, headers=world.headers(context=fresh_context, action=old_action))
+        assert response.status_code == 403, (path, response.text)
+    await world.container.tenants.mark_uninstalled(CLIENT)
+    for path, body in posts:
+        response = await world.client.post(path, json=body, headers=world.headers(
+            context=fresh_context, action=old_action))
+        assert response.status_code == 401, (path, response.text)
+    assert "acme" in await world.bindings()
+    assert [d.id for d in await world.sync.dead_letters()] == [letter]
+    assert world.sentry.requests == []
+
+
+async def test_section10_a_megabyte_sentry_title_is_cut_on_the_glance(world: World) -> None:
+    """§10 / §8.3: the real adapter reads a ~900 kB title from the fake Sentry; the panel shows
+    a bounded, escaped cut of it."""
+    await world.bind()
+    world.sentry.add_issue("acme", "4711", title="<b>" * 300_000, short_id="ACME-1A")
+    await link(world, "APP-1", "4711")
+    response = await world.client.get(world.glance_url())
+    assert response.status_code == 200, response.text
+    assert len(response.text) < 20_000 and "ACME-1A" in response.text
+    assert "<b>" not in response.text and "&lt;b&gt;" in response.text
+
+
+@pytest.mark.parametrize("kind", [
+    "rs256-lifecycle-token", "issue-updated-token", "hs512-token",
+    "hs256-signed-with-the-client-key", "another-sites-secret-with-this-iss",
+])
+async def test_section10_other_connect_tokens_never_open_a_page_or_change_anything(
+    world: World, kind: str
+) -> None:
+    """§4.2/§10 token confusion: a lifecycle token (RS256, even with the page's qsh or
+    context-qsh), a webhook's issue-updated token, another HMAC algorithm, a token keyed by
+    the public clientKey or by another site's secret is refused on page loads and on page
+    POSTs: 401, nothing stored, nothing sent to Sentry."""
+    import jwt as pyjwt
+
+    from core.describe import ISSUE_UPDATED_PATH
+    from tests.support.connect_tokens import rs256_token, tenant_claims
+
+    now = world.now()
+    post_path = f"{CONFIGURE_PATH}orgs/acme/"
+
+    def sign(claims: dict[str, Any]) -> str:
+        if kind == "rs256-lifecycle-token":
+            return rs256_token({**claims, "aud": "https://app.example"})
+        if kind == "issue-updated-token":
+            return hs256_token(tenant_claims(iss=CLIENT, now=now, method="POST",
+                                             path=ISSUE_UPDATED_PATH), SECRET)
+        if kind == "hs512-token":  # the right secret, the wrong algorithm
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # PyJWT: a 58-byte key is short for SHA-512
+                return pyjwt.encode(claims, SECRET, algorithm="HS512")
+        if kind == "hs256-signed-with-the-client-key":
+            return hs256_token(claims, CLIENT)
+        return hs256_token(claims, OTHER_SECRET)
+
+    load = page_claims(client_key=CLIENT, now=now, path=CONFIGURE_PATH, query=JIRA_PAGE_PARAMS)
+    page = page_url(CONFIGURE_PATH, JIRA_PAGE_PARAMS, sign(load))
+    assert_error_page(await world.client.get(page), 401)
+    context = {**load, "qsh": "context-qsh", "exp": load["iat"] + 900}
+    response = await world.client.post(post_path, json=bind_body(sentry_url=world.sentry.url),
+                                       headers=world.headers(context=sign(context)))
+    assert response.status_code == 401, response.text
+    assert await world.bindings() == {} and world.sentry.requests == []
+
+
+@pytest.mark.parametrize("shape", ["jwt-first", "jwt-in-the-middle", "jwt-name-escaped",
+                                   "same-values-other-escapes"])
+async def test_section10_page_qsh_is_the_raw_query_minus_jwt_wherever_it_stands(
+    world: World, shape: str
+) -> None:
+    """§4.1/§10: the `jwt` parameter is left out of the qsh wherever it stands and however its
+    name is escaped; escapes that decode to the same values are the same query."""
+    token = world.glance_url().rsplit("jwt=", 1)[1]  # signed for GLANCE_QUERY
+    if shape == "jwt-first":
+        url = f"{ISSUE_GLANCE_PATH}?jwt={token}&{GLANCE_QUERY}"
+    elif shape == "jwt-in-the-middle":
+        url = f"{ISSUE_GLANCE_PATH}?issueKey=APP-1&jwt={token}&{JIRA_PAGE_PARAMS}"
+    elif shape == "jwt-name-escaped":
+        url = f"{ISSUE_GLANCE_PATH}?{GLANCE_QUERY}&jw%74={token}"
+    else:
+        url = f"{ISSUE_GLANCE_PATH}?issue%4Bey=APP%2D1&{JIRA_PAGE_PARAMS}&jwt={token}"
+    response = await world.client.get(url)
+    assert response.status_code == 200, response.text
+
+
+async def test_section10_page_posts_allow_no_cross_origin_caller(world: World) -> None:
+    """§10 CSRF: a page POST needs `Authorization` and a JSON body, which another origin can
+    only send after a CORS preflight; the app answers no preflight with an allow header."""
+    for path in (f"{CONFIGURE_PATH}orgs/acme/", f"{CONFIGURE_PATH}orgs/acme/unbind/"):
+        response = await world.client.options(path, headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,x-action-token"})
+        assert not any(name.lower().startswith("access-control-allow")
+                       for name in response.headers), response.headers
+    form = await world.client.post(f"{CONFIGURE_PATH}orgs/acme/unbind/", content=b"a=1",
+                                   headers={"Content-Type": "application/x-www-form-urlencoded",
+                                            "Origin": "https://evil.example"})
+    assert form.status_code == 415
+
+
+async def test_section10_glance_for_a_binding_whose_sentry_host_is_no_longer_allowed(
+    world: World,
+) -> None:
+    """§10 with §8.3: after the operator narrows SENTRY_JIRA_SENTRY_HOSTS, a stored binding on
+    a host no longer allowed shows a fixed message in the panel (no connection, no 500)."""
+    await world.container.admin.bindings.change(
+        world.site.id, "acme", lambda _: Binding(tenant_id=world.site.id, org="acme",
+                                                 sentry_url="https://sentry.example.com",
+                                                 sentry_token=SENTRY_TOKEN))
+    await link(world, "APP-1", "4711")
+    response = await world.client.get(world.glance_url())
+    assert response.status_code == 200, response.text
+    assert "ACME" not in response.text and SENTRY_TOKEN not in response.text
+    shown = re.search(r'notice-warning" role="status">([^<]*)<', response.text)
+    assert shown and shown.group(1) in GLANCE_MESSAGES, response.text
+    assert "saved" not in shown.group(1)  # the glance saves nothing: no bind wording
+    assert world.sentry.requests == []

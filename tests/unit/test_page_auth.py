@@ -26,7 +26,12 @@ from core.connect.pages import (
 from core.connect.tokens import ConnectRequest
 from core.model.bindings import Binding
 from core.model.errors import Forbidden, SentryUnavailable, Unauthorized
-from core.model.sentry import SentryIssue
+from core.model.sentry import (
+    MAX_SHORT_ID_CHARS,
+    MAX_STATUS_CHARS,
+    MAX_TITLE_CHARS,
+    SentryIssue,
+)
 from core.model.tenant import Installation, Tenant
 from core.pages.glance import issue_url
 
@@ -171,3 +176,78 @@ async def test_section10_glance_reads_are_cached_at_most_60_seconds_and_failures
     with pytest.raises(SentryUnavailable):
         await cache.get_issue(binding, "42")
     assert (await cache.get_issue(binding, "42")).title == "second"  # not a cached failure
+
+
+@pytest.mark.parametrize("hostile", [
+    # Browsers read `\` as `/` in http(s) URLs: the host is evil.example, not *.sentry.io.
+    "https://evil.example\\.sentry.io/issues/42/",
+    "https://evil.example\\@sentry.io/issues/42/",
+    "https://evil.example%5c.sentry.io/issues/42/",
+    "https://evil.example%2f.sentry.io/issues/42/",
+    # Browsers drop tabs and newlines anywhere in a URL: no such text is trusted.
+    "https://acme.sentry.io/issues/42/\n<script>",
+    "https://ac\tme.sentry.io/issues/42/",
+    " https://acme.sentry.io/issues/42/",
+    "https://acme.sentry.io:99999/issues/42/",
+    "https://acme..sentry.io/issues/42/",
+    "HTTPS://acme.sentry.io\\/issues/42/",
+])
+def test_section10_glance_permalink_a_browser_reads_as_another_host_is_not_followed(
+    hostile: str,
+) -> None:
+    """§10 glance link rule: a permalink whose host a browser would read differently from
+    `urlsplit` (backslash, escapes, whitespace, a bad port) is never the link; the issue page
+    under the binding's own Sentry URL is."""
+    binding = Binding(tenant_id=1, org="acme", sentry_url="https://sentry.io", sentry_token="t")
+    issue = SentryIssue("42", "ACME-1", "t", "unresolved", hostile)
+    assert issue_url(binding, issue) == "https://sentry.io/organizations/acme/issues/42/"
+
+
+async def test_section10_glance_cache_never_answers_a_binding_with_another_token_or_site() -> None:
+    """§10 cache: an answer read with one binding's credential is never served to another
+    site, another org, another Sentry URL or the same binding after its token changed."""
+    clock = FixedClock(NOW)
+    sentry = MemorySentryApi()
+    sentry.add_org("acme", "t")
+    sentry.add_issue("acme", "42", title="first")
+    cache = CachedSentryIssues(sentry, clock)
+    binding = Binding(tenant_id=1, org="acme", sentry_url="https://sentry.invalid",
+                      sentry_token="t")
+    await cache.get_issue(binding, "42")
+    for other in (attrs.evolve(binding, tenant_id=2), attrs.evolve(binding, org="acme2"),
+                  attrs.evolve(binding, sentry_url="https://other.invalid"),
+                  attrs.evolve(binding, sentry_token="revoked-or-replaced")):
+        before = len([c for c in sentry.calls if c.operation == GET_ISSUE])
+        try:
+            await cache.get_issue(other, "42")
+        except Exception:  # the memory Sentry refuses an unknown org or token: a real read
+            pass
+        after = len([c for c in sentry.calls if c.operation == GET_ISSUE])
+        assert after == before + 1, other
+
+
+async def test_section10_an_action_token_against_a_site_without_a_secret_is_403_not_a_crash(
+) -> None:
+    """§10 with L5: an uninstalled site (secret erased) has no valid action token at all."""
+    _, tenant = await a_site()
+    token = mint_action_token(tenant, ADMIN_ACCOUNT, NOW)
+    erased = attrs.evolve(tenant, shared_secret=None)
+    with pytest.raises(Forbidden):
+        check_action_token(token, tenant=erased, account_id=ADMIN_ACCOUNT, now=NOW)
+    with pytest.raises(Forbidden):
+        check_action_token(token, tenant=attrs.evolve(tenant, shared_secret=""),
+                           account_id=ADMIN_ACCOUNT, now=NOW)
+
+
+def test_section10_a_sentry_issue_keeps_bounded_fields_whatever_sentry_answers() -> None:
+    """§10 glance / §8.3: a hostile Sentry answering megabyte titles cannot make the glance
+    cache (4096 entries) hold gigabytes, nor the Jira issue view carry a megabyte panel."""
+    issue = SentryIssue("42", "S" * 100_000, "T" * 1_000_000, "u" * 10_000,
+                        "https://sentry.io/" + "p" * 100_000)
+    assert len(issue.title) <= MAX_TITLE_CHARS and issue.title.endswith("…")
+    assert len(issue.short_id) <= MAX_SHORT_ID_CHARS
+    assert len(issue.status) <= MAX_STATUS_CHARS
+    assert issue.permalink is None  # a cut link would point somewhere else: none at all
+    plain = SentryIssue("42", "ACME-1", "A title", "unresolved", "https://sentry.io/i/42/")
+    assert (plain.short_id, plain.title, plain.status, plain.permalink) == (
+        "ACME-1", "A title", "unresolved", "https://sentry.io/i/42/")

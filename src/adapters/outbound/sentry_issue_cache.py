@@ -3,6 +3,7 @@ every render). Only successful answers are kept: a Sentry that recovers shows at
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,13 +16,14 @@ from ports.sentry import SentryApi
 GLANCE_CACHE_SECONDS = 60
 MAX_CACHED_ISSUES = 4096
 
-_Key = tuple[int, str, str, str]
+_Key = tuple[int, str, str, str, str]
 
 
 class CachedSentryIssues:
     """A `SentryApi` whose `get_issue` answers are reused for `ttl_seconds` (≤ 60); every other
-    call goes straight to the wrapped API. Keyed by tenant, org, Sentry URL and issue id: a
-    binding moved to another Sentry never sees the old one's answers."""
+    call goes straight to the wrapped API. Keyed by tenant, org, Sentry URL, a digest of the
+    Sentry token and issue id: a binding moved to another Sentry, or whose token was replaced
+    (a revoked one, one of another scope), never sees answers read with the old one."""
 
     def __init__(
         self,
@@ -38,7 +40,7 @@ class CachedSentryIssues:
         self._entries: dict[_Key, tuple[datetime, SentryIssue]] = {}
 
     async def get_issue(self, binding: Binding, issue_id: str) -> SentryIssue:
-        key = (binding.tenant_id, binding.org, binding.sentry_url, issue_id)
+        key = (binding.tenant_id, binding.org, binding.sentry_url, _credential(binding), issue_id)
         now = self._clock.now()
         kept = self._entries.get(key)
         if kept is not None and kept[0] > now:
@@ -63,3 +65,8 @@ class CachedSentryIssues:
 
     async def members_by_email(self, binding: Binding, email: str) -> list[SentryMember]:
         return await self._inner.members_by_email(binding, email)
+
+
+def _credential(binding: Binding) -> str:
+    """The token's digest (the cache holds no second copy of a token)."""
+    return hashlib.sha256(binding.sentry_token.encode("utf-8")).hexdigest()

@@ -124,6 +124,8 @@ def check_action_token(
     """Forbidden unless the token is one this server minted for this site and user, unexpired."""
     if not action_token:
         raise Forbidden("this change needs the configure page's action token; reload the page")
+    if not tenant.shared_secret:  # an erased secret (L5) keys no action token: none is valid
+        raise Forbidden("the action token is not valid for this site; reload the page")
     parts = action_token.split(".")
     if len(action_token) > MAX_ACTION_TOKEN_CHARS or len(parts) != 4:
         raise Forbidden("the action token is not valid; reload the page")
@@ -165,7 +167,9 @@ def _account_id(sub: object) -> str | None:
 
 
 def _mac(tenant: Tenant, body: str) -> bytes:
-    secret = cast(str, tenant.shared_secret).encode("utf-8")
+    if not tenant.shared_secret:  # never a key anyone can compute (callers check it first)
+        raise Forbidden("the site has no secret; reload the page")
+    secret = tenant.shared_secret.encode("utf-8")
     key = hmac.digest(secret, _ACTION_KEY_LABEL, "sha256")
     return hmac.digest(key, body.encode("utf-8"), "sha256")
 
