@@ -5,18 +5,24 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import attrs
 
+from core.forge_manifest import is_forge_app_id
 from core.model.host_patterns import HostPattern, parse_host_patterns
 from core.model.settings import AppSettings
 
 PREFIX = "SENTRY_JIRA_"
 DEFAULT_JIRA_HOSTS = "https://*.atlassian.net,https://*.jira.com"
 DEFAULT_INSTALL_KEYS_URL = "https://connect-install-keys.atlassian.com"
+# §8.2, §3.1: where Atlassian publishes the keys of Forge Invocation Tokens.
+DEFAULT_FORGE_JWKS_URL = "https://forge.cdn.prod.atlassian-dev.net/.well-known/jwks.json"
+DEFAULT_FORGE_API_HOSTS = "https://api.atlassian.com"
+FORGE_ENVIRONMENT = re.compile(r"[A-Z][A-Z_]{0,31}")
 
 # SPEC §3.1: every variable this service reads (README's configuration table lists exactly
 # these; tests/adapters/test_config_known.py checks that the two agree).
@@ -47,6 +53,12 @@ KNOWN_VARIABLES: tuple[str, ...] = tuple(
         "JIRA_CREDENTIAL",
         "LOG_FORMAT",
         "LOG_LEVEL",
+        "FORGE_APP_ID",
+        "METRICS",
+        "METRICS_TOKEN",
+        "FORGE_JWKS_URL",
+        "FORGE_ENVIRONMENT",
+        "FORGE_API_HOSTS",
     )
 )
 
@@ -67,6 +79,7 @@ class Settings:
     database: Path
     secret_keys: tuple[str, ...] = attrs.field(repr=False)  # () = use the key file
     install_keys_url: str = DEFAULT_INSTALL_KEYS_URL
+    forge_jwks_url: str = DEFAULT_FORGE_JWKS_URL  # §8.2 SENTRY_JIRA_FORGE_JWKS_URL
     admin_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
     http_timeout_seconds: float = 10.0
     max_body_bytes: int = 5_242_880
@@ -81,6 +94,9 @@ class Settings:
     # a password, so it is never shown: `database_location` is the redacted form.
     postgres_url: str | None = attrs.field(default=None, repr=False)
     database_pool_size: int = 10  # SENTRY_JIRA_DATABASE_POOL_SIZE (PostgreSQL connections)
+    # §3 GET /metrics: token (a metrics or admin token), public, or off (SENTRY_JIRA_METRICS).
+    metrics: str = "token"
+    metrics_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
     # §3: SENTRY_JIRA_* variables that are not ours, each with the closest known name.
     unknown_variables: tuple[tuple[str, str | None], ...] = ()
 
@@ -96,6 +112,14 @@ class Settings:
         if self.postgres_url is None:
             return str(self.database.absolute())
         return redacted_postgres_url(self.postgres_url)
+
+    @property
+    def metrics_route(self) -> str:
+        """What /metrics is: `off` (no route: 404), `public`, or `token` (401 without a
+        metrics or admin token). `token` with no token of either kind configured is `off`."""
+        if self.metrics == "token" and not (self.metrics_tokens or self.admin_tokens):
+            return "off"
+        return self.metrics
 
     @property
     def key_file(self) -> Path:
@@ -133,6 +157,20 @@ def load_settings(
         sentry_hosts = parse_host_patterns(sentry_hosts_text) if sentry_hosts_text else ()
     except ValueError as err:
         raise ConfigError(PREFIX + "SENTRY_HOSTS", str(err)) from None
+    forge_app_id = get("FORGE_APP_ID")
+    if forge_app_id is not None and not is_forge_app_id(forge_app_id):
+        raise ConfigError(PREFIX + "FORGE_APP_ID",
+                          "expected the app ARI ari:cloud:ecosystem::app/<uuid> (lower-case)")
+    forge_environment = (get("FORGE_ENVIRONMENT") or "PRODUCTION").upper()
+    if not FORGE_ENVIRONMENT.fullmatch(forge_environment):
+        raise ConfigError(PREFIX + "FORGE_ENVIRONMENT",
+                          "expected an environment type such as PRODUCTION or DEVELOPMENT")
+    try:
+        forge_api_hosts = parse_host_patterns(get("FORGE_API_HOSTS") or DEFAULT_FORGE_API_HOSTS)
+    except ValueError as err:
+        raise ConfigError(PREFIX + "FORGE_API_HOSTS", str(err)) from None
+    forge_jwks_url = get("FORGE_JWKS_URL") or DEFAULT_FORGE_JWKS_URL
+    _jwks_url(PREFIX + "FORGE_JWKS_URL", forge_jwks_url)
     app = AppSettings(
         base_url=base_url,
         app_key=app_key,
@@ -148,6 +186,9 @@ def load_settings(
         retention_days=_int(
             PREFIX + "RETENTION_DAYS", get("RETENTION_DAYS"), 30, low=3, high=36500
         ),
+        forge_app_id=forge_app_id,
+        forge_environment=forge_environment,
+        forge_api_hosts=forge_api_hosts,
     )
     database_text = get("DATABASE") or "./sentry-jira.db"
     postgres_url = _postgres_url(database_text)
@@ -170,6 +211,7 @@ def load_settings(
             PREFIX + "DATABASE_POOL_SIZE", get("DATABASE_POOL_SIZE"), 10, low=1, high=1000
         ),
         install_keys_url=install_keys_url.rstrip("/"),
+        forge_jwks_url=forge_jwks_url,
         admin_tokens=_tokens(PREFIX + "ADMIN_TOKEN", get("ADMIN_TOKEN")),
         http_timeout_seconds=_float(
             PREFIX + "HTTP_TIMEOUT_SECONDS", get("HTTP_TIMEOUT_SECONDS"), 10.0, low=0.1, high=300
@@ -190,6 +232,8 @@ def load_settings(
         log_level=_choice(
             PREFIX + "LOG_LEVEL", get("LOG_LEVEL"), ("INFO", "DEBUG", "WARNING", "ERROR")
         ),
+        metrics=_choice(PREFIX + "METRICS", get("METRICS"), ("TOKEN", "PUBLIC", "OFF")).lower(),
+        metrics_tokens=_tokens(PREFIX + "METRICS_TOKEN", get("METRICS_TOKEN")),
         unknown_variables=unknown_variables(env),
     )
 
@@ -277,6 +321,17 @@ def _plain_url(variable: str, value: str) -> None:
         raise ConfigError(variable, "must be an absolute http(s) URL")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(variable, "must not carry user info, a query or a fragment")
+
+
+def _jwks_url(variable: str, value: str) -> None:
+    """§8.2: the JWKS comes over https; plain http only to a loopback address literal (a
+    test's key server on this machine), never to a name or a remote host."""
+    _plain_url(variable, value)
+    parts = urlsplit(value)
+    if parts.scheme == "https":
+        return
+    if parts.hostname not in ("127.0.0.1", "::1"):
+        raise ConfigError(variable, "must be an https URL (http only to 127.0.0.1 or [::1])")
 
 
 def _base_url(value: str) -> str:

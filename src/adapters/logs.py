@@ -245,6 +245,7 @@ def log_startup(settings: Settings, *, process: str, transports: tuple[str, ...]
         database=kind,
         database_location=location,
         admin_api="on" if settings.admin_tokens else "off",
+        metrics=settings.metrics_route if process == "serve" else None,
         worker="on" if settings.run_worker or process == "worker" else "off",
         transports=",".join(transports),
     )

@@ -11,7 +11,7 @@ from typing import Any
 from core.admin.bindings import IssuedSearchToken, TenantView
 from core.admin.sites import RegisteredSite, webhook_url
 from core.model.bindings import AccountMapping, Binding, Link, SearchToken
-from core.model.tenant import WEBHOOK, Tenant
+from core.model.tenant import FORGE, WEBHOOK, Tenant
 from ports.journal import DeadLetter
 from ports.sync_store import JournalEntry
 
@@ -30,10 +30,15 @@ def tenant_json(view: TenantView) -> dict[str, Any]:
     only a stand-in); `flavor` is shown for webhook sites."""
     tenant = view.tenant
     webhook = tenant.transport == WEBHOOK
+    forge = tenant.transport == FORGE
+    # A Forge site keeps the clientKey it had under Connect (Connect on Forge); one created
+    # by Forge has only a stand-in, shown as null.
+    client_key = None if webhook or (forge and tenant.client_key.startswith("forge-site:")) \
+        else tenant.client_key
     shown: dict[str, Any] = {
         "id": tenant.id,
         "transport": tenant.transport,
-        "client_key": None if webhook else tenant.client_key,
+        "client_key": client_key,
         "base_url": tenant.base_url,
         "display_url": tenant.display_url,
         "status": tenant.status.value,
@@ -42,6 +47,8 @@ def tenant_json(view: TenantView) -> dict[str, Any]:
     }
     if webhook:
         shown["flavor"] = tenant.flavor.value
+    if forge:
+        shown["installation_id"] = tenant.installation_id
     return shown
 
 

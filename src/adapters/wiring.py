@@ -22,10 +22,13 @@ from adapters.memory.admin import (
     MemorySearchTokenStore,
 )
 from adapters.memory.inbox import MemoryInbox
+from adapters.metrics import Metrics, counting_store
+from adapters.outbound.forge_jwks import HttpForgeJwks, forge_jwks_client
 from adapters.outbound.install_keys import HttpInstallKeys
 from adapters.outbound.jira import HttpJiraApi, jira_http_client
 from adapters.outbound.jira_status_cache import CachingJiraApi, StatusCache
 from adapters.outbound.sentry import HttpSentryApi, sentry_http_client
+from adapters.outbound.sentry_issue_cache import CachedSentryIssues
 from adapters.sqlite.admin import (
     SqliteAccountMappingStore,
     SqliteBindingStore,
@@ -33,6 +36,7 @@ from adapters.sqlite.admin import (
     SqliteSearchTokenStore,
 )
 from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
+from adapters.sqlite.forge import SqliteForgeSites
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.loop_connection import LoopConnection
@@ -47,6 +51,7 @@ from core.model.errors import ServiceError, Unavailable
 from core.model.host_patterns import HostRefused, check_sentry_url
 from ports.admin import AccountMappingStore, BindingStore, LinkStore, SearchTokenStore
 from ports.clock import Clock
+from ports.forge import ForgeKeys, ForgeSites
 from ports.inbox import Inbox
 from ports.install_keys import InstallKeys
 from ports.jira import JiraApi
@@ -134,6 +139,8 @@ class Container:
     jira: JiraApi | None = None
     jira_http: httpx.AsyncClient | None = None  # the shared client behind `jira`, if any
     sentry: SentryApi | None = None
+    # §10 glance: Sentry issue reads cached ≤ 60 s (None: the glance reads `sentry` directly).
+    glance_sentry: SentryApi | None = None
     # The one outbound HTTP client (connection pool) of the process; closed on shutdown.
     http_client: httpx.AsyncClient | None = None
     # W5–W9 and §A: the journal and dead letters, the worker and its upkeep (heartbeats).
@@ -142,6 +149,13 @@ class Container:
     journal: Journal | None = None
     worker: Worker | None = None
     upkeep: WorkerUpkeep | None = None
+    # §3 /metrics: this process's counters (its own registry: two apps in a test count apart).
+    metrics: Metrics = attrs.field(factory=Metrics)
+    # §8.2 Forge Remote: the FIT keys and the Forge sites (None: the Forge routes answer 503
+    # when SENTRY_JIRA_FORGE_APP_ID is set; 404 while it is unset).
+    forge_keys: ForgeKeys | None = None
+    forge_sites: ForgeSites | None = None
+    forge_keys_client: httpx.AsyncClient | None = None  # closed at shutdown
 
     _background: list[asyncio.Task[None]] = attrs.field(factory=list, init=False)
 
@@ -229,6 +243,8 @@ class Container:
             self.loop_connection.close()
         if self.install_keys_client is not None:
             await self.install_keys_client.aclose()
+        if self.forge_keys_client is not None:
+            await self.forge_keys_client.aclose()
         if self.jira_http is not None:
             await self.jira_http.aclose()
         if self.http_client is not None:
@@ -315,6 +331,7 @@ def bootstrap(settings: Settings) -> Container:
     if settings.postgres_url is not None:
         return bootstrap_postgres(settings)
     database = open_database(settings)
+    metrics = Metrics()
     loop_connection = LoopConnection(database.path, synchronous=settings.sqlite_synchronous)
     tenants = SqliteTenantStore(database)
     keys_client = install_keys_client(settings)
@@ -324,14 +341,21 @@ def bootstrap(settings: Settings) -> Container:
     inbox = SqliteInbox(database, loop_connection)
     admin = sqlite_admin_stores(database)
     sync = SqliteSyncStore(database, loop_connection)
+    forge_sites = SqliteForgeSites(database, loop_connection)
+    forge_client = forge_jwks_client(settings.install_keys_timeout_seconds)
     # W5: the status cache wraps the Jira client (any transport's credential).
-    jira = CachingJiraApi(HttpJiraApi(jira_http, settings, clock=clock), StatusCache(clock))
-    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts)
+    jira = CachingJiraApi(
+        HttpJiraApi(jira_http, settings, clock=clock, observe=metrics.outbound_observer("jira"),
+                    forge_sites=forge_sites),
+        StatusCache(clock))
+    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts,
+                           observe=metrics.outbound_observer("sentry"))
+    counted_sync = counting_store(sync, metrics)  # §3: W9 outcomes by kind
     # The worker's stores read in place on the loop's connection (adapters/sqlite/loop_writes.py).
     worker_database = LoopDatabase(database, loop_connection)
     worker_admin = sqlite_admin_stores(worker_database)
     worker = Worker(
-        SyncPorts(inbox=inbox, sync=sync, journal=sync,
+        SyncPorts(inbox=inbox, sync=counted_sync, journal=counted_sync,
                   tenants=SqliteTenantStore(worker_database), bindings=worker_admin.bindings,
                   links=worker_admin.links, accounts=worker_admin.accounts,
                   sentry=sentry, jira=jira, clock=clock),
@@ -352,16 +376,23 @@ def bootstrap(settings: Settings) -> Container:
             keys_client,
             settings.install_keys_url,
             timeout_seconds=settings.install_keys_timeout_seconds,
+            observe=metrics.outbound_observer("install_keys"),
         ),
         lifecycle=SqliteLifecycleStore(database, tenants),
         install_keys_client=keys_client,
         jira=jira,
         jira_http=jira_http,
         sentry=sentry,
+        glance_sentry=CachedSentryIssues(sentry, clock),
         http_client=http_client,
         journal=sync,
         worker=worker,
         upkeep=sync,
+        metrics=metrics,
+        forge_keys=HttpForgeJwks(forge_client, settings.forge_jwks_url,
+                                 timeout_seconds=settings.install_keys_timeout_seconds),
+        forge_sites=forge_sites,
+        forge_keys_client=forge_client,
     )
 
 

@@ -11,6 +11,45 @@ UNINSTALLED_PATH = "/extensions/jira/uninstalled/"
 ISSUE_UPDATED_PATH = "/extensions/jira/issue-updated/"
 # §8.1: the webhook transport's inbound route (not in the Connect descriptor).
 WEBHOOK_PATH = "/extensions/jira/webhook/{site_id}/"
+# §10: the pages Jira frames (Connect only), and the static files they load.
+CONFIGURE_PATH = "/extensions/jira/configure/"
+ISSUE_GLANCE_PATH = "/extensions/jira/issue-glance/"
+STATIC_PATH = "/extensions/jira/static"
+# Module keys: unique in the descriptor, [a-z0-9-] (the Forge manifest's connectModules reuse them).
+CONFIGURE_MODULE_KEY = "sentry-configure"
+POST_INSTALL_MODULE_KEY = "sentry-get-started"
+GLANCE_MODULE_KEY = "sentry-issue-glance"
+
+
+def page_modules(settings: AppSettings) -> dict[str, Any]:
+    """§10, D1: the configure page (also the post-install page) and the issue glance."""
+    admin_only = [{"condition": "user_is_admin"}]
+    return {
+        "postInstallPage": {
+            "key": POST_INSTALL_MODULE_KEY,
+            "name": {"value": f"Get started with {settings.app_name}"},
+            "url": CONFIGURE_PATH,
+            "conditions": admin_only,
+        },
+        "configurePage": {
+            "key": CONFIGURE_MODULE_KEY,
+            "name": {"value": f"Configure {settings.app_name}"},
+            "url": CONFIGURE_PATH,
+            "conditions": admin_only,
+        },
+        "jiraIssueGlances": [
+            {
+                "key": GLANCE_MODULE_KEY,
+                "name": {"value": "Sentry"},
+                "icon": {"width": 24, "height": 24, "url": f"{STATIC_PATH}/sentry-glance.svg"},
+                "content": {"type": "label", "label": {"value": "Sentry issues"}},
+                "target": {
+                    "type": "web_panel",
+                    "url": ISSUE_GLANCE_PATH + "?issueKey={issue.key}",
+                },
+            }
+        ],
+    }
 
 
 def describe(settings: AppSettings) -> dict[str, Any]:
@@ -32,6 +71,7 @@ def describe(settings: AppSettings) -> dict[str, Any]:
         "modules": {
             "webhooks": [
                 {"event": "jira:issue_updated", "url": ISSUE_UPDATED_PATH, "excludeBody": False}
-            ]
+            ],
+            **page_modules(settings),
         },
     }

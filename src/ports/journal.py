@@ -47,14 +47,20 @@ class Journal(Protocol):
         """The tenant's journal, newest first, optionally for one issue key."""
         ...
 
-    async def dead_letters(self, *, limit: int = JOURNAL_MAX_LIMIT) -> list[DeadLetter]:
-        """Current dead letters, newest first."""
+    async def dead_letters(
+        self, *, limit: int = JOURNAL_MAX_LIMIT, tenant_id: int | None = None
+    ) -> list[DeadLetter]:
+        """Current dead letters, newest first; only that tenant's when `tenant_id` is given
+        (§10: a site's configure page shows its own)."""
         ...
 
     async def dead_letter_count(self) -> int:
         ...
 
-    async def retry_dead_letter(self, id: int, *, now: datetime) -> bool:
+    async def retry_dead_letter(
+        self, id: int, *, now: datetime, tenant_id: int | None = None
+    ) -> bool:
         """Re-queue a dead letter (its action pending again with fresh attempts, its delivery
-        due now) in one transaction; False when there is no dead letter with this id."""
+        due now) in one transaction; False when there is no dead letter with this id (of that
+        tenant, when `tenant_id` is given: §10, another site's dead letter is not found)."""
         ...

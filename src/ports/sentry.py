@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from core.model.bindings import Binding
-from core.model.sentry import SentryMember
+from core.model.sentry import SentryIssue, SentryMember
 
 
 class SentryApi(Protocol):
@@ -27,4 +27,13 @@ class SentryApi(Protocol):
     async def members_by_email(self, binding: Binding, email: str) -> list[SentryMember]:
         """The org's members Sentry finds for this e-mail, as reported (not yet filtered to
         verified addresses: `core.model.sentry.members_with_verified_email` does that)."""
+        ...
+
+    async def check_organization(self, binding: Binding) -> None:
+        """§10 bind: `GET /api/0/organizations/{org}/` answers 200 with this URL and token;
+        else the W9 error kinds (401/403/404: `SentryRejected` with that status)."""
+        ...
+
+    async def get_issue(self, binding: Binding, issue_id: str) -> SentryIssue:
+        """§10 glance: the issue's short id, title, status and permalink."""
         ...

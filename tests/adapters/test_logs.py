@@ -122,6 +122,7 @@ def test_startup_line_names_the_setup_without_credentials(tmp_path: Path) -> Non
     assert startup["database"] == "sqlite"
     assert startup["database_location"] == str(tmp_path / "jira.db")
     assert (startup["admin_api"], startup["worker"]) == ("on", "off")
+    assert startup["metrics"] == "token"  # §3: /metrics behind a token (the admin token here)
     assert startup["transports"] == "connect"
     assert startup["base_url"] == "http://127.0.0.1:8080"
     assert "hunter2" not in json.dumps(captured.events())

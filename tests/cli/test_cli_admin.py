@@ -56,11 +56,19 @@ def stored_binding(settings: Settings, tenant_id: int, org: str) -> Binding | No
         container.close()
 
 
+API_FIELDS = ("sentry_url", "sentry_token", "status_map", "issue_key", "sentry_issue_ids",
+              "account_id", "sentry_user_id", "resolution_strategy", "tenant id", "auth.")
+
+
 def assert_refused(result: Result, code: int, word: str) -> None:
     assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("sentry-jira: ") and word in lines[0]
+    if code == 2 and "configuration error" not in lines[0]:  # §3 (#18): one usage shape
+        assert lines[0].startswith("sentry-jira: error: ") and lines[0].endswith(" --help')")
+    for field in API_FIELDS:  # §3 (#18): the CLI's names, never the API's
+        assert field not in lines[0], lines[0]
     assert result.stdout == ""
 
 
@@ -133,7 +141,7 @@ def test_A_tenants_show_refuses_unknown_and_malformed_ids(
     env: dict[str, str], tenant: Tenant
 ) -> None:
     assert_refused(cli(env, "tenants", "show", "999"), 1, "no tenant 999")
-    assert_refused(cli(env, "tenants", "show", "abc"), 1, "tenant id")
+    assert_refused(cli(env, "tenants", "show", "abc"), 1, "TENANT_ID must be an integer id")
     assert_refused(cli(env, "tenants", "show"), 2, "TENANT_ID")
 
 
@@ -217,10 +225,15 @@ def test_A_bind_update_keeps_the_token_and_omitted_settings(
 
 def test_A_bind_refusals(env: dict[str, str], settings: Settings, tenant: Tenant) -> None:
     no_token = cli(env, "orgs", "bind", str(tenant.id), "acme", "--sentry-url", "https://sentry.io")
-    assert_refused(no_token, 1, "sentry_token is required")
-    assert_refused(bind(env, tenant, "Not-A-Slug"), 1, "org")
+    # §3 (#18): the CLI's own names, not the API's fields (sentry_token, status_map, …)
+    assert_refused(no_token, 1, "the Sentry token (SENTRY_JIRA_SENTRY_TOKEN or "
+                                "--sentry-token-stdin) is required")
+    assert_refused(bind(env, tenant, "Not-A-Slug"), 1, "ORG must be an org slug")
     assert_refused(bind(env, tenant, "acme", "--status-map", "{nope"), 2, "--status-map")
-    assert_refused(bind(env, tenant, "acme", "--status-map", '{"x": {}}'), 1, "status_map")
+    assert_refused(bind(env, tenant, "acme", "--status-map", '{"x": {}}'), 1,
+                   "--status-map keys must be")
+    assert_refused(bind(env, tenant, "acme", "--status-map", '{"1": {"resolve": [2]}}'), 1,
+                   "--status-map (1.resolve[]) must be a string of digits")
     assert_refused(
         bind(env, tenant, "acme", "--resolution-strategy", "later"), 2, "resolution-strategy"
     )
@@ -240,7 +253,7 @@ def test_A_bind_refusals(env: dict[str, str], settings: Settings, tenant: Tenant
     bad_url = cli(
         with_token, "orgs", "bind", str(tenant.id), "acme", "--sentry-url", "https://u:p@sentry.io"
     )
-    assert_refused(bad_url, 1, "sentry_url")
+    assert_refused(bad_url, 1, "--sentry-url")
     unknown = cli(with_token, "orgs", "bind", "999", "acme", "--sentry-url", "https://sentry.io")
     assert_refused(unknown, 1, "no tenant 999")
     assert stored_binding(settings, tenant.id, "acme") is None
@@ -278,8 +291,9 @@ def test_A_links_set_show_delete(env: dict[str, str], tenant: Tenant) -> None:
 def test_A_links_refusals(env: dict[str, str], tenant: Tenant) -> None:
     assert bind(env, tenant).exit_code == 0
     tid = str(tenant.id)
-    assert_refused(cli(env, "links", "set", tid, "acme", "proj-1", "1"), 1, "issue_key")
-    assert_refused(cli(env, "links", "set", tid, "acme", "PROJ-1", "x1"), 1, "sentry_issue_ids")
+    assert_refused(cli(env, "links", "set", tid, "acme", "proj-1", "1"), 1, "ISSUE_KEY must be")
+    assert_refused(cli(env, "links", "set", tid, "acme", "PROJ-1", "x1"), 1,
+                   "each of SENTRY_ISSUE_IDS must be")
     assert_refused(cli(env, "links", "set", tid, "other", "PROJ-1", "1"), 1, "not bound")
     assert_refused(cli(env, "links", "set", tid, "acme", "PROJ-1"), 2, "SENTRY_ISSUE_IDS")
 
@@ -295,8 +309,9 @@ def test_A_accounts_map_and_unmap(env: dict[str, str], tenant: Tenant) -> None:
     assert json.loads(mapped.stdout) == {"account_id": ACCOUNT, "sentry_user_id": "42"}
     assert cli(env, "accounts", "unmap", tid, "acme", ACCOUNT).exit_code == 0
     assert_refused(cli(env, "accounts", "unmap", tid, "acme", ACCOUNT), 1, "no mapping")
-    assert_refused(cli(env, "accounts", "map", tid, "acme", ACCOUNT, "user:1"), 1, "sentry_user_id")
-    assert_refused(cli(env, "accounts", "map", tid, "acme", "a b", "1"), 1, "account_id")
+    assert_refused(cli(env, "accounts", "map", tid, "acme", ACCOUNT, "user:1"), 1,
+                   "SENTRY_USER_ID must be")
+    assert_refused(cli(env, "accounts", "map", tid, "acme", "a b", "1"), 1, "ACCOUNT_ID must be")
     assert_refused(cli(env, "accounts", "map", tid, "acme", ACCOUNT), 2, "SENTRY_USER_ID")
 
 
@@ -321,7 +336,7 @@ def test_A_search_tokens_create_list_revoke(env: dict[str, str], settings: Setti
     assert_refused(
         cli(env, "search-tokens", "revoke", "acme", str(issued["id"])), 1, "no search token"
     )
-    assert_refused(cli(env, "search-tokens", "revoke", "acme", "x"), 1, "search token id")
+    assert_refused(cli(env, "search-tokens", "revoke", "acme", "x"), 1, "TOKEN_ID must be")
     assert_refused(cli(env, "search-tokens", "create", "ACME"), 1, "org")
 
 

@@ -30,7 +30,8 @@ def test_A_bind_with_a_new_url_and_no_token_is_refused_and_keeps_the_binding(
     moved = cli(
         env, "orgs", "bind", str(tenant.id), "acme", "--sentry-url", "https://sentry.evil.example"
     )
-    assert_refused(moved, 1, "changing sentry_url requires sentry_token")
+    assert_refused(moved, 1, "changing --sentry-url requires the Sentry token "
+                             "(SENTRY_JIRA_SENTRY_TOKEN or --sentry-token-stdin)")
     assert stored_binding(settings, tenant.id, "acme") == before
 
 

@@ -77,3 +77,21 @@ async def test_the_journal_is_newest_first_per_tenant_filtered_and_limited(
     assert [e.detail for e in await stores.journal.journal(1, limit=2)] == ["entry 5", "entry 4"]
     assert [e.detail for e in await stores.journal.journal(2)] == ["another tenant"]
     assert await stores.journal.journal(3) == []
+
+
+async def test_section10_dead_letters_of_one_tenant_only_and_no_retry_from_another(
+    stores: Stores,
+) -> None:
+    """§10: a site's configure page lists its own dead letters; another site's retry of one
+    finds nothing (False: a 404) and leaves it dead."""
+    claimed = await a_claimed(stores)  # tenant 1
+    [action] = await stores.sync.save_plan(
+        claimed, actions=[a_write("1")], entries=[], advances=[], at=T0)
+    await stores.sync.bury(action.id, entry=an_entry(Outcome.DEAD), error="Sentry 400", at=T0)
+    assert [d.id for d in await stores.journal.dead_letters(tenant_id=1)] == [action.id]
+    assert await stores.journal.dead_letters(tenant_id=2) == []
+    now = T0 + timedelta(minutes=1)
+    assert await stores.journal.retry_dead_letter(action.id, now=now, tenant_id=2) is False
+    assert [d.id for d in await stores.journal.dead_letters()] == [action.id]
+    assert await stores.journal.retry_dead_letter(action.id, now=now, tenant_id=1) is True
+    assert await stores.journal.dead_letters(tenant_id=1) == []

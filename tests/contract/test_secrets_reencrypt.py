@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,12 +22,14 @@ from adapters.config import ConfigError
 from adapters.crypto import SecretBoxError
 from adapters.sqlite import reencrypt as reencrypt_module
 from adapters.sqlite.database import Database
+from adapters.sqlite.forge import SqliteForgeSites
 from adapters.sqlite.reencrypt import UnreadableValueError, reencrypt_all
 from adapters.sqlite.schema import ENCRYPTED_COLUMNS
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database, sqlite_admin_stores
 from core.model.bindings import AccountMapping, Binding, Link
 from core.model.credentials import ApiToken, JiraFlavor
+from core.model.forge import ForgeCall, SystemToken, VerifiedForgeCall
 from core.model.tenant import Installation, NewSite
 from tests.support.builders import a_settings
 from tests.support.encrypted_columns import (
@@ -45,6 +47,7 @@ SECRETS = {"acme": "acme-shared-secret-0123456789abcdef0123456789",
 WEBHOOK_SECRETS = ("webhook-secret-first-0123456789abcdef0123",
                    "webhook-secret-second-0123456789abcdef01")
 JIRA_TOKEN = "jira-api-token-0123456789abcdef"
+FORGE_TOKEN = "forge.system-token.0123456789abcdef"
 SENTRY_TOKENS = {"acme": "sntrys_acme-token-0123456789abcdef",
                  "beta": "sntrys_beta-token-0123456789abcdef",
                  "globex": "sntrys_globex-token-0123456789abcdef"}
@@ -75,6 +78,16 @@ async def populate(database: Database) -> dict[str, int]:
         registered_at=AT))
     await tenants.rotate_webhook_secret(hooks.id, WEBHOOK_SECRETS[1], now=AT)
     ids["hooks"] = hooks.id
+    # §8.2: a Forge site's app system token is encrypted too.
+    call = VerifiedForgeCall(
+        installation_id="ari:cloud:ecosystem::installation/00000000-0000-4000-8000-000000000001",
+        api_base_url="https://api.atlassian.com/ex/jira/c1", module_key="lifecycle-endpoint",
+        environment="PRODUCTION", jti="jti-1", expires_at=AT + timedelta(minutes=5))
+    forge = await SqliteForgeSites(database).record_call(ForgeCall(
+        call=call, remember_jti_until=AT + timedelta(minutes=10),
+        system_token=SystemToken(FORGE_TOKEN, AT + timedelta(hours=1))), now=AT)
+    assert forge.tenant is not None
+    ids["forge"] = forge.tenant.id
     for site, org in (("acme", "acme"), ("acme", "beta"), ("globex", "globex")):
         binding = Binding(tenant_id=ids[site], org=org, sentry_url="https://sentry.io",
                           sentry_token=SENTRY_TOKENS[org])
@@ -119,6 +132,9 @@ async def everything_readable(database: Database, ids: dict[str, int]) -> None:
     assert hooks is not None and hooks.webhook_secrets is not None
     assert (hooks.webhook_secrets.current, hooks.webhook_secrets.previous) == WEBHOOK_SECRETS[::-1]
     assert hooks.site_credential == ApiToken("bot@hooks.example", JIRA_TOKEN)
+    forge = await tenants.get(ids["forge"])
+    assert forge is not None and forge.system_token is not None
+    assert forge.system_token.token == FORGE_TOKEN
     stored = {b.org: b.sentry_token for n in ("acme", "globex")
               for b in await bindings.of_tenant(ids[n])}
     assert stored == SENTRY_TOKENS
@@ -137,6 +153,7 @@ def test_A_reencrypt_with_new_old_then_new_alone_reads_everything(tmp_path: Path
         database.close()
     assert counts == {"tenants.shared_secret": 2, "tenants.webhook_secret": 1,
                       "tenants.webhook_secret_previous": 1, "tenants.jira_token": 1,
+                      "tenants.forge_system_token": 1,
                       "bindings.sentry_token": 3, "meta.key_check": 1}
     after = ciphertexts(a_settings(tmp_path).database)
     for where, values in after.items():  # every value rewritten, none left as it was
@@ -240,14 +257,17 @@ def test_A_cli_reencrypt_json_prints_counts_never_values(tmp_path: Path) -> None
                                                "tenants.webhook_secret": 1,
                                                "tenants.webhook_secret_previous": 1,
                                                "tenants.jira_token": 1,
+                                               "tenants.forge_system_token": 1,
                                                "bindings.sentry_token": 3,
                                                "meta.key_check": 1}}
     code, out, err = run_cli(tmp_path, NEW, "secrets", "reencrypt")
     assert code == 0, err
     assert out.splitlines() == ["tenants.shared_secret: 2", "tenants.webhook_secret: 1",
                                 "tenants.webhook_secret_previous: 1", "tenants.jira_token: 1",
+                                "tenants.forge_system_token: 1",
                                 "bindings.sentry_token: 3", "meta.key_check: 1"]
     for value in [*SECRETS.values(), *SENTRY_TOKENS.values(), *WEBHOOK_SECRETS, JIRA_TOKEN,
+                  FORGE_TOKEN,
                   NEW, OLD]:
         assert value not in out + err
 

@@ -79,6 +79,7 @@ def test_A_reencrypt_while_serving_then_serve_with_the_new_key_alone(tmp_path: P
                                                            "tenants.webhook_secret": 1,
                                                            "tenants.webhook_secret_previous": 1,
                                                            "tenants.jira_token": 1,
+                                                           "tenants.forge_system_token": 1,
                                                            "bindings.sentry_token": 3,
                                                            "meta.key_check": 1}}
         # Deliveries during the rewrite: verified (202), or at worst told to retry (W10).

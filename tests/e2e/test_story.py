@@ -30,6 +30,8 @@ import httpx
 import pytest
 
 from core.describe import ISSUE_UPDATED_PATH as WEBHOOK
+from core.describe import page_modules
+from core.model.settings import AppSettings
 from tests.support.builders import ADMIN_TOKEN, TEST_FERNET_KEY
 from tests.support.connect_tokens import (
     INSTALLED,
@@ -368,7 +370,8 @@ def test_D1_step1_the_descriptor_names_the_app_its_lifecycle_webhook_and_scopes(
             "apiMigrations": {"gdpr": True, "context-qsh": True, "signed-install": True},
             "scopes": ["read", "access_email_addresses"],
             "modules": {
-                "webhooks": [{"event": "jira:issue_updated", "url": WEBHOOK, "excludeBody": False}]
+                "webhooks": [{"event": "jira:issue_updated", "url": WEBHOOK, "excludeBody": False}],
+                **page_modules(AppSettings(base_url=BASE, app_key=APP_KEY)),  # §10
             },
         }
     )

@@ -14,6 +14,7 @@ from tests.support.admin_api import (
     admin_api_for,
 )
 from tests.support.builders import ADMIN_TOKEN, a_fake_container, a_settings
+from tests.support.raw_asgi import raw_request
 
 # Every admin route: (method, path, JSON body or None).
 ROUTES: list[tuple[str, str, Any]] = [
@@ -108,12 +109,39 @@ async def test_A_every_route_is_401_with_a_wrong_token(
     assert await api.container.admin.search_tokens.of_org("acme") == []
 
 
-async def test_A_two_authorization_headers_are_401(api: AdminApi) -> None:
-    response = await api.client.get(
-        "/api/tenants",
-        headers=[("Authorization", f"Bearer {ADMIN_TOKEN}"), ("Authorization", "Bearer other")],
-    )
-    assert response.status_code == 401
+@pytest.mark.parametrize("path", ["/api/tenants", "/schema", "/schema/openapi.json"])
+@pytest.mark.parametrize("second", [f"Bearer {ADMIN_TOKEN}", "Bearer other"])
+async def test_A_two_authorization_headers_are_401(api: AdminApi, path: str, second: str) -> None:
+    """Sent as two real headers (tests/support/raw_asgi.py: the test client would fold them
+    into one comma-joined value), the valid one first, even when both are valid."""
+    status, body = await raw_request(api.client.app, "GET", path, [
+        ("Authorization", f"Bearer {ADMIN_TOKEN}"), ("Authorization", second)])
+    assert status == 401, body
+    assert b"more than one Authorization header" in body
+
+
+METRICS_TOKEN = "metrics-token-not-an-admin-token-0123456789"
+
+
+@pytest.mark.parametrize(("method", "path", "body"),
+                         [*ROUTES, ("GET", "/schema", None), ("GET", "/schema/openapi.json", None),
+                          ("OPTIONS", "/api/tenants", None)],
+                         ids=[*ROUTE_IDS, "GET /schema", "GET /schema/openapi.json",
+                              "OPTIONS /api/tenants"])
+async def test_3_A_a_metrics_token_is_not_an_admin_token(
+    method: str, path: str, body: Any
+) -> None:
+    """§3 / §A: `SENTRY_JIRA_METRICS_TOKEN` reads /metrics and nothing else: every admin route,
+    the schema and the admin preflight answer it 401, and nothing changes."""
+    settings = a_settings(admin_token=ADMIN_TOKEN, metrics_token=METRICS_TOKEN)
+    async for api in admin_api_for(a_fake_container(settings)):
+        await api.a_tenant()
+        assert (await api.client.get("/metrics", headers={
+            "Authorization": f"Bearer {METRICS_TOKEN}"})).status_code == 200
+        response = await api.call(method, path, body, token=METRICS_TOKEN)
+        assert response.status_code == 401, response.text
+        assert await api.container.admin.bindings.orgs_by_tenant() == {}
+        assert await api.container.admin.search_tokens.of_org("acme") == []
 
 
 async def test_A_the_bearer_scheme_is_case_insensitive(api: AdminApi) -> None:

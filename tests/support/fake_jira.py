@@ -88,8 +88,9 @@ Route = Literal[
     "issue", "search", "assignable", "users", "projects", "autocomplete", "statuses", "email",
     "myself", "user",
 ]
-# How a site authenticates callers: a Connect JWT, or a §8.1 credential.
-SiteAuth = Literal["connect", "api-token", "pat"]
+# How a site authenticates callers: a Connect JWT, a §8.1 credential, or (§8.2) a Forge app
+# system token.
+SiteAuth = Literal["connect", "api-token", "pat", "forge"]
 
 _ROUTES: dict[str, Route] = {
     "/rest/api/3/search/jql": "search",
@@ -140,6 +141,13 @@ class PersonalAccessToken:
     name: str
     display_name: str
     email: str
+
+
+@attrs.frozen
+class ForgeSystemToken:
+    """§8.2: a Forge app system token a site accepts (`Bearer <token>` at its apiBaseUrl)."""
+
+    token: str = attrs.field(repr=False)
 
 
 @attrs.frozen
@@ -221,6 +229,7 @@ class FakeJiraSite:
         self.auth: SiteAuth = auth
         self.api_tokens: list[ApiToken] = []  # auth "api-token": the credentials accepted
         self.pats: list[PersonalAccessToken] = []  # auth "pat": the credentials accepted
+        self.system_tokens: list[str] = []  # auth "forge": the app system tokens accepted
         self.client_key = client_key
         self.shared_secret = shared_secret
         self.base_path = base_path.rstrip("/")
@@ -571,6 +580,17 @@ class FakeJira:
             self.sites.append(site)
         return site
 
+    def add_forge_site(self, name: str, *system_tokens: str,
+                       cloud_id: str = "0f2c7e4a-0000-4000-8000-00000000c10d") -> FakeJiraSite:
+        """§8.2: a site behind Forge's API gateway, at `<url>/ex/jira/<cloud id>` (its
+        `apiBaseUrl`), answering Connect's REST routes to `Bearer <app system token>` only:
+        every call is checked against `site.system_tokens` (clear or replace to revoke)."""
+        site = FakeJiraSite(self, name, "", f"/ex/jira/{cloud_id}", auth="forge")
+        site.system_tokens.extend(system_tokens)
+        with self.lock:
+            self.sites.append(site)
+        return site
+
     def add_data_center_site(
         self,
         name: str,
@@ -652,7 +672,7 @@ class FakeJira:
     @staticmethod
     def _credential_owner(
         site: FakeJiraSite, headers: dict[str, str]
-    ) -> ApiToken | PersonalAccessToken | None:
+    ) -> ApiToken | PersonalAccessToken | ForgeSystemToken | None:
         """§8.1: the owner of a valid API token (Basic) or PAT (Bearer), else None."""
         scheme, _, value = headers.get("authorization", "").partition(" ")
         if not value or " " in value:
@@ -672,6 +692,10 @@ class FakeJira:
             for pat in list(site.pats):
                 if hmac.compare_digest(value.encode(), pat.token.encode()):
                     return pat
+        if site.auth == "forge" and scheme == "Bearer":
+            for system_token in list(site.system_tokens):
+                if hmac.compare_digest(value.encode(), system_token.encode()):
+                    return ForgeSystemToken(system_token)
         return None
 
     def _handle(self, handler: _Handler) -> None:
@@ -681,7 +705,7 @@ class FakeJira:
         site = self._site_for(raw_path)
         route: Route | None = None
         claims: dict[str, Any] | None = None
-        owner: ApiToken | PersonalAccessToken | None = None
+        owner: ApiToken | PersonalAccessToken | ForgeSystemToken | None = None
         if site is None:
             reply = Reply.status_only(404)
         else:
@@ -697,7 +721,8 @@ class FakeJira:
                 reply = Reply.status_only(404 if route is None else 405)
             else:
                 query = parse_qs(raw_query, keep_blank_values=True)
-                reply = site._answer(route, relative, query, owner)
+                reply = site._answer(route, relative, query,
+                                     None if isinstance(owner, ForgeSystemToken) else owner)
         record = RecordedRequest(
             method=method,
             raw_path=raw_path,
@@ -710,7 +735,8 @@ class FakeJira:
             status=reply.status,
             principal=(
                 owner.email if isinstance(owner, ApiToken)
-                else owner.key if isinstance(owner, PersonalAccessToken) else None
+                else owner.key if isinstance(owner, PersonalAccessToken)
+                else "forge-app" if isinstance(owner, ForgeSystemToken) else None
             ),
         )
         with self.lock:

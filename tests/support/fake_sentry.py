@@ -5,6 +5,9 @@ It serves exactly the W8 routes, and checks what a real Sentry would check:
     PUT /api/0/organizations/{org}/issues/{id}/     one of the six W8 bodies
     GET /api/0/organizations/{org}/issues/{id}/     {"id", "status", "statusDetails", "assignedTo"}
     GET /api/0/organizations/{org}/members/?query=email:<address>
+    GET /api/0/organizations/{org}/                 {"id", "slug", "name"} (§10 bind check)
+
+The issue answer also carries `shortId`, `title` and `permalink` (§10 glance).
 
 Usage::
 
@@ -44,6 +47,7 @@ from urllib.parse import parse_qs, urlsplit
 
 ISSUE_ROUTE = re.compile(r"^/api/0/organizations/([^/]+)/issues/([^/]+)/$")
 MEMBERS_ROUTE = re.compile(r"^/api/0/organizations/([^/]+)/members/$")
+ORG_ROUTE = re.compile(r"^/api/0/organizations/([^/]+)/$")
 
 STATUS_BODIES: list[dict[str, Any]] = [
     {"status": "resolved"},
@@ -85,6 +89,8 @@ class FakeIssue:
     status: str = "unresolved"
     status_details: dict[str, Any] = field(default_factory=dict)
     assigned_to: str | None = None  # a Sentry user id
+    title: str = "An error"
+    short_id: str | None = None  # None: `<ORG>-<id>`
 
 
 @dataclass
@@ -146,10 +152,19 @@ class FakeSentry:
             self._orgs[org] = _Org(token=token, has_releases=has_releases)
 
     def add_issue(
-        self, org: str, issue_id: str, *, status: str = "unresolved", assigned_to: str | None = None
+        self,
+        org: str,
+        issue_id: str,
+        *,
+        status: str = "unresolved",
+        assigned_to: str | None = None,
+        title: str = "An error",
+        short_id: str | None = None,
     ) -> None:
         with self._lock:
-            self._orgs[org].issues[issue_id] = FakeIssue(status=status, assigned_to=assigned_to)
+            self._orgs[org].issues[issue_id] = FakeIssue(
+                status=status, assigned_to=assigned_to, title=title, short_id=short_id
+            )
 
     def add_member(self, org: str, user_id: str, emails: Iterable[tuple[str, bool]]) -> None:
         """A member who is a user; `emails` are (address, is_verified)."""
@@ -201,6 +216,10 @@ class FakeSentry:
         return f"/api/0/organizations/{org}/issues/{issue_id}/"
 
     @staticmethod
+    def org_path(org: str) -> str:
+        return f"/api/0/organizations/{org}/"
+
+    @staticmethod
     def members_path(org: str) -> str:
         return f"/api/0/organizations/{org}/members/"
 
@@ -230,10 +249,13 @@ class FakeSentry:
     def _answer(self, request: RecordedRequest) -> tuple[int, Any]:
         issue_match = ISSUE_ROUTE.match(request.path)
         members_match = MEMBERS_ROUTE.match(request.path)
+        org_match = ORG_ROUTE.match(request.path)
         if issue_match and request.method in ("GET", "PUT"):
             slug, issue_id = issue_match.groups()
         elif members_match and request.method == "GET":
             slug, issue_id = members_match.group(1), None
+        elif org_match and request.method == "GET":
+            slug, issue_id = org_match.group(1), ""
         else:
             return 404, {"detail": "The requested resource does not exist"}
         with self._lock:
@@ -244,6 +266,8 @@ class FakeSentry:
                 return 401, {"detail": "Authentication credentials were not provided."}
             if request.authorization != f"Bearer {org.token}":
                 return 401, {"detail": "Invalid token"}
+            if issue_id == "":
+                return 200, {"id": "1", "slug": slug, "name": slug.title()}
             if issue_id is None:
                 return self._members(org, request)
             if request.method == "PUT":
@@ -251,7 +275,7 @@ class FakeSentry:
             issue = org.issues.get(issue_id)
             if issue is None:
                 return 404, {"detail": "The requested resource does not exist"}
-            return 200, _issue_json(issue_id, issue)
+            return 200, _issue_json(issue_id, issue, slug, self.url)
 
     def _members(self, org: _Org, request: RecordedRequest) -> tuple[int, Any]:
         query = request.query.get("query", [])
@@ -300,9 +324,12 @@ def _assigned_json(user_id: str | None) -> dict[str, Any] | None:
     return None if user_id is None else {"type": "user", "id": user_id}
 
 
-def _issue_json(issue_id: str, issue: FakeIssue) -> dict[str, Any]:
+def _issue_json(issue_id: str, issue: FakeIssue, org: str, base: str) -> dict[str, Any]:
     return {
         "id": issue_id,
+        "shortId": issue.short_id or f"{org.upper()}-{issue_id}",
+        "title": issue.title,
+        "permalink": f"{base}/organizations/{org}/issues/{issue_id}/",
         "status": issue.status,
         "statusDetails": issue.status_details,
         "assignedTo": _assigned_json(issue.assigned_to),

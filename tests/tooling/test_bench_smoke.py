@@ -56,6 +56,7 @@ BENCH_ENTRIES = [
     ("bench.pg_ack", "measure_pg_ack"),
     ("bench.pg_e2e", "measure_pg_e2e"),
     ("bench.webhook_ack", "measure_webhook_ack"),
+    ("bench.forge_ack", "measure_forge_ack"),
     ("bench.scale", "measure_scale"),
     ("bench.install_latency", "measure_install_latency"),
     ("bench.search_overhead", "measure_search_overhead"),

@@ -114,3 +114,32 @@ def test_bad_integer_ids(value: object) -> None:
 def test_issue_keys_match_exactly(key: str) -> None:
     with pytest.raises(BadRequest):
         parse_issue_key(key)
+
+
+@pytest.mark.parametrize("presented", ["x", "a" * 16, "b" * 64, "é" * 40])
+def test_A_S1_token_checks_compare_equal_lengths_only(
+    monkeypatch: pytest.MonkeyPatch, presented: str
+) -> None:
+    """`hmac.compare_digest` returns at once on values of different lengths: comparing a
+    presented token with the configured ones directly would tell a prober each token's
+    length. Admin, metrics and search's admin-token checks compare equal-length digests
+    (review of #18)."""
+    import hmac
+
+    from core.search.search import is_admin_token
+
+    lengths: list[tuple[int, int]] = []
+    real = hmac.compare_digest
+
+    def recording(a: bytes, b: bytes) -> bool:
+        lengths.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)
+    configured = ("short-token-0123456789", "a-much-longer-admin-token-" + "z" * 40)
+    with pytest.raises(Unauthorized):
+        check_admin_token(f"Bearer {presented}", configured)
+    assert not is_admin_token(presented, configured)
+    check_admin_token(f"Bearer {configured[1]}", configured)
+    assert len(lengths) == 6
+    assert all(a == b for a, b in lengths), lengths

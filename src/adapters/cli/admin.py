@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
+from adapters.cli.messages import cli_message
+
 if TYPE_CHECKING:
     from adapters.config import Settings
     from adapters.wiring import Container
@@ -30,6 +32,11 @@ SENTRY_TOKEN_ENV = "SENTRY_JIRA_SENTRY_TOKEN"
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def usage_line(message: str, where: str) -> str:
+    """The one shape of a usage error (exit 2), click's and the commands' own alike."""
+    return f"error: {message} (see '{where} --help')"
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -91,7 +98,7 @@ def run(
     try:
         return asyncio.run(operate())
     except ServiceError as err:
-        fail(err.detail, 1)
+        fail(cli_message(err.detail), 1)  # in the CLI's words: --sentry-url, not sentry_url
     finally:
         container.close()
 
@@ -210,7 +217,7 @@ class AdminGroup(click.Group):
             where = err.ctx.command_path
         root = ctx.find_root().command if ctx is not None else self
         argv = _ARGV.get() or tuple(sys.argv[1:])
-        fail(f"{usage_message(err, argv, root)} (see '{where} --help')", 2)
+        fail(usage_line(usage_message(err, argv, root), where), 2)
 
 
 # -- tenants --------------------------------------------------------------------------------

@@ -10,14 +10,16 @@ import click
 
 from adapters.cli.admin import AdminGroup, admin_commands
 from adapters.cli.db import db_commands
+from adapters.cli.forge import forge_commands
 from adapters.cli.secrets import secrets_commands
 from adapters.cli.sites import sites_commands
 from adapters.cli.sync import sync_commands
 from adapters.config import ConfigError, Settings, load_settings
 from adapters.logs import package_version
 
-# The inbound transports `serve` mounts (the start-up line names them).
-TRANSPORTS = ("connect",)
+# The inbound transports `serve` mounts (the start-up line names them): the Connect app's
+# webhook and the X-Hub-Signature webhook of registered sites (§8.1).
+TRANSPORTS = ("connect", "webhook")
 
 
 def fail_config(err: ConfigError) -> NoReturn:
@@ -67,7 +69,9 @@ def serve(host: str, port: int) -> None:
     except CannotListen as err:
         fail_startup(str(err))
     container = open_container(settings)
-    log_startup(settings, process="serve", transports=TRANSPORTS)
+    # §3: Forge's routes are served only with SENTRY_JIRA_FORGE_APP_ID set (§8.2).
+    forge = ("forge",) if settings.app.forge_app_id else ()
+    log_startup(settings, process="serve", transports=TRANSPORTS + forge)
     try:
         run_server(create_app(container), host=host, port=port)
     finally:
@@ -87,6 +91,9 @@ for _command in db_commands:  # db copy (§9)
     main.add_command(_command)
 
 for _command in secrets_commands:  # secrets reencrypt (§A, key retirement)
+    main.add_command(_command)
+
+for _command in forge_commands:  # forge manifest (§8.2)
     main.add_command(_command)
 
 

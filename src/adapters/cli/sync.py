@@ -2,7 +2,9 @@
 
 `worker` runs the sync worker on the configured database until SIGTERM or SIGINT, then
 releases the deliveries it holds. Run it beside `serve` processes (with or without
-`SENTRY_JIRA_WORKER=false`) to add workers: they share the queue through leases.
+`SENTRY_JIRA_WORKER=false`) to add workers: they share the queue through leases. With
+`--metrics-port` it serves its own metrics (§3: its outbound calls and sync outcomes live in
+this process, not in any `serve`) on 127.0.0.1 only: no token, so never on another address.
 
 `journal` and `dead-letters` work like the other admin commands (adapters/cli/admin.py):
 exit 0 done, 1 refused or not found, 2 usage error; `--json` everywhere.
@@ -31,13 +33,40 @@ if TYPE_CHECKING:
     from adapters.wiring import Container
 
 
-@click.command(context_settings=CONTEXT)
-def worker() -> None:
-    """Run the sync worker until stopped (SIGTERM / SIGINT)."""
-    from adapters.logs import event, log, log_startup
+METRICS_HOST = "127.0.0.1"  # the worker's metrics have no token: loopback only
 
+
+@click.command(context_settings=CONTEXT)
+@click.option("--metrics-port", type=click.IntRange(1, 65535), metavar="PORT",
+              help="Serve this worker's Prometheus metrics on 127.0.0.1:PORT (loopback only).")
+def worker(metrics_port: int | None) -> None:
+    """Run the sync worker until stopped (SIGTERM / SIGINT)."""
+    from adapters.cli.main import fail_startup
+    from adapters.http.server import CannotListen, check_can_listen
+    from adapters.logs import event, log, log_startup
+    from adapters.metrics import GAUGE_SECONDS
+
+    if metrics_port is not None:
+        try:  # §3: a port in use is one line, exit 2, before the database is opened
+            check_can_listen(METRICS_HOST, metrics_port, option="--metrics-port")
+        except CannotListen as err:
+            fail_startup(str(err))
     container = open_configured()
     log_startup(container.settings, process="worker", transports=())
+    exporter = None
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        exporter, _ = start_http_server(metrics_port, addr=METRICS_HOST,
+                                        registry=container.metrics.registry)
+        event(log, logging.INFO, "metrics", "worker metrics served on loopback",
+              listen=f"{METRICS_HOST}:{metrics_port}")
+
+    async def read_gauges() -> None:
+        while True:  # the database-wide gauges, as serve's /metrics reads them
+            await container.metrics.refresh(inbox=container.inbox, journal=container.journal,
+                                            clock=container.clock)
+            await asyncio.sleep(GAUGE_SECONDS)
 
     async def serve_queue() -> None:
         assert container.worker is not None
@@ -49,14 +78,20 @@ def worker() -> None:
         container.start_wakeups()
         event(log, logging.INFO, "worker_start", "sync worker started",
               owner=container.worker.owner)
+        gauges = asyncio.create_task(read_gauges()) if exporter is not None else None
         try:
             await stop.wait()
         finally:
+            if gauges is not None:
+                gauges.cancel()
             await container.shutdown()  # stops the worker first (logs worker_stop)
 
     try:
         asyncio.run(serve_queue())
     finally:
+        if exporter is not None:
+            exporter.shutdown()
+            exporter.server_close()
         container.close()
 
 

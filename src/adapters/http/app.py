@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi import OpenAPIConfig
 
-from adapters.http import admin, health, journal
+from adapters.http import admin, health, journal, metrics
 from adapters.http import search as search_routes
 from adapters.http.connect import descriptor, issue_updated
 from adapters.http.connect import lifecycle as lifecycle_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
+from adapters.http.forge import routes as forge_routes
 from adapters.http.jira_webhooks import issue_updated as webhook_routes
 from adapters.http.jira_webhooks import sites as site_routes
+from adapters.http.pages import routes as page_routes
+from adapters.http.schema_page import OfflineSchemaPage, SchemaJson
 from adapters.http.transport import guard_factory
 from adapters.wiring import Container
 
@@ -29,11 +33,17 @@ def create_app(container: Container) -> Litestar:
     handlers += issue_updated.routes(container)
     handlers += site_routes.routes(container)
     handlers += webhook_routes.routes(container)
+    handlers += forge_routes.routes(container)
     handlers += search_routes.routes(container)
     handlers += journal.routes(container)
+    handlers += metrics.routes(container)
+    handlers += page_routes.routes(container)  # §10
     # /schema describes the admin API: served only with it on, and behind its token (§A).
+    # Offline: the page is rendered here, no UI assets from a CDN (adapters/http/schema_page.py).
     admin_on = bool(container.settings.admin_tokens)
-    openapi = OpenAPIConfig(title="sentry-jira", version=VERSION, path=f"{base_path}/schema")
+    openapi = OpenAPIConfig(title="sentry-jira", version=VERSION, path=f"{base_path}/schema",
+                            render_plugins=[OfflineSchemaPage("/"),
+                                            SchemaJson(path="/openapi.json")])
     return Litestar(
         route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -45,6 +55,7 @@ def create_app(container: Container) -> Litestar:
         ],
         request_max_body_size=container.settings.max_body_bytes,
         openapi_config=openapi if admin_on else None,
+        state=State({"base_path": base_path}),  # errors.log_refusal names routes without it
         on_startup=[container.startup],
         on_shutdown=[container.shutdown],
         # §3: the one logging setup (adapters/logs.py) stays in place; Litestar's own would

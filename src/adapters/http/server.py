@@ -11,7 +11,7 @@ class CannotListen(Exception):
     """The address or port cannot be bound; the message is one line for the operator."""
 
 
-def check_can_listen(host: str, port: int) -> None:
+def check_can_listen(host: str, port: int, *, option: str = "--port") -> None:
     """§3: refuse a port in use (or an address this machine does not have) before the
     database is opened and the worker started. Binds and releases at once, as uvicorn will
     (SO_REUSEADDR), so a port held only in TIME_WAIT is not refused."""
@@ -29,10 +29,10 @@ def check_can_listen(host: str, port: int) -> None:
             probe.bind(address)
         except OSError as err:
             if err.errno == errno.EADDRINUSE:
-                raise CannotListen(f"port {port} is in use: pass --port") from None
+                raise CannotListen(f"port {port} is in use: pass {option}") from None
             if err.errno == errno.EACCES:
                 raise CannotListen(
-                    f"no permission to listen on port {port}: pass --port (1024 or above)"
+                    f"no permission to listen on port {port}: pass {option} 1024 or above"
                 ) from None
             raise CannotListen(f"cannot listen on {host}:{port}: {err.strerror}") from None
 

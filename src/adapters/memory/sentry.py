@@ -15,6 +15,7 @@ from core.model.sentry import (
     RESOLVE_IN_CURRENT_RELEASE,
     RESOLVE_IN_NEXT_RELEASE,
     UNRESOLVE,
+    SentryIssue,
     SentryMember,
     is_release_based,
 )
@@ -22,6 +23,8 @@ from core.model.sentry import (
 UPDATE = "update_issue"
 GET_STATUS = "get_issue_status"
 MEMBERS = "members_by_email"
+CHECK_ORG = "check_organization"
+GET_ISSUE = "get_issue"
 
 
 @attrs.define
@@ -29,6 +32,8 @@ class MemorySentryIssue:
     status: str = "unresolved"
     status_details: dict[str, Any] = attrs.field(factory=dict)
     assigned_to: str | None = None  # a Sentry user id
+    title: str = "An error"
+    short_id: str | None = None  # None: `<ORG>-<id>`
 
 
 @attrs.frozen
@@ -71,9 +76,18 @@ class MemorySentryApi:
         self._orgs[org] = _Org(token=token, has_releases=has_releases)
 
     def add_issue(
-        self, org: str, issue_id: str, *, status: str = "unresolved", assigned_to: str | None = None
+        self,
+        org: str,
+        issue_id: str,
+        *,
+        status: str = "unresolved",
+        assigned_to: str | None = None,
+        title: str = "An error",
+        short_id: str | None = None,
     ) -> None:
-        self._orgs[org].issues[issue_id] = MemorySentryIssue(status=status, assigned_to=assigned_to)
+        self._orgs[org].issues[issue_id] = MemorySentryIssue(
+            status=status, assigned_to=assigned_to, title=title, short_id=short_id
+        )
 
     def add_member(self, org: str, user_id: str, emails: Iterable[tuple[str, bool]]) -> None:
         self._orgs[org].members.append(SentryMember(user_id=user_id, emails=tuple(emails)))
@@ -139,6 +153,24 @@ class MemorySentryApi:
                 "Sentry does not know it (reading the Sentry issue, 404)", status=404
             )
         return issue.status
+
+    async def check_organization(self, binding: Binding) -> None:
+        self._enter(CHECK_ORG, binding, binding.org, None)
+
+    async def get_issue(self, binding: Binding, issue_id: str) -> SentryIssue:
+        org = self._enter(GET_ISSUE, binding, issue_id, None)
+        issue = org.issues.get(issue_id)
+        if issue is None:
+            raise SentryRejected(
+                "Sentry does not know it (reading the Sentry issue, 404)", status=404
+            )
+        return SentryIssue(
+            id=issue_id,
+            short_id=issue.short_id or f"{binding.org.upper()}-{issue_id}",
+            title=issue.title,
+            status=issue.status,
+            permalink=f"{binding.sentry_url}/organizations/{binding.org}/issues/{issue_id}/",
+        )
 
     async def members_by_email(self, binding: Binding, email: str) -> list[SentryMember]:
         org = self._enter(MEMBERS, binding, email, None)

@@ -182,8 +182,11 @@ class MemorySyncStore:
                  if e.tenant_id == tenant_id and issue_key in (None, e.issue_key)]
         return found[:limit]
 
-    async def dead_letters(self, *, limit: int = JOURNAL_MAX_LIMIT) -> list[DeadLetter]:
-        dead = [a for a in self._actions.values() if a.state is ActionState.DEAD]
+    async def dead_letters(
+        self, *, limit: int = JOURNAL_MAX_LIMIT, tenant_id: int | None = None
+    ) -> list[DeadLetter]:
+        dead = [a for a in self._actions.values() if a.state is ActionState.DEAD
+                and tenant_id in (None, a.tenant_id)]
         dead.sort(key=lambda a: (a.finished_at, a.id), reverse=True)
         return [
             DeadLetter(
@@ -197,9 +200,13 @@ class MemorySyncStore:
     async def dead_letter_count(self) -> int:
         return sum(1 for a in self._actions.values() if a.state is ActionState.DEAD)
 
-    async def retry_dead_letter(self, id: int, *, now: datetime) -> bool:
+    async def retry_dead_letter(
+        self, id: int, *, now: datetime, tenant_id: int | None = None
+    ) -> bool:
         action = self._actions.get(id)
         if action is None or action.state is not ActionState.DEAD:
+            return False
+        if tenant_id is not None and action.tenant_id != tenant_id:
             return False
         if action.kind is Kind.DELIVERY:
             action.state = ActionState.RETRIED

@@ -72,6 +72,15 @@ class MemoryTenantStore:
         self._by_key[tenant.client_key] = tenant
         return tenant
 
+    def save(self, tenant: Tenant) -> Tenant:
+        """Store `tenant` as it is (the Forge fake's writes, adapters/memory/forge.py)."""
+        return self._save(tenant)
+
+    def allocate_id(self) -> int:
+        """A fresh id in the one id space."""
+        self._next_id += 1
+        return self._next_id - 1
+
     async def rotate_webhook_secret(
         self, tenant_id: int, new_secret: str, *, now: datetime
     ) -> Tenant | None:
@@ -103,6 +112,12 @@ class MemoryTenantStore:
         old = self._by_key.get(installation.client_key)
         if old is not None and old.transport != CONNECT:
             return old  # a Connect install never takes over another transport's site
+        # §8.2: one site per installation id; an id another site holds is not taken.
+        held = any(t.installation_id == installation.installation_id
+                   and t.client_key != installation.client_key
+                   for t in self._by_key.values()) if installation.installation_id else True
+        installation_id = (old.installation_id if old else None) if held \
+            else installation.installation_id
         if old is None:
             tenant = Tenant(
                 id=self._next_id,
@@ -112,6 +127,7 @@ class MemoryTenantStore:
                 status=TenantStatus.INSTALLED,
                 installed_at=installation.installed_at,
                 shared_secret=installation.shared_secret,
+                installation_id=installation_id,
             )
             self._next_id += 1
         else:
@@ -123,6 +139,7 @@ class MemoryTenantStore:
                 installed_at=installation.installed_at,
                 shared_secret=installation.shared_secret,
                 secret_version=old.secret_version + 1,
+                installation_id=installation_id,
             )
         self._by_key[tenant.client_key] = tenant
         return tenant

@@ -24,6 +24,8 @@ from typing import Final
 import attrs
 import httpx
 
+from adapters.outbound.egress import EgressRefused
+
 MAX_RETRY_AFTER_SECONDS: Final = 3600  # a misbehaving server cannot park work for days
 
 
@@ -70,9 +72,53 @@ async def exchange(
     max_bytes: int,
     auth: httpx.Auth | None = None,
     read_body: Callable[[int], bool] = is_success,
+    observe: Callable[[str], None] | None = None,
 ) -> Answer:
     """Send `request` and read its answer within one deadline; the body only when
-    `read_body(status)`, and at most `max_bytes` of it."""
+    `read_body(status)`, and at most `max_bytes` of it. `observe` (the metrics' hook, §3) is
+    told the answer's status class (`2xx`…) or the failure's kind, once per call."""
+    if observe is None:
+        return await _exchange(client, request, deadline_seconds=deadline_seconds,
+                               max_bytes=max_bytes, auth=auth, read_body=read_body)
+    try:
+        answer = await _exchange(client, request, deadline_seconds=deadline_seconds,
+                                 max_bytes=max_bytes, auth=auth, read_body=read_body)
+    except BaseException as error:
+        observe(failure_kind(error))
+        raise
+    observe(status_class(answer.status))
+    return answer
+
+
+def status_class(status: int) -> str:
+    """`2xx` … `5xx` (anything else: `other`): an answered call's metrics label."""
+    return f"{status // 100}xx" if 100 <= status < 600 else "other"
+
+
+def failure_kind(error: BaseException) -> str:
+    """A failed call's metrics label: one of a fixed set, never the error's text."""
+    if isinstance(error, AnswerTooLarge):
+        return "too_large"
+    if isinstance(error, OutboundTimeout):
+        return "timeout"
+    if isinstance(error, OutboundUnreachable):
+        return "unreachable"
+    if isinstance(error, OutboundUnsendable):
+        return "unsendable"
+    if isinstance(error, EgressRefused):  # the guard refused the address: nothing was sent
+        return "refused"
+    return "error" if isinstance(error, Exception) else "cancelled"
+
+
+async def _exchange(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    deadline_seconds: float,
+    max_bytes: int,
+    auth: httpx.Auth | None,
+    read_body: Callable[[int], bool],
+) -> Answer:
     try:
         async with asyncio.timeout(deadline_seconds):
             response = await client.send(

@@ -60,8 +60,10 @@ class HttpInstallKeys:
         max_concurrent_fetches: int = 4,
         max_waiting_fetches: int = 16,
         monotonic: Callable[[], float] = time.monotonic,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
+        self._observe = observe  # §3 metrics: each fetch's status class or failure
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout_seconds
         self._cache_size = cache_size
@@ -150,6 +152,7 @@ class HttpInstallKeys:
                 deadline_seconds=self._timeout,
                 max_bytes=MAX_BODY_BYTES,
                 read_body=lambda status: status == 200,
+                observe=self._observe,
             )
         except AnswerTooLarge:
             raise _UnknownKey() from None

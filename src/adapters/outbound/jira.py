@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -48,6 +48,7 @@ from core.connect.qsh import query_string_hash
 from core.model.credentials import (
     ApiToken,
     ConnectSecret,
+    ForgeSystemToken,
     JiraCredential,
     JiraFlavor,
     PersonalAccessToken,
@@ -56,16 +57,21 @@ from core.model.errors import (
     BadRequest,
     UpstreamFailed,
     UpstreamNotFound,
+    UpstreamNotReady,
     UpstreamRateLimited,
     UpstreamRefused,
     UpstreamTimeout,
 )
+from core.model.forge import PROPAGATION_SECONDS
 from core.model.jira import JiraIssueSummary, JiraProject, JiraStatus, JiraUser, JqlSuggestion
 from core.model.jira_hosts import check_jira_base_url
-from core.model.tenant import Tenant
+from core.model.tenant import FORGE, Tenant
 from ports.clock import Clock
+from ports.forge import ForgeSites
 
 TOKEN_LIFETIME_SECONDS: Final = 180
+# §8.2: how long to wait for a Forge site's system token / for its permissions to propagate.
+FORGE_RETRY_AFTER: Final = 30
 DEFAULT_RETRY_AFTER: Final = 30  # S8: 30 when Jira gives none
 MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
 
@@ -156,8 +162,10 @@ def basic_value(email: str, token: str) -> str:
 
 def jira_http_client(settings: Settings, *, resolver: Resolver | None = None) -> httpx.AsyncClient:
     """The one shared client for Jira calls: guarded egress, no redirects, no env proxy."""
+    # §8.2: Forge sites are reached at their `apiBaseUrl`: its patterns name targets too.
+    patterns = (*settings.app.jira_hosts, *settings.app.forge_api_hosts)
     return httpx.AsyncClient(
-        transport=GuardedTransport(settings.app.jira_hosts, resolver=resolver),
+        transport=GuardedTransport(patterns, resolver=resolver),
         timeout=httpx.Timeout(settings.http_timeout_seconds),
         follow_redirects=False,
         trust_env=False,
@@ -270,10 +278,15 @@ class HttpJiraApi:
         settings: Settings,
         *,
         clock: Clock | None = None,
+        observe: Callable[[str], None] | None = None,
+        forge_sites: ForgeSites | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
+        self._observe = observe  # §3 metrics: each call's status class or failure
         self._clock = clock or SystemClock()
+        # §8.2: where a system token Jira refused (401) is dropped.
+        self._forge_sites = forge_sites
 
     async def get_issue(self, tenant: Tenant, key: str) -> JiraIssueSummary | None:
         answer = await self._get(
@@ -351,7 +364,7 @@ class HttpJiraApi:
 
     async def user_email(self, tenant: Tenant, account_id: str) -> str | None:
         credential = tenant.jira_credential
-        if isinstance(credential, ConnectSecret):
+        if isinstance(credential, ConnectSecret | ForgeSystemToken):  # apps: §8.2 too
             path, params, field = "/rest/api/3/user/email", [("accountId", account_id)], "email"
         elif _is_data_center(tenant):
             path, params, field = "/rest/api/2/user", [("key", account_id)], "emailAddress"
@@ -389,9 +402,12 @@ class HttpJiraApi:
         base_path = parts.path.rstrip("/")
         if not _SAFE_BASE_PATH.fullmatch(base_path):
             raise refused
+        # §8.2: a Forge site's base URL is its `apiBaseUrl`, under the Forge API hosts.
+        patterns = (self._settings.app.forge_api_hosts if tenant.transport == FORGE
+                    else self._settings.app.jira_hosts)
         try:
             origin = check_jira_base_url(
-                urlunsplit((parts.scheme, parts.netloc, "", "", "")), self._settings.app.jira_hosts
+                urlunsplit((parts.scheme, parts.netloc, "", "", "")), patterns
             )
         except BadRequest:
             raise refused from None
@@ -414,6 +430,12 @@ class HttpJiraApi:
             )
         if isinstance(credential, ApiToken):
             return HeaderAuth("Basic", basic_value(credential.email, credential.token))
+        if isinstance(credential, ForgeSystemToken):
+            token = credential.token
+            if token is None or not token.usable_at(self._clock.now()):
+                raise UpstreamNotReady("no unexpired Forge system token for this site yet",
+                                       retry_after=FORGE_RETRY_AFTER)
+            return HeaderAuth("Bearer", token.token)
         return HeaderAuth("Bearer", credential.token)
 
     async def _get(
@@ -442,6 +464,7 @@ class HttpJiraApi:
                 deadline_seconds=seconds,
                 max_bytes=MAX_RESPONSE_BYTES,
                 read_body=lambda status: status not in absent_on and is_success(status),
+                observe=self._observe,
             )
         except OutboundTimeout:
             raise UpstreamTimeout("Jira did not answer in time") from None
@@ -455,8 +478,23 @@ class HttpJiraApi:
             raise UpstreamFailed("could not reach Jira") from None
         if answer.status in absent_on:
             return _ABSENT
+        if answer.status in (401, 403) and tenant.transport == FORGE:
+            await self._forge_refused(tenant, answer.status)
         self._raise_for_status(answer, tenant)
         return _parse_json(answer)
+
+    async def _forge_refused(self, tenant: Tenant, status: int) -> None:
+        """§8.2: a token Jira refuses with 401 is dropped; 401/403 within 10 minutes of the
+        install are transient (permissions propagate)."""
+        credential = tenant.jira_credential
+        if status == 401 and self._forge_sites is not None \
+                and isinstance(credential, ForgeSystemToken) and credential.token is not None:
+            await self._forge_sites.drop_system_token(tenant.id, credential.token.token)
+        age = (self._clock.now() - tenant.installed_at).total_seconds()
+        if age < PROPAGATION_SECONDS:
+            raise UpstreamNotReady(
+                f"Jira answered {status} within 10 minutes of the install; permissions may "
+                "still be propagating", retry_after=FORGE_RETRY_AFTER)
 
     def _raise_for_status(self, response: Answer, tenant: Tenant) -> None:
         status = response.status

@@ -14,7 +14,7 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -32,7 +32,7 @@ from adapters.outbound.egress import EgressRefused, GuardedTransport, Resolver
 from core.model.bindings import Binding
 from core.model.errors import SentryError, SentryRejected, SentryReleaseRefused, SentryUnavailable
 from core.model.host_patterns import HostPattern, HostRefused, check_sentry_url
-from core.model.sentry import SentryMember, is_release_based
+from core.model.sentry import SentryIssue, SentryMember, is_release_based
 
 __all__ = ["HttpSentryApi", "parse_retry_after", "sentry_http_client"]
 
@@ -105,8 +105,10 @@ class HttpSentryApi:
         sentry_hosts: tuple[HostPattern, ...] = (),
         *,
         per_host_calls: int = PER_HOST_CALLS,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self._client = client
+        self._observe = observe  # §3 metrics: each call's status class or failure
         self._timeout = timeout
         self._hosts = sentry_hosts
         self._per_host_calls = per_host_calls
@@ -132,6 +134,23 @@ class HttpSentryApi:
         if not isinstance(status, str):
             raise SentryRejected(f"Sentry answered {what} without a status", status=200)
         return status
+
+    async def check_organization(self, binding: Binding) -> None:
+        what = "reading the Sentry organization"
+        response = await self._send("GET", binding, f"{_org_url(binding)}/", what)
+        _raise_for_status(response, what)
+        body = _json(response, what)
+        if not isinstance(body, dict):
+            raise SentryRejected(f"Sentry answered {what} with something else than an object")
+
+    async def get_issue(self, binding: Binding, issue_id: str) -> SentryIssue:
+        what = "reading the Sentry issue"
+        response = await self._send("GET", binding, _issue_url(binding, issue_id), what)
+        _raise_for_status(response, what)
+        issue = _issue(issue_id, _json(response, what))
+        if issue is None:
+            raise SentryRejected(f"Sentry answered {what} without an issue", status=200)
+        return issue
 
     async def members_by_email(self, binding: Binding, email: str) -> list[SentryMember]:
         what = "searching Sentry members"
@@ -211,6 +230,7 @@ class HttpSentryApi:
                 request,
                 deadline_seconds=max(0.001, deadline),
                 max_bytes=MAX_ANSWER_BYTES,
+                observe=self._observe,
             )
         except OutboundTimeout:
             raise SentryUnavailable(f"Sentry did not answer in time ({what})") from None
@@ -294,3 +314,20 @@ def _member(raw: Any) -> SentryMember | None:
         if isinstance(entry, dict) and isinstance(entry.get("email"), str):
             emails.append((entry["email"], entry.get("is_verified") is True))
     return SentryMember(user_id=str(user_id), emails=tuple(emails))
+
+
+def _issue(issue_id: str, raw: Any) -> SentryIssue | None:
+    """The glance's fields of an issue answer; None when its required fields are missing."""
+    if not isinstance(raw, dict):
+        return None
+    status, title = raw.get("status"), raw.get("title")
+    short_id, permalink = raw.get("shortId"), raw.get("permalink")
+    if not isinstance(status, str) or not isinstance(title, str):
+        return None
+    return SentryIssue(
+        id=issue_id,
+        short_id=short_id if isinstance(short_id, str) and short_id else issue_id,
+        title=title,
+        status=status,
+        permalink=permalink if isinstance(permalink, str) and permalink else None,
+    )

@@ -232,10 +232,19 @@ class PgSyncStore:
 
     # -- dead letters -------------------------------------------------------------------
 
-    async def dead_letters(self, *, limit: int = JOURNAL_MAX_LIMIT) -> list[DeadLetter]:
-        rows = await self._database.fetchall(
-            f"SELECT {_ACTION_COLUMNS} FROM sync_actions WHERE state = 'dead' "
-            "ORDER BY finished_at DESC, id DESC LIMIT %s", [limit])
+    async def dead_letters(
+        self, *, limit: int = JOURNAL_MAX_LIMIT, tenant_id: int | None = None
+    ) -> list[DeadLetter]:
+        # §10: a page shows only its own site's dead letters (`tenant_id`).
+        if tenant_id is None:
+            rows = await self._database.fetchall(
+                f"SELECT {_ACTION_COLUMNS} FROM sync_actions WHERE state = 'dead' "
+                "ORDER BY finished_at DESC, id DESC LIMIT %s", [limit])
+        else:
+            rows = await self._database.fetchall(
+                f"SELECT {_ACTION_COLUMNS} FROM sync_actions WHERE state = 'dead' "
+                "AND tenant_id = %s ORDER BY finished_at DESC, id DESC LIMIT %s",
+                [tenant_id, limit])
         return [_dead_letter(row) for row in rows]
 
     async def dead_letter_count(self) -> int:
@@ -244,16 +253,19 @@ class PgSyncStore:
         assert row is not None
         return int(row[0])
 
-    async def retry_dead_letter(self, id: int, *, now: datetime) -> bool:
+    async def retry_dead_letter(
+        self, id: int, *, now: datetime, tenant_id: int | None = None
+    ) -> bool:
         stamp = now.timestamp()
         async with self._database.transaction() as conn:
             cursor = await conn.execute(
-                "SELECT delivery_row, kind FROM sync_actions WHERE id = %s AND state = 'dead' "
-                "FOR UPDATE", [id])
+                "SELECT delivery_row, kind, tenant_id FROM sync_actions "
+                "WHERE id = %s AND state = 'dead' FOR UPDATE", [id])
             row = await cursor.fetchone()
-            if row is None:
+            # §10: another site's dead letter is not found.
+            if row is None or tenant_id not in (None, row[2]):
                 return False
-            delivery_row, kind = row
+            delivery_row, kind, _ = row
             if kind == Kind.DELIVERY.value:
                 await conn.execute("UPDATE sync_actions SET state = 'retried' WHERE id = %s",
                                    [id])

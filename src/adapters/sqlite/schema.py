@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from adapters.sqlite import inbox, lifecycle, sync_store
+from adapters.sqlite import forge, inbox, lifecycle, sync_store
 
 foundation = Migrations("sentry_jira.foundation")
 
@@ -17,6 +17,7 @@ ENCRYPTED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("tenants", "webhook_secret"),
     ("tenants", "webhook_secret_previous"),
     ("tenants", "jira_token"),
+    ("tenants", "forge_system_token"),
     ("bindings", "sentry_token"),
 )
 
@@ -72,4 +73,5 @@ ALL_MIGRATIONS: tuple[Migrations, ...] = (
     _admin_migrations,
     lifecycle.migrations,
     sync_store.migrations,
+    forge.migrations,
 )

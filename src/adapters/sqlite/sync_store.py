@@ -359,13 +359,22 @@ class SqliteSyncStore:
 
     # -- dead letters -------------------------------------------------------------------
 
-    async def dead_letters(self, *, limit: int = JOURNAL_MAX_LIMIT) -> list[DeadLetter]:
+    async def dead_letters(
+        self, *, limit: int = JOURNAL_MAX_LIMIT, tenant_id: int | None = None
+    ) -> list[DeadLetter]:
         def query(db: sqlite_utils.Database) -> list[DeadLetter]:
-            rows = db.query(
-                "SELECT * FROM sync_actions WHERE state = 'dead' "
-                "ORDER BY finished_at DESC, id DESC LIMIT ?",
-                [limit],
-            )
+            if tenant_id is None:
+                rows = db.query(
+                    "SELECT * FROM sync_actions WHERE state = 'dead' "
+                    "ORDER BY finished_at DESC, id DESC LIMIT ?",
+                    [limit],
+                )
+            else:
+                rows = db.query(
+                    "SELECT * FROM sync_actions WHERE state = 'dead' AND tenant_id = ? "
+                    "ORDER BY finished_at DESC, id DESC LIMIT ?",
+                    [tenant_id, limit],
+                )
             return [_dead_letter(row) for row in rows]
 
         return await self._database.read(query)
@@ -377,17 +386,20 @@ class SqliteSyncStore:
 
         return await self._database.read(query)
 
-    async def retry_dead_letter(self, id: int, *, now: datetime) -> bool:
+    async def retry_dead_letter(
+        self, id: int, *, now: datetime, tenant_id: int | None = None
+    ) -> bool:
         stamp = _ts(now)
 
         def apply(db: sqlite_utils.Database) -> bool:
             row = db.execute(
-                "SELECT delivery_row, kind FROM sync_actions WHERE id = ? AND state = 'dead'",
+                "SELECT delivery_row, kind, tenant_id FROM sync_actions "
+                "WHERE id = ? AND state = 'dead'",
                 [id],
             ).fetchone()
-            if row is None:
+            if row is None or tenant_id not in (None, row[2]):
                 return False
-            delivery_row, kind = row
+            delivery_row, kind, _ = row
             if kind == Kind.DELIVERY.value:
                 # The delivery is decided again from the start, with fresh attempts.
                 db.execute("UPDATE sync_actions SET state = 'retried' WHERE id = ?", [id])

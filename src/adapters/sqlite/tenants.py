@@ -17,6 +17,7 @@ from core.model.credentials import (
     WebhookSecrets,
 )
 from core.model.errors import Conflict
+from core.model.forge import SystemToken
 from core.model.tenant import (
     CONNECT,
     WEBHOOK,
@@ -31,7 +32,8 @@ from core.model.tenant import (
 COLUMNS = (
     "id, client_key, shared_secret, secret_version, base_url, display_url, status, installed_at, "
     "transport, flavor, webhook_secret, webhook_secret_previous, webhook_secret_previous_until, "
-    "jira_auth_kind, jira_email, jira_token"
+    "jira_auth_kind, jira_email, jira_token, installation_id, forge_system_token, "
+    "forge_system_token_expires_at"
 )
 
 Decrypt = Callable[[str | None], str | None]
@@ -41,7 +43,7 @@ def tenant_of_row(row: Sequence[Any], decrypt: Decrypt) -> Tenant:
     """A `Tenant` from a row of `COLUMNS`; `decrypt` maps a ciphertext (or None) to plain."""
     (tenant_id, client_key, shared_secret, secret_version, base_url, display_url, status,
      installed_at, transport, flavor, webhook_secret, previous, previous_until, auth_kind,
-     email, token) = row
+     email, token, installation_id, system_token, system_token_expires_at) = row
     credential: SiteCredential | None = None
     plain_token = decrypt(token)
     if plain_token is not None:
@@ -56,6 +58,9 @@ def tenant_of_row(row: Sequence[Any], decrypt: Decrypt) -> Tenant:
         until = datetime.fromisoformat(previous_until) if previous_until else None
         secrets = WebhookSecrets(current=current, previous=prior if until else None,
                                  previous_valid_until=until if prior else None)
+    plain_system_token = decrypt(system_token)
+    forge_token = None if plain_system_token is None or system_token_expires_at is None \
+        else SystemToken(plain_system_token, datetime.fromisoformat(system_token_expires_at))
     return Tenant(
         id=tenant_id,
         client_key=client_key,
@@ -69,6 +74,8 @@ def tenant_of_row(row: Sequence[Any], decrypt: Decrypt) -> Tenant:
         site_credential=credential,
         flavor=JiraFlavor(flavor),
         webhook_secrets=secrets,
+        installation_id=installation_id,
+        system_token=forge_token,
     )
 
 
@@ -122,13 +129,22 @@ class SqliteTenantStore:
     def upsert_installed_in(self, db: sqlite_utils.Database, installation: Installation) -> Tenant:
         """The upsert inside an open write transaction (callers may add their own writes)."""
         stamp = installation.installed_at.isoformat()
+        # §8.2 Connect on Forge: the installation id, unless another site holds it (one site
+        # per installation id; that site stays the one Forge's calls reach).
+        installation_id = installation.installation_id
+        if installation_id is not None and db.execute(
+            "SELECT 1 FROM tenants WHERE installation_id = ? AND client_key != ?",
+            [installation_id, installation.client_key],
+        ).fetchone() is not None:
+            installation_id = None
         # One statement: concurrent installs of one clientKey can't both insert (L6). A row
         # of another transport is never taken over by a Connect install.
         db.execute(
             """
             INSERT INTO tenants (client_key, shared_secret, secret_version, base_url,
-                                 display_url, status, installed_at, updated_at)
-            VALUES (?, ?, 1, ?, ?, 'installed', ?, ?)
+                                 display_url, status, installed_at, updated_at,
+                                 installation_id)
+            VALUES (?, ?, 1, ?, ?, 'installed', ?, ?, ?)
             ON CONFLICT (client_key) DO UPDATE SET
                 shared_secret = excluded.shared_secret,
                 secret_version = tenants.secret_version + 1,
@@ -136,7 +152,8 @@ class SqliteTenantStore:
                 display_url = excluded.display_url,
                 status = 'installed',
                 installed_at = excluded.installed_at,
-                updated_at = excluded.updated_at
+                updated_at = excluded.updated_at,
+                installation_id = COALESCE(excluded.installation_id, tenants.installation_id)
             WHERE tenants.transport = 'connect'
             """,
             [
@@ -146,6 +163,7 @@ class SqliteTenantStore:
                 installation.display_url,
                 stamp,
                 stamp,
+                installation_id,
             ],
         )
         tenant = self._one(db, "client_key = ?", [installation.client_key])

@@ -20,6 +20,7 @@ Decisions where the SPEC is silent (docs/operations.md repeats them):
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from typing import Any
 
@@ -82,12 +83,23 @@ def check_admin_token(authorization: str | None, admin_tokens: tuple[str, ...]) 
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
         raise Unauthorized("the admin API takes Authorization: Bearer <token>")
-    candidate = presented.encode("utf-8", "replace")
+    if not matches_admin_token(presented, admin_tokens):
+        raise Unauthorized("invalid admin token")
+
+
+def matches_admin_token(presented: str, admin_tokens: tuple[str, ...]) -> bool:
+    """Constant time against every configured token, whichever matches. The SHA-256 digests
+    are compared, never the tokens: `compare_digest` on values of different lengths returns
+    at once, which would tell a prober each configured token's length."""
+    candidate = _digest(presented)
     accepted = False
     for token in admin_tokens:
-        accepted |= hmac.compare_digest(candidate, token.encode("utf-8", "replace"))
-    if not accepted:
-        raise Unauthorized("invalid admin token")
+        accepted |= hmac.compare_digest(candidate, _digest(token))
+    return accepted
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "replace")).digest()
 
 
 # -- commands ------------------------------------------------------------------------------

@@ -274,9 +274,17 @@ def _number(value: Any) -> bool:
 
 
 def check_claims(
-    token: ParsedToken, request: ConnectRequest, *, now: datetime, settings: AppSettings
+    token: ParsedToken,
+    request: ConnectRequest,
+    *,
+    now: datetime,
+    settings: AppSettings,
+    context_qsh: bool = False,
 ) -> Claims:
-    """§4.2: required claims, time claims with the leeway, and the qsh of this request."""
+    """§4.2: required claims, time claims with the leeway, and the qsh of this request.
+
+    `context_qsh`: the §10 page POSTs, whose token is a context token (qsh `context-qsh`,
+    and nothing else); every other route refuses `context-qsh`."""
     claims = token.claims
     if any(name not in claims for name in REQUIRED_CLAIMS):
         raise Unauthorized("the token lacks a required claim (iss, iat, exp, qsh)")
@@ -298,6 +306,11 @@ def check_claims(
     if not_before is not None and not_before > moment + leeway:
         raise Unauthorized("the token is not valid yet")
     qsh = claims["qsh"]
+    if context_qsh:
+        if qsh != CONTEXT_QSH:
+            raise Unauthorized("a context token (qsh context-qsh) is expected here")
+        return Claims(issuer=issuer, issued_at=int(issued_at), expires_at=int(expires_at),
+                      raw=claims)
     if qsh == CONTEXT_QSH:
         raise Unauthorized("a context-qsh token is not accepted here")
     expected = query_string_hash(

@@ -39,7 +39,22 @@ async def acknowledge_issue_update(
     encode: Callable[[Any], bytes] = encode_json_body,
 ) -> Acknowledgement:
     """W2 body (400) → W4 relevance → W3 record once (202 / 200) for a verified site."""
-    incoming = read_issue_update(decode(raw_body), webhook_id)
+    return await acknowledge_issue_body(site, decode(raw_body), webhook_id=webhook_id,
+                                        inbox=inbox, clock=clock, encode=encode)
+
+
+async def acknowledge_issue_body(
+    site: VerifiedSite,
+    body: Any,
+    *,
+    webhook_id: str | None,
+    inbox: Inbox,
+    clock: Clock,
+    encode: Callable[[Any], bytes] = encode_json_body,
+) -> Acknowledgement:
+    """As `acknowledge_issue_update`, for a body a transport already decoded and mapped
+    onto W2 (§8.2: a Forge event)."""
+    incoming = read_issue_update(body, webhook_id)
     if incoming is None:
         return Acknowledgement("ignored")
     recorded = await inbox.record(

@@ -24,6 +24,7 @@ from core.connect.tokens import (
 )
 from core.json_body import json_object
 from core.model.errors import BadRequest, Unauthorized
+from core.model.forge import INSTALLATION_ID
 from core.model.jira_hosts import check_jira_base_url
 from core.model.settings import AppSettings
 from core.model.tenant import Installation
@@ -60,6 +61,8 @@ class InstallBody:
     shared_secret: str = attrs.field(repr=False)
     base_url: str  # normalised by L2
     display_url: str | None
+    # §8.2 Connect on Forge: the installation id a later move to Forge events keeps.
+    installation_id: str | None = None
 
     @classmethod
     def parse(cls, raw: bytes, settings: AppSettings) -> InstallBody:
@@ -84,11 +87,17 @@ class InstallBody:
         display_url = body.get("displayUrl")
         if display_url is not None:
             _check_display_url(display_url)
+        # §8.2: kept only in the documented shape; anything else is ignored like an unknown
+        # field (a Connect install without Forge has none).
+        installation_id = body.get("installationId")
+        if not isinstance(installation_id, str) or not INSTALLATION_ID.fullmatch(installation_id):
+            installation_id = None
         return cls(
             client_key=body["clientKey"],
             shared_secret=secret,
             base_url=normalised,
             display_url=display_url,
+            installation_id=installation_id,
         )
 
 
@@ -188,6 +197,7 @@ async def install(
         base_url=body.base_url,
         display_url=body.display_url,
         installed_at=now,
+        installation_id=body.installation_id,
     )
     return _refuse_reuse(await lifecycle.record_install(installation, used, now=now))
 

@@ -13,6 +13,8 @@ from typing import Final
 
 import attrs
 
+from core.model.forge import SystemToken
+
 # §8.1: after a rotation the previous webhook secret verifies for one hour, so Jira can be updated.
 ROTATION_OVERLAP: Final = timedelta(hours=1)
 
@@ -47,7 +49,15 @@ class PersonalAccessToken:
     token: str = attrs.field(repr=False)
 
 
-JiraCredential = ConnectSecret | ApiToken | PersonalAccessToken
+@attrs.frozen
+class ForgeSystemToken:
+    """§8.2: a Forge site's app system token, sent as `Bearer <token>` to its `apiBaseUrl`
+    while unexpired; `token` None: none has arrived yet (calls wait, search answers 503)."""
+
+    token: SystemToken | None = attrs.field(repr=False)
+
+
+JiraCredential = ConnectSecret | ApiToken | PersonalAccessToken | ForgeSystemToken
 # What a site stores besides a Connect shared secret (a webhook site's credential).
 SiteCredential = ApiToken | PersonalAccessToken
 

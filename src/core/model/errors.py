@@ -19,6 +19,11 @@ class Unauthorized(ServiceError):
     """Authentication failed (401). The detail never names a secret."""
 
 
+class Forbidden(ServiceError):
+    """Authenticated, but not allowed to do this (403): a §10 page POST without a valid action
+    token."""
+
+
 class NotFound(ServiceError):
     """The named resource does not exist (404)."""
 
@@ -37,6 +42,12 @@ class Unavailable(ServiceError):
 
 class UpstreamError(ServiceError):
     """A call to Jira or Sentry failed; subclasses say how (S8, W9)."""
+
+
+class UpstreamNotReady(Unavailable, UpstreamError):
+    """§8.2: Jira cannot be called for this site yet — no unexpired Forge system token, or
+    Jira answered 401/403 within 10 minutes of the install (permissions propagate). Search
+    answers 503 with `Retry-After`; the worker retries it (W9) and journals why."""
 
 
 class UpstreamRateLimited(UpstreamError):

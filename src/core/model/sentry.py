@@ -71,3 +71,46 @@ def members_with_verified_email(members: Iterable[SentryMember], address: str) -
         if member.has_verified_email(address) and member.user_id not in found:
             found.append(member.user_id)
     return found
+
+
+# §10 glance: what is kept of a Sentry issue answer (up to 1 MB each, §8.3). Bounded so that a
+# hostile Sentry cannot fill the glance cache with megabytes, nor the Jira issue view.
+MAX_TITLE_CHARS = 500
+MAX_SHORT_ID_CHARS = 64
+MAX_STATUS_CHARS = 32
+MAX_PERMALINK_CHARS = 2048
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short_id(text: str) -> str:
+    return _cut(text, MAX_SHORT_ID_CHARS)
+
+
+def _title(text: str) -> str:
+    return _cut(text, MAX_TITLE_CHARS)
+
+
+def _status(text: str) -> str:
+    return _cut(text, MAX_STATUS_CHARS)
+
+
+def _whole_link(link: str | None) -> str | None:
+    """A permalink too long to keep is dropped, never cut (a cut link points elsewhere)."""
+    return link if link is None or len(link) <= MAX_PERMALINK_CHARS else None
+
+
+@attrs.frozen
+class SentryIssue:
+    """What the §10 glance shows of a Sentry issue: `GET .../issues/{id}/` as read.
+
+    `permalink` is Sentry's own link, None when it gave none (the page then builds one).
+    Text fields are cut to their bounds when built (`MAX_*_CHARS`)."""
+
+    id: str
+    short_id: str = attrs.field(converter=_short_id)
+    title: str = attrs.field(converter=_title)
+    status: str = attrs.field(converter=_status)
+    permalink: str | None = attrs.field(default=None, converter=_whole_link)

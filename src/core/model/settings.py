@@ -22,6 +22,11 @@ class AppSettings:
     retry_base_seconds: float = 2.0
     max_attempts: int = 12
     retention_days: int = 30
+    # §8.2 Forge Remote: the app id (None: the Forge routes answer 404), the environment
+    # type a FIT must name, and the host patterns its `app.apiBaseUrl` may have.
+    forge_app_id: str | None = None
+    forge_environment: str = "PRODUCTION"
+    forge_api_hosts: tuple[HostPattern, ...] = ()
 
     @property
     def base_path(self) -> str:

@@ -10,15 +10,18 @@ import attrs
 
 from core.model.credentials import (
     ConnectSecret,
+    ForgeSystemToken,
     JiraCredential,
     JiraFlavor,
     SiteCredential,
     WebhookSecrets,
 )
+from core.model.forge import SystemToken
 
 # §8.0: the transports a site can be reached through (the `transport` of §A answers).
 CONNECT = "connect"
 WEBHOOK = "webhook"
+FORGE = "forge"
 
 
 class TenantStatus(enum.StrEnum):
@@ -35,6 +38,8 @@ class Installation:
     base_url: str
     display_url: str | None
     installed_at: datetime
+    # §8.2 Connect on Forge: the `installed` payload's `installationId`, when it has one.
+    installation_id: str | None = None
 
 
 @attrs.frozen
@@ -70,6 +75,10 @@ class Tenant:
     # §8.1: a webhook site's `X-Hub-Signature` secrets; None for other transports and once
     # the site is removed (erased as L5 erases a shared secret).
     webhook_secrets: WebhookSecrets | None = attrs.field(default=None, repr=False)
+    # §8.2: the Forge (or Connect-on-Forge) installation id, and a Forge site's app system
+    # token (None until one arrives, after a 401 from Jira, and once uninstalled).
+    installation_id: str | None = None
+    system_token: SystemToken | None = attrs.field(default=None, repr=False)
 
     @property
     def jira_credential(self) -> JiraCredential | None:
@@ -78,6 +87,11 @@ class Tenant:
             return None
         if self.site_credential is not None and self.transport == WEBHOOK:
             return self.site_credential
+        if self.transport == FORGE:
+            # The token's expiry is the adapter's to judge (it holds the clock): a Forge
+            # site without one still has a credential kind, and waits for a token (§8.2).
+            token = self.system_token
+            return ForgeSystemToken(None if token is None else token)
         return None if not self.shared_secret else ConnectSecret(self.shared_secret)
 
     @property
@@ -88,6 +102,8 @@ class Tenant:
             return False
         if self.transport == WEBHOOK:
             return self.site_credential is not None
+        if self.transport == FORGE:
+            return True  # the FIT authenticates it; its system token may come later (§8.2)
         return bool(self.shared_secret)
 
 
@@ -100,6 +116,11 @@ class VerifiedSite:
     """
 
     tenant: Tenant
+
+
+def forge_client_key(installation_id: str) -> str:
+    """A Forge site has no clientKey; its row carries this stand-in (the API shows null)."""
+    return "forge-site:" + installation_id
 
 
 def synthetic_client_key() -> str:

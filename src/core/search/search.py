@@ -29,7 +29,6 @@ Order of checks (SPEC §5): 401 → 404 → 400 → Jira. Nothing is sent to Jir
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -37,6 +36,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from core.admin.bindings import matches_admin_token
 from core.admin.validation import DIGITS, ORG_SLUG
 from core.model.errors import BadRequest, NotFound, Unauthorized, UpstreamFailed, UpstreamNotFound
 from core.model.jira import JiraIssueSummary, JiraProject, JiraUser, JqlSuggestion
@@ -178,12 +178,9 @@ async def authenticate(
 
 
 def is_admin_token(token: str, admin_tokens: tuple[str, ...]) -> bool:
-    """Constant-time against every configured admin token, whichever matches."""
-    candidate = token.encode("utf-8", "replace")
-    accepted = False
-    for admin_token in admin_tokens:
-        accepted |= hmac.compare_digest(candidate, admin_token.encode("utf-8", "replace"))
-    return accepted
+    """Constant-time against every configured admin token, whichever matches (digests of
+    equal length: see core.admin.bindings.matches_admin_token)."""
+    return matches_admin_token(token, admin_tokens)
 
 
 async def bound_tenant(

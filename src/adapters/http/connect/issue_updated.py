@@ -12,7 +12,7 @@ from litestar import asgi
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from adapters.http.acknowledgement import acknowledge_and_answer
+from adapters.http.acknowledgement import acknowledge_and_answer, counted
 from adapters.http.body import read_body
 from adapters.http.connect.remembered import acknowledge_remembered
 from adapters.http.transport import ALLOWED_METHODS_OPT, JSON_BODY_OPT
@@ -30,7 +30,8 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
     @asgi(ISSUE_UPDATED_PATH, http_method="POST", copy_scope=False,
           opt={JSON_BODY_OPT: True, ALLOWED_METHODS_OPT: ("POST",)},
           summary="Jira issue-updated webhook (W1–W4)")
-    async def issue_updated(scope: Scope, receive: Receive, send: Send) -> None:
+    @counted("connect", container)
+    async def issue_updated(scope: Scope, receive: Receive, send: Send) -> str:
         authorization: list[str] = []
         webhook_id: str | None = None
         for name, value in scope["headers"]:
@@ -47,14 +48,13 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
         )
         if container.remembered_tenants is not None and isinstance(container.inbox, PgInbox):
             # §9: PostgreSQL, one round trip (adapters/http/connect/remembered.py).
-            await acknowledge_remembered(request, webhook_id=webhook_id,
-                                         remembered=container.remembered_tenants,
-                                         inbox=container.inbox, container=container, send=send)
-            return
+            return await acknowledge_remembered(
+                request, webhook_id=webhook_id, remembered=container.remembered_tenants,
+                inbox=container.inbox, container=container, send=send)
         # W1 before any parse: a request that is not verified is 401 whatever its body.
         site = await verify_connect_site(request, tenants=lookup, settings=settings.app,
                                          clock=container.clock)
-        await acknowledge_and_answer(site, request.body, webhook_id=webhook_id,
-                                     container=container, send=send)
+        return await acknowledge_and_answer(site, request.body, webhook_id=webhook_id,
+                                            container=container, send=send)
 
     return [issue_updated]

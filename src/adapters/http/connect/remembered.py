@@ -19,7 +19,7 @@ from datetime import datetime
 
 from litestar.types import Send
 
-from adapters.http.acknowledgement import encode_json, send_acknowledgement
+from adapters.http.acknowledgement import answer_acknowledgement, encode_json
 from adapters.http.body import decode_json
 from adapters.postgres.inbox import PgInbox, TenantChanged
 from adapters.postgres.tenants import RememberedTenants
@@ -58,7 +58,9 @@ class _RecordIfCurrent:
 
 async def acknowledge_remembered(request: ConnectRequest, *, webhook_id: str | None,
                                  remembered: RememberedTenants, inbox: PgInbox,
-                                 container: Container, send: Send) -> None:
+                                 container: Container, send: Send) -> str:
+    """Answer the request (as `acknowledge_and_answer` would) and return the answer
+    (`accepted`, `duplicate` or `ignored`) for the metrics (§3 /metrics)."""
     settings, clock = container.settings.app, container.clock
     attempt = remembered.attempt()
     try:
@@ -71,16 +73,17 @@ async def acknowledge_remembered(request: ConnectRequest, *, webhook_id: str | N
     if site is not None and attempt.from_memory:
         ack = await _acknowledge_if_current(site, request, webhook_id, inbox, container)
         if ack is not None:
-            await send_acknowledgement(ack, container=container, send=send)
-            return
+            await answer_acknowledgement(ack, container=container, send=send)
+            return ack.status
     elif site is not None:  # read just now: as current as a fresh read
         ack = await _acknowledge(site, request, webhook_id, inbox, container)
-        await send_acknowledgement(ack, container=container, send=send)
-        return
+        await answer_acknowledgement(ack, container=container, send=send)
+        return ack.status
     fresh = remembered.attempt(fresh=True)
     site = await verify_connect_site(request, tenants=fresh, settings=settings, clock=clock)
     ack = await _acknowledge(site, request, webhook_id, inbox, container)
-    await send_acknowledgement(ack, container=container, send=send)
+    await answer_acknowledgement(ack, container=container, send=send)
+    return ack.status
 
 
 async def _acknowledge(site: VerifiedSite, request: ConnectRequest, webhook_id: str | None,

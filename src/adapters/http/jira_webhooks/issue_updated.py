@@ -18,7 +18,7 @@ from litestar.exceptions import NotFoundException
 from litestar.handlers import ASGIRouteHandler
 from litestar.types import Receive, Scope, Send
 
-from adapters.http.acknowledgement import acknowledge_and_answer
+from adapters.http.acknowledgement import acknowledge_and_answer, counted
 from adapters.http.body import read_body
 from adapters.http.transport import ALLOWED_METHODS_OPT, JSON_BODY_OPT
 from adapters.wiring import Container
@@ -43,7 +43,8 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
     @asgi(_PREFIX, is_mount=True, copy_scope=True,
           opt={JSON_BODY_OPT: True, ALLOWED_METHODS_OPT: ("POST",)},
           summary="Jira webhook, signed with X-Hub-Signature (§8.1)")
-    async def webhook(scope: Scope, receive: Receive, send: Send) -> None:
+    @counted("webhook", container)
+    async def webhook(scope: Scope, receive: Receive, send: Send) -> str:
         # The mount hands over the rest of the path: exactly one segment, else no such route.
         rest = scope["path"].strip("/")
         if not rest or "/" in rest:
@@ -67,7 +68,7 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
             shown = identifier[:_MAX_LOGGED_IDENTIFIER].decode("ascii", "replace")
             log.debug("webhook site %d delivery %s: identifier header %r (not trusted)",
                       site.tenant.id, delivery_id, shown)
-        await acknowledge_and_answer(site, raw_body, webhook_id=delivery_id,
-                                     container=container, send=send)
+        return await acknowledge_and_answer(site, raw_body, webhook_id=delivery_id,
+                                            container=container, send=send)
 
     return [webhook]

@@ -1,0 +1,1 @@
+"""The `forge` transport's HTTP routes (SPEC §8.2)."""

@@ -1,0 +1,267 @@
+"""`POST /extensions/jira/forge/{lifecycle,issue-updated,uninstall,keepalive}/` in process on
+real SQLite, with the real JWKS adapter against a key server on loopback (SPEC §8.0, §8.2,
+§5 order, W2–W4): every refusal is 401 `{"detail"}` with nothing stored and no egress but the
+key-set fetch; a verified call creates the site, keeps its system token, acknowledges the
+mapped event once (a retry with a new token is a duplicate)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from adapters.http.app import create_app
+from adapters.wiring import Container, bootstrap
+from core.forge.endpoints import FORGE_ENDPOINT_KEYS
+from core.model.tenant import Installation
+from tests.support.builders import ADMIN_TOKEN, a_settings
+from tests.support.forge import (
+    APP_ID,
+    INSTALLATION_ID,
+    ForgeSigner,
+    JwksServer,
+    mint_fit,
+    mint_system_token,
+)
+from tests.support.paths import fixture_json
+
+API = "http://127.0.0.1:9/ex/jira/0f2c7e4a-0000-4000-8000-00000000c10d"  # never called here
+JSON = {"content-type": "application/json"}
+
+
+def path(route: str) -> str:
+    return f"/extensions/jira/forge/{route}/"
+
+
+@attrs.define
+class World:
+    container: Container
+    client: AsyncTestClient[Litestar]
+    jwks: JwksServer
+
+    def fit(self, route: str, **options: Any) -> str:
+        return mint_fit(self.jwks.signer, module_key=options.pop(
+            "module_key", FORGE_ENDPOINT_KEYS[route]), api_base_url=options.pop("api", API),
+            **options)
+
+    async def call(self, route: str, body: Any = None, *, token: str | None = None,
+                   system_token: str | None = None, **options: Any) -> Any:
+        headers = {**JSON, "authorization": f"Bearer {token or self.fit(route, **options)}"}
+        if system_token is not None:
+            headers["x-forge-oauth-system"] = system_token
+        return await self.client.post(path(route), content=json.dumps(body or {}),
+                                      headers=headers)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        assert self.container.database is not None
+        return self.container.database.read_sync(lambda db: db.execute(sql).fetchall())
+
+    def nothing_stored(self) -> None:
+        assert self.rows("SELECT id FROM tenants") == []
+        assert self.rows("SELECT id FROM deliveries") == []
+        assert self.rows("SELECT jti_hash FROM used_forge_tokens") == []
+
+
+@pytest.fixture
+def jwks() -> Iterator[JwksServer]:
+    with JwksServer(ForgeSigner("route-key")) as server:
+        yield server
+
+
+@pytest.fixture
+async def world(tmp_path: Path, jwks: JwksServer) -> AsyncIterator[World]:
+    container = bootstrap(a_settings(
+        tmp_path, worker="false", admin_token=ADMIN_TOKEN, forge_app_id=APP_ID,
+        forge_jwks_url=jwks.url, forge_api_hosts="http://127.0.0.1:*"))
+    try:
+        async with AsyncTestClient(app=create_app(container)) as client:
+            yield World(container, client, jwks)
+    finally:
+        container.close()
+
+
+def event(**changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(fixture_json("forge-issue-updated-event.json"))
+    body.update(changes)
+    return body
+
+
+# -- served only with an app id ----------------------------------------------------------
+
+
+async def test_8_2_forge_routes_are_404_while_no_app_id_is_set(tmp_path: Path) -> None:
+    container = bootstrap(a_settings(tmp_path, worker="false"))
+    try:
+        async with AsyncTestClient(app=create_app(container)) as client:
+            for route in FORGE_ENDPOINT_KEYS:
+                answer = await client.post(path(route), content=b"{}", headers=JSON)
+                assert answer.status_code == 404
+    finally:
+        container.close()
+
+
+# -- §5 order: transport checks first, then the verifier --------------------------------
+
+
+async def test_8_0_transport_checks_answer_before_the_token_is_read(world: World) -> None:
+    answer = await world.client.get(path("lifecycle"))
+    assert answer.status_code == 405
+    answer = await world.client.post(path("lifecycle"), content=b"{}",
+                                     headers={"content-type": "text/plain",
+                                              "authorization": "Bearer x"})
+    assert answer.status_code == 415
+    answer = await world.client.post(path("lifecycle"), content=b"{}",
+                                     headers={**JSON, "x-big": "a" * 17000})
+    assert answer.status_code == 431
+    assert world.jwks.requests == 0
+    world.nothing_stored()
+
+
+# -- refusals: 401, nothing stored, no egress but the key set --------------------------------
+
+OTHER_APP = "ari:cloud:ecosystem::app/00000000-0000-4000-8000-000000000000"
+
+
+@pytest.mark.parametrize(("route", "options"), [
+    ("lifecycle", {"module_key": FORGE_ENDPOINT_KEYS["issue-updated"]}),
+    ("issue-updated", {"module_key": FORGE_ENDPOINT_KEYS["uninstall"]}),
+    ("lifecycle", {"overrides": {"aud": OTHER_APP, "app.id": OTHER_APP}}),
+    ("lifecycle", {"overrides": {"app.id": OTHER_APP}}),
+    ("lifecycle", {"environment": "DEVELOPMENT"}),
+    ("lifecycle", {"overrides": {"iss": "someone"}}),
+    ("lifecycle", {"now": time.time() - 600}),
+    ("lifecycle", {"lifetime": 600}),
+    ("lifecycle", {"overrides": {"app.installationId": "ari:cloud:ecosystem::installation/x"}}),
+    ("lifecycle", {"api": "https://api.atlassian.com.evil.example/ex/jira/x"}),
+    ("lifecycle", {"drop": ("jti",)}),
+])
+async def test_8_2_a_refused_token_is_401_with_nothing_stored(
+        world: World, route: str, options: dict[str, Any]) -> None:
+    answer = await world.call(route, event(), system_token=mint_system_token(), **options)
+    assert answer.status_code == 401
+    assert set(answer.json()) == {"detail"}
+    world.nothing_stored()
+    assert world.jwks.requests <= 1  # the key set, and nothing else
+
+
+async def test_8_2_a_bad_kid_or_alg_is_refused_without_any_fetch(world: World) -> None:
+    bad_kid = world.fit("lifecycle", headers={"kid": "../../x"})
+    _, payload, signature = world.fit("lifecycle").split(".")
+    hs256 = "eyJhbGciOiJIUzI1NiJ9." + payload + "." + signature
+    for token in (bad_kid, hs256):
+        answer = await world.call("lifecycle", token=token)
+        assert answer.status_code == 401
+    assert world.jwks.requests == 0
+    world.nothing_stored()
+
+
+async def test_8_2_an_unknown_kid_is_401_after_one_refetch(world: World) -> None:
+    stranger = ForgeSigner("not-published")
+    for _ in range(5):
+        token = mint_fit(stranger, module_key=FORGE_ENDPOINT_KEYS["lifecycle"], api_base_url=API)
+        assert (await world.call("lifecycle", token=token)).status_code == 401
+    assert world.jwks.requests == 1
+    world.nothing_stored()
+
+
+async def test_8_2_a_key_set_outage_is_503_with_retry_after(world: World) -> None:
+    world.jwks.behave("500")
+    answer = await world.call("lifecycle")
+    assert answer.status_code == 503 and int(answer.headers["retry-after"]) > 0
+    world.nothing_stored()
+
+
+async def test_8_2_a_fit_is_single_use_even_across_routes_of_one_key(world: World) -> None:
+    token = world.fit("keepalive")
+    assert (await world.call("keepalive", token=token)).status_code == 204
+    again = await world.call("keepalive", token=token)
+    assert again.status_code == 401 and "used before" in again.json()["detail"]
+
+
+# -- verified calls ----------------------------------------------------------------------
+
+
+async def test_8_2_lifecycle_creates_the_site_and_keeps_its_system_token(world: World) -> None:
+    system = mint_system_token(3600)
+    answer = await world.call("lifecycle", {"eventType": "avi:forge:installed:app"},
+                              system_token=system)
+    assert answer.status_code == 204
+    tenants = await world.client.get("/api/tenants",
+                                     headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
+    [site] = tenants.json()
+    assert site["transport"] == "forge" and site["installation_id"] == INSTALLATION_ID
+    assert site["base_url"] == API and site["client_key"] is None
+    assert system not in tenants.text
+    [(stored,)] = world.rows("SELECT forge_system_token FROM tenants")
+    assert stored and system not in stored  # encrypted
+    stored_site = await world.container.tenants.get(site["id"])
+    assert stored_site is not None and stored_site.system_token is not None
+    assert stored_site.system_token.token == system
+
+
+async def test_8_2_issue_updated_first_creates_the_site_and_a_retry_is_a_duplicate(
+        world: World) -> None:
+    first = await world.call("issue-updated", event())
+    assert first.status_code == 202 and first.json()["status"] == "accepted"
+    retry = await world.call("issue-updated", event())  # same event, a new FIT
+    assert retry.status_code == 200 and retry.json() == {"status": "duplicate"}
+    nested = await world.call("issue-updated", {"payload": event(), "context": {}})
+    assert nested.json() == {"status": "duplicate"}
+    assert len(world.rows("SELECT id FROM deliveries")) == 1
+    assert len(world.rows("SELECT id FROM tenants")) == 1
+
+
+async def test_8_2_self_generated_and_irrelevant_events_are_ignored(world: World) -> None:
+    answer = await world.call("issue-updated", event(selfGenerated=True))
+    assert answer.status_code == 200 and answer.json() == {"status": "ignored"}
+    other = event()
+    other["changelog"]["items"][0]["field"] = "summary"
+    assert (await world.call("issue-updated", other)).json() == {"status": "ignored"}
+    assert world.rows("SELECT id FROM deliveries") == []
+
+
+async def test_8_2_w2_a_verified_call_with_a_bad_body_is_400(world: World) -> None:
+    answer = await world.call("issue-updated", {"eventType": "avi:jira:updated:issue",
+                                                "issue": {"id": 7}})
+    assert answer.status_code == 400
+    assert world.rows("SELECT id FROM deliveries") == []
+
+
+async def test_8_2_pre_uninstall_marks_the_site_uninstalled_and_erases_the_token(
+        world: World) -> None:
+    await world.call("lifecycle", system_token=mint_system_token(3600))
+    assert (await world.call("uninstall")).status_code == 204
+    [(status, token)] = world.rows("SELECT status, forge_system_token FROM tenants")
+    assert (status, token) == ("uninstalled", None)
+
+
+async def test_8_2_a_site_moved_from_connect_refuses_connect_calls(world: World) -> None:
+    from tests.support.webhooks import issue_updated_body, signed_delivery
+    secret = "connect-shared-secret-0123456789-abcdefghijklmnop"
+    tenant = await world.container.tenants.upsert_installed(Installation(
+        client_key="acme-client", shared_secret=secret, base_url="https://acme.atlassian.net",
+        display_url=None, installed_at=datetime.now(UTC)))
+    assert world.container.database is not None
+    world.container.database.write_sync(lambda db: db.execute(
+        "UPDATE tenants SET installation_id = ? WHERE id = ?", [INSTALLATION_ID, tenant.id]))
+    headers, raw = signed_delivery("acme-client", secret, issue_updated_body())
+    before = await world.client.post("/extensions/jira/issue-updated/", content=raw,
+                                     headers=headers)
+    assert before.status_code == 202
+    assert (await world.call("keepalive")).status_code == 204
+    [(site_id, transport)] = world.rows("SELECT id, transport FROM tenants")
+    assert (site_id, transport) == (tenant.id, "forge")
+    headers, raw = signed_delivery("acme-client", secret, issue_updated_body(),
+                                   delivery_id="delivery-2")
+    after = await world.client.post("/extensions/jira/issue-updated/", content=raw,
+                                    headers=headers)
+    assert after.status_code == 401

@@ -1,0 +1,162 @@
+"""§3 logs (#18): a refused unauthenticated request on the webhook, admin and search routes is
+one rate-limited warning line — event, route template, method, client address and the core's
+reason; never the token, the JWT, a header or the body — in the JSON and the text format.
+Lifecycle and /metrics refusals keep their own events and are not logged twice."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from adapters.http import errors
+from adapters.http.app import create_app
+from adapters.logs import RefusalLog
+from tests.support.builders import ADMIN_TOKEN, a_fake_container, a_settings
+from tests.support.hub_signature import hub_signed_delivery
+from tests.support.log_capture import captured_log
+from tests.support.webhooks import issue_updated_body, signed_delivery
+
+FORGED_SECRET = "forged-shared-secret-0123456789-abcdefghijklmnop"
+WRONG_TOKEN = "wrong-admin-token-never-logged-0123456789"
+
+
+class SteppingClock:
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.fixture
+def limiter(monkeypatch: pytest.MonkeyPatch) -> RefusalLog:
+    """A fresh limiter (burst 20, 1 line a second) on a clock moving 1 ms a reading."""
+    fresh = RefusalLog(logging.getLogger("sentry_jira.refused"), rate=1.0, burst=20,
+                       clock=SteppingClock(0.001))
+    monkeypatch.setattr(errors, "refusals", fresh)
+    return fresh
+
+
+@pytest.fixture
+async def client(limiter: RefusalLog) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    container = a_fake_container(a_settings(admin_token=ADMIN_TOKEN))
+    async with AsyncTestClient(app=create_app(container)) as test_client:
+        yield test_client
+
+
+async def forged_connect(client: AsyncTestClient[Litestar]) -> tuple[int, str]:
+    headers, raw = signed_delivery("unknown-client-key", FORGED_SECRET, issue_updated_body())
+    response = await client.post("/extensions/jira/issue-updated/", content=raw,
+                                 headers=headers)
+    return response.status_code, headers["Authorization"]
+
+
+async def test_3_a_forged_connect_delivery_is_one_line_without_the_jwt(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    with captured_log() as log:
+        status, authorization = await forged_connect(client)
+    assert status == 401
+    [line] = log.named("webhook_refused")
+    assert line["level"] == "warning"
+    assert line["route"] == "/extensions/jira/issue-updated"
+    assert line["method"] == "POST" and line["reason"]
+    assert line["client"]
+    text = "\n".join(log.lines)
+    assert authorization.split(" ", 1)[1] not in text
+    assert authorization.split(".")[1] not in text  # not even the claims segment
+
+
+async def test_3_a_forged_plain_webhook_is_one_line(client: AsyncTestClient[Litestar]) -> None:
+    headers, raw = hub_signed_delivery(FORGED_SECRET, issue_updated_body())
+    with captured_log() as log:
+        response = await client.post("/extensions/jira/webhook/7/", content=raw,
+                                     headers=headers)
+    assert response.status_code == 401
+    [line] = log.named("webhook_refused")
+    assert line["route"] == "/extensions/jira/webhook/{…}"  # the mount, not the id sent
+    assert headers["X-Hub-Signature"][7:] not in "\n".join(log.lines)
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/tenants"),
+    ("OPTIONS", "/api/tenants"),
+    ("GET", "/schema"),
+    ("GET", "/schema/openapi.json"),
+])
+async def test_3_a_refused_admin_request_is_one_line_without_the_token(
+    client: AsyncTestClient[Litestar], method: str, path: str,
+) -> None:
+    with captured_log() as log:
+        response = await client.request(method, path,
+                                        headers={"Authorization": f"Bearer {WRONG_TOKEN}"})
+    assert response.status_code == 401
+    [line] = log.named("admin_refused")
+    assert line["method"] == method
+    assert line["route"].startswith(path.split("/openapi")[0])
+    assert WRONG_TOKEN not in "\n".join(log.lines)
+
+
+async def test_3_a_refused_search_is_one_line_without_the_token(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    with captured_log() as log:
+        response = await client.get("/extensions/jira/search/acme/1/?field=issue&query=x",
+                                    headers={"Authorization": f"Bearer {WRONG_TOKEN}"})
+    assert response.status_code == 401
+    [line] = log.named("search_refused")
+    assert line["route"].startswith("/extensions/jira/search/{org")
+    assert "acme" not in line["route"]  # the template, not the path as sent
+    assert WRONG_TOKEN not in "\n".join(log.lines)
+
+
+async def test_3_a_flood_of_forgeries_writes_a_bounded_number_of_lines(
+    client: AsyncTestClient[Litestar], limiter: RefusalLog,
+) -> None:
+    with captured_log() as log:
+        for _ in range(300):
+            assert (await forged_connect(client))[0] == 401
+        flood = len(log.named("webhook_refused"))
+        limiter.clock.now += 5.0  # type: ignore[attr-defined]  # quiet for a while, then one
+        assert (await forged_connect(client))[0] == 401
+    lines = log.named("webhook_refused")
+    assert flood == 20  # the burst; the clock moved 0.3 s in the flood: no token refilled
+    assert lines[-1]["suppressed"] == 280  # the next line counts the lines left out
+
+
+async def test_3_refusal_lines_in_the_text_format(client: AsyncTestClient[Litestar]) -> None:
+    with captured_log(fmt="text") as log:
+        status, authorization = await forged_connect(client)
+        await client.get("/api/tenants", headers={"Authorization": f"Bearer {WRONG_TOKEN}"})
+    assert status == 401
+    [webhook] = [line for line in log.lines if " webhook_refused " in line]
+    [admin] = [line for line in log.lines if " admin_refused " in line]
+    assert webhook.split(" ")[1] == "WARNING"
+    assert "route=/extensions/jira/issue-updated " in webhook and "method=POST" in webhook
+    assert "route=/api/tenants" in admin
+    for line in log.lines:
+        assert WRONG_TOKEN not in line and authorization.split(" ", 1)[1] not in line
+
+
+async def test_3_a_refused_install_is_not_logged_twice(client: AsyncTestClient[Litestar]) -> None:
+    with captured_log() as log:
+        response = await client.post("/extensions/jira/installed/", content=json.dumps({}),
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": "JWT not-a-token"})
+    assert response.status_code == 401
+    names = [line["event"] for line in log.events()]
+    assert "webhook_refused" not in names and "admin_refused" not in names
+
+
+async def test_3_an_authorised_request_writes_no_refusal(client: AsyncTestClient[Litestar]) -> None:
+    with captured_log() as log:
+        response = await client.get("/api/tenants",
+                                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    assert response.status_code == 200
+    assert not [line for line in log.events() if line["event"].endswith("_refused")]
