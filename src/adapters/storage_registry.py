@@ -31,6 +31,7 @@ TABLES: tuple[Table, ...] = (
     Table("account_mappings", ("tenant_id", "org", "account_id")),
     Table("search_tokens", ("id",), identity="id"),
     Table("used_lifecycle_tokens", ("token_hash",)),
+    Table("used_forge_tokens", ("jti_hash",)),  # §8.2
     Table("deliveries", ("id",), identity="id"),
     Table("sync_plans", ("delivery_row",)),
     Table("sync_actions", ("id",), identity="id"),

@@ -399,6 +399,7 @@ def bootstrap(settings: Settings) -> Container:
 def bootstrap_postgres(settings: Settings) -> Container:
     """§9: the production container on PostgreSQL. The same ports as SQLite's; the worker
     wakes on LISTEN/NOTIFY (Container.startup) and otherwise polls only slowly."""
+    from adapters.postgres.forge import PgForgeSites
     from adapters.postgres.inbox import PgInbox
     from adapters.postgres.lifecycle import PgLifecycleStore
     from adapters.postgres.sync_store import PgSyncStore
@@ -406,6 +407,7 @@ def bootstrap_postgres(settings: Settings) -> Container:
     from adapters.postgres.wakeups import SAFETY_POLL_SECONDS
 
     database = open_postgres(settings)
+    metrics = Metrics()
     tenants = PgTenantStore(database)
     lookup = PgTenantLookup(database, database.box)
     keys_client = install_keys_client(settings)
@@ -415,10 +417,18 @@ def bootstrap_postgres(settings: Settings) -> Container:
     inbox = PgInbox(database)
     admin = pg_admin_stores(database)
     sync = PgSyncStore(database)
-    jira = CachingJiraApi(HttpJiraApi(jira_http, settings, clock=clock), StatusCache(clock))
-    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts)
+    forge_sites = PgForgeSites(database)  # §8.2
+    forge_client = forge_jwks_client(settings.install_keys_timeout_seconds)
+    # W5: the status cache wraps the Jira client (any transport's credential).
+    jira = CachingJiraApi(
+        HttpJiraApi(jira_http, settings, clock=clock, observe=metrics.outbound_observer("jira"),
+                    forge_sites=forge_sites),
+        StatusCache(clock))
+    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts,
+                           observe=metrics.outbound_observer("sentry"))
+    counted_sync = counting_store(sync, metrics)  # §3: W9 outcomes by kind
     worker = Worker(
-        SyncPorts(inbox=inbox, sync=sync, journal=sync, tenants=tenants,
+        SyncPorts(inbox=inbox, sync=counted_sync, journal=counted_sync, tenants=tenants,
                   bindings=admin.bindings, links=admin.links, accounts=admin.accounts,
                   sentry=sentry, jira=jira, clock=clock),
         settings.app,
@@ -439,16 +449,23 @@ def bootstrap_postgres(settings: Settings) -> Container:
             keys_client,
             settings.install_keys_url,
             timeout_seconds=settings.install_keys_timeout_seconds,
+            observe=metrics.outbound_observer("install_keys"),
         ),
         lifecycle=PgLifecycleStore(database, tenants),
         install_keys_client=keys_client,
         jira=jira,
         jira_http=jira_http,
         sentry=sentry,
+        glance_sentry=CachedSentryIssues(sentry, clock),
         http_client=http_client,
         journal=sync,
         worker=worker,
         upkeep=sync,
+        metrics=metrics,
+        forge_keys=HttpForgeJwks(forge_client, settings.forge_jwks_url,
+                                 timeout_seconds=settings.install_keys_timeout_seconds),
+        forge_sites=forge_sites,
+        forge_keys_client=forge_client,
     )
 
 

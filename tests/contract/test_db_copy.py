@@ -16,10 +16,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from adapters.cli.main import main
+from adapters.postgres.forge import PgForgeSites
 from adapters.postgres.inbox import PgInbox
 from adapters.postgres.lifecycle import PgLifecycleStore
 from adapters.postgres.sync_store import PgSyncStore
 from adapters.postgres.tenants import PgTenantStore
+from adapters.sqlite.forge import SqliteForgeSites
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.loop_connection import LoopConnection
@@ -34,6 +36,8 @@ from ports.tenants import TenantStore
 from tests.support.builders import TEST_FERNET_KEY, a_settings
 from tests.support.every_row import (
     AT,
+    FORGE_INSTALLATION_ID,
+    FORGE_SYSTEM_TOKEN,
     SENTRY_TOKEN,
     SHARED_SECRET,
     WEBHOOK_SECRETS,
@@ -107,7 +111,7 @@ def sqlite_stores_populated(path: Path) -> dict[str, int]:
         return asyncio.run(populate(AllStores(
             tenants=tenants, lifecycle=SqliteLifecycleStore(database, tenants),
             admin=sqlite_admin_stores(database), inbox=SqliteInbox(database, loop), sync=sync,
-            upkeep=sync)))
+            upkeep=sync, forge=SqliteForgeSites(database))))
     finally:
         loop.close()
         database.close()
@@ -121,7 +125,7 @@ def pg_populated(url: str) -> dict[str, int]:
             return await populate(AllStores(
                 tenants=tenants, lifecycle=PgLifecycleStore(pg, tenants),
                 admin=pg_admin_stores(pg), inbox=PgInbox(pg), sync=PgSyncStore(pg),
-                upkeep=PgSyncStore(pg)))
+                upkeep=PgSyncStore(pg), forge=PgForgeSites(pg)))
         finally:
             await pg.aclose()
 
@@ -135,6 +139,9 @@ async def assert_readable(tenants: TenantStore, ids: dict[str, int], binding_tok
     assert hooks is not None and hooks.webhook_secrets is not None
     assert hooks.webhook_secrets.current == WEBHOOK_SECRETS[1]
     assert binding_token == SENTRY_TOKEN
+    forge = await tenants.get(ids["forge"])  # §8.2: the site and its system token
+    assert forge is not None and forge.installation_id == FORGE_INSTALLATION_ID
+    assert forge.system_token is not None and forge.system_token.token == FORGE_SYSTEM_TOKEN
 
 
 def db_copy(database: str, *args: str, key: str = TEST_FERNET_KEY) -> Result:

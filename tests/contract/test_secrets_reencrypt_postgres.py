@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 
 from adapters.cli.main import main
 from adapters.config import ConfigError
+from adapters.postgres.forge import PgForgeSites
 from adapters.postgres.inbox import PgInbox
 from adapters.postgres.lifecycle import PgLifecycleStore
 from adapters.postgres.sync_store import PgSyncStore
@@ -19,7 +20,13 @@ from adapters.postgres.tenants import PgTenantStore
 from adapters.storage_registry import ENCRYPTED_COLUMNS
 from adapters.wiring import open_postgres, pg_admin_stores
 from tests.support.builders import a_settings
-from tests.support.every_row import SENTRY_TOKEN, SHARED_SECRET, AllStores, populate
+from tests.support.every_row import (
+    FORGE_SYSTEM_TOKEN,
+    SENTRY_TOKEN,
+    SHARED_SECRET,
+    AllStores,
+    populate,
+)
 
 OLD = Fernet.generate_key().decode()
 NEW = Fernet.generate_key().decode()
@@ -39,7 +46,8 @@ def test_A_s9_reencrypt_on_postgresql_then_the_new_key_alone_reads_everything(
         try:
             tenants, sync = PgTenantStore(pg), PgSyncStore(pg)
             return await populate(AllStores(tenants, PgLifecycleStore(pg, tenants),
-                                            pg_admin_stores(pg), PgInbox(pg), sync, sync))
+                                            pg_admin_stores(pg), PgInbox(pg), sync, sync,
+                                            PgForgeSites(pg)))
         finally:
             await pg.aclose()
 
@@ -49,7 +57,9 @@ def test_A_s9_reencrypt_on_postgresql_then_the_new_key_alone_reads_everything(
     counts = json.loads(output)["reencrypted"]
     assert set(counts) == {f"{t}.{c}" for t, c in ENCRYPTED_COLUMNS} | {"meta.key_check"}
     assert counts["bindings.sentry_token"] == 1 and counts["meta.key_check"] == 1
+    assert counts["tenants.forge_system_token"] == 1  # §8.2
     assert SHARED_SECRET not in output and SENTRY_TOKEN not in output
+    assert FORGE_SYSTEM_TOKEN not in output
 
     with pytest.raises(ConfigError):
         open_postgres(a_settings(database=postgres_url, secret_key=OLD))  # retired
@@ -61,6 +71,9 @@ def test_A_s9_reencrypt_on_postgresql_then_the_new_key_alone_reads_everything(
             assert tenant is not None and tenant.shared_secret == SHARED_SECRET
             [binding] = await pg_admin_stores(pg).bindings.of_tenant(ids["acme"])
             assert binding.sentry_token == SENTRY_TOKEN
+            forge = await PgTenantStore(pg).get(ids["forge"])
+            assert forge is not None and forge.system_token is not None
+            assert forge.system_token.token == FORGE_SYSTEM_TOKEN
         finally:
             await pg.aclose()
 

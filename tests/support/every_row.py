@@ -1,7 +1,8 @@
 """A database with a row in every registered table, written through the real stores of either
 engine (SPEC §9 `db copy`): tenants (one uninstalled, one webhook site rotated), bindings,
 links, mappings, a search token, a used lifecycle token, deliveries (one done, one dead
-letter, one pending), plans and actions, watermarks, the journal and a worker heartbeat."""
+letter, one pending), plans and actions, watermarks, the journal, a worker heartbeat, and a
+Forge site with its system token and a spent FIT id (§8.2)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from adapters.wiring import AdminStores
 from adapters.worker import WorkerUpkeep
 from core.model.bindings import AccountMapping, Binding, Link
 from core.model.credentials import ApiToken, JiraFlavor
+from core.model.forge import ForgeCall, SystemToken, VerifiedForgeCall
 from core.model.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from core.model.tenant import Installation, NewSite
 from core.model.used_tokens import UsedToken
+from ports.forge import ForgeSites
 from ports.inbox import Inbox, NewDelivery
 from ports.lifecycle import LifecycleStore
 from ports.sync_store import ActionState, JournalEntry, NewAction, SyncStore
@@ -27,6 +30,8 @@ WEBHOOK_SECRETS = ("every-row-webhook-first-0123456789abcdef", "every-row-webhoo
 JIRA_TOKEN = "every-row-jira-token-0123456789"
 SENTRY_TOKEN = "sntrys_every-row-token-0123456789abcdef"
 SEARCH_TOKEN = "every-row-search-token-0123456789abcdef"
+FORGE_SYSTEM_TOKEN = "every-row-forge-system-token-0123456789"
+FORGE_INSTALLATION_ID = "ari:cloud:ecosystem::installation/0e3a8c1e-every-row"
 
 
 @attrs.frozen
@@ -37,6 +42,7 @@ class AllStores:
     inbox: Inbox
     sync: SyncStore
     upkeep: WorkerUpkeep
+    forge: ForgeSites
 
 
 def an_entry(tenant_id: int, delivery_id: str, outcome: Outcome) -> JournalEntry:
@@ -94,4 +100,12 @@ async def populate(stores: AllStores) -> dict[str, int]:
                                    error="Sentry answered 403", at=AT)
         await stores.sync.settle(delivery.id, "w1")
     await stores.upkeep.beat("w1", AT)
-    return {"acme": acme, "hooks": hooks.id}
+    forge = await stores.forge.record_call(ForgeCall(
+        call=VerifiedForgeCall(installation_id=FORGE_INSTALLATION_ID,
+                               api_base_url="https://api.atlassian.com/ex/jira/every-row",
+                               module_key="lifecycle-endpoint", environment="PRODUCTION",
+                               jti="every-row-jti", expires_at=AT + timedelta(minutes=1)),
+        remember_jti_until=AT + timedelta(days=1),
+        system_token=SystemToken(FORGE_SYSTEM_TOKEN, AT + timedelta(hours=1))), now=AT)
+    assert forge.tenant is not None
+    return {"acme": acme, "hooks": hooks.id, "forge": forge.tenant.id}

@@ -213,6 +213,26 @@ STEPS: tuple[Step, ...] = (
         "CREATE INDEX deliveries_pending_by_issue ON deliveries (tenant_id, issue_id, id) "
         "WHERE state = 'pending'",
     )),
+    # §8.2 Forge Remote, the mirror of adapters/sqlite/forge.py's `add_forge_sites`: the
+    # transport CHECK widened (an ALTER here, a schema-text rewrite there), three tenant
+    # columns, one site per installation id, and the spent FIT ids (hashes only).
+    Step("sentry_jira.forge:add_forge_sites", (
+        "ALTER TABLE tenants DROP CONSTRAINT tenants_transport_check",
+        "ALTER TABLE tenants ADD CONSTRAINT tenants_transport_check "
+        "CHECK (transport IN ('connect', 'webhook', 'forge'))",
+        "ALTER TABLE tenants ADD COLUMN installation_id text",
+        "ALTER TABLE tenants ADD COLUMN forge_system_token text",   # Fernet-encrypted
+        "ALTER TABLE tenants ADD COLUMN forge_system_token_expires_at text",  # ISO 8601 UTC
+        "CREATE UNIQUE INDEX tenants_installation_id ON tenants (installation_id) "
+        "WHERE installation_id IS NOT NULL",
+        """
+        CREATE TABLE used_forge_tokens (
+            jti_hash text PRIMARY KEY,
+            forget_after double precision NOT NULL      -- unix time: exp + leeway + a margin
+        )
+        """,
+        "CREATE INDEX used_forge_tokens_forget_after ON used_forge_tokens (forget_after)",
+    )),
 )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from adapters.crypto import SecretBox
 from adapters.postgres.batching import Batcher
 from adapters.postgres.database import Connection, PgDatabase
+from adapters.postgres.forge import lock_installation
 from adapters.sqlite.tenants import COLUMNS, tenant_of_row
 from core.model.credentials import ApiToken, SiteCredential, WebhookSecrets
 from core.model.errors import Conflict
@@ -82,13 +83,26 @@ class PgTenantStore:
 
     async def upsert_installed_in(self, conn: Connection, installation: Installation) -> Tenant:
         stamp = installation.installed_at.isoformat()
+        # §8.2 Connect on Forge: the installation id, unless another site holds it (one site
+        # per installation id; that site stays the one Forge's calls reach). The check and
+        # the write hold the installation's advisory lock, as Forge calls do
+        # (adapters/postgres/forge.py), so they see one database.
+        installation_id = installation.installation_id
+        if installation_id is not None:
+            await lock_installation(conn, installation_id)
+            cursor = await conn.execute(
+                "SELECT 1 FROM tenants WHERE installation_id = %s AND client_key != %s",
+                [installation_id, installation.client_key])
+            if await cursor.fetchone() is not None:
+                installation_id = None
         # One statement: concurrent installs of one clientKey can't both insert (L6). A row
         # of another transport is never taken over by a Connect install.
         await conn.execute(
             """
             INSERT INTO tenants (client_key, shared_secret, secret_version, base_url,
-                                 display_url, status, installed_at, updated_at)
-            VALUES (%s, %s, 1, %s, %s, 'installed', %s, %s)
+                                 display_url, status, installed_at, updated_at,
+                                 installation_id)
+            VALUES (%s, %s, 1, %s, %s, 'installed', %s, %s, %s)
             ON CONFLICT (client_key) DO UPDATE SET
                 shared_secret = excluded.shared_secret,
                 secret_version = tenants.secret_version + 1,
@@ -96,11 +110,12 @@ class PgTenantStore:
                 display_url = excluded.display_url,
                 status = 'installed',
                 installed_at = excluded.installed_at,
-                updated_at = excluded.updated_at
+                updated_at = excluded.updated_at,
+                installation_id = COALESCE(excluded.installation_id, tenants.installation_id)
             WHERE tenants.transport = 'connect'
             """,
             [installation.client_key, self._database.box.encrypt(installation.shared_secret),
-             installation.base_url, installation.display_url, stamp, stamp],
+             installation.base_url, installation.display_url, stamp, stamp, installation_id],
         )
         tenant = await self.one_in(conn, "client_key = %s", [installation.client_key])
         assert tenant is not None
