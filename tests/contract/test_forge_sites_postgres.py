@@ -116,3 +116,30 @@ async def test_8_2_s9_connect_install_carries_the_installation_id_unless_another
         assert again.installation_id == INSTALLATION_ID  # a later install without it keeps it
         switched = (await PgForgeSites(pg).record_call(a_call("a"), now=NOW)).tenant
         assert switched is not None and (switched.id, switched.transport) == (acme.id, FORGE)
+
+
+async def test_8_2_s9_the_lock_free_path_spends_nothing_once_the_site_moved_on(
+        request: pytest.FixtureRequest) -> None:
+    """The common call takes no lock: it spends its FIT id only while the site's row is as it
+    read it. A site read before another process changed it (a newer token, an uninstall) is
+    refused by the statement itself — nothing spent — and the locked path decides afresh."""
+    async with a_pg_database(request) as pg:
+        sites = PgForgeSites(pg)
+        first = SystemToken(TOKEN, NOW + timedelta(hours=1))
+        stale = (await sites.record_call(a_call("a", token=first), now=NOW)).tenant
+        assert stale is not None
+        newer = SystemToken("system.token.newer-0123456789", NOW + timedelta(hours=2))
+        assert (await sites.record_call(a_call("b", token=newer), now=NOW)).tenant is not None
+        async with pg.connection() as conn:
+            assert await sites.spend_if_current(conn, stale, a_call("c"), NOW) is None
+        [(spent,)] = await pg.fetchall("SELECT count(*) FROM used_forge_tokens")
+        assert spent == 2  # "c" was not spent
+        current = await PgTenantStore(pg).get(stale.id)
+        assert current is not None
+        async with pg.connection() as conn:
+            accepted = await sites.spend_if_current(conn, current, a_call("c"), NOW)
+            replayed = await sites.spend_if_current(conn, current, a_call("c"), NOW)
+        assert accepted is not None and not accepted.replayed and accepted.tenant == current
+        assert replayed is not None and replayed.replayed
+        result = await sites.record_call(a_call("d", token=first), now=NOW)  # an older token
+        assert result.tenant is not None and result.tenant.system_token == newer

@@ -8,7 +8,9 @@ advisory lock named by the installation id: the read of the site, the decision
 (`core.forge.sites.forge_site_after`) and its write see one database, and two first calls of
 a new installation cannot both insert (the unique index would refuse the second). Connect
 installs that carry an installation id take the same lock (adapters/postgres/tenants.py).
-Calls of different installations never wait for each other.
+Calls of different installations never wait for each other, and the common call (a known
+site it leaves unchanged: most calls) takes no lock at all: it reads the site, and spends its
+FIT id in one statement only while the row still has every column the decision read.
 """
 
 from __future__ import annotations
@@ -33,6 +35,22 @@ _SPEND = (
     "ON CONFLICT (jti_hash) DO UPDATE SET forget_after = excluded.forget_after "
     "WHERE used_forge_tokens.forget_after < %s"
 )
+
+
+# The common call (a known, installed site that this call leaves as it is) in one statement,
+# without a lock: the FIT id is spent only while the site's row still has every column the
+# decision read (else nothing is written and the locked path decides afresh).
+_SPEND_IF_CURRENT = (
+    b"WITH current AS (SELECT 1 FROM tenants WHERE id = %s AND secret_version = %s "
+    b"AND status = %s AND transport = %s AND base_url = %s AND installation_id = %s "
+    b"AND forge_system_token_expires_at IS NOT DISTINCT FROM %s), "
+    b"spent AS (INSERT INTO used_forge_tokens (jti_hash, forget_after) "
+    b"SELECT %s, %s WHERE EXISTS (SELECT 1 FROM current) "
+    b"ON CONFLICT (jti_hash) DO UPDATE SET forget_after = excluded.forget_after "
+    b"WHERE used_forge_tokens.forget_after < %s RETURNING 1) "
+    b"SELECT EXISTS (SELECT 1 FROM current), EXISTS (SELECT 1 FROM spent)"
+)
+_BY_INSTALLATION = f"SELECT {COLUMNS} FROM tenants WHERE installation_id = %s".encode()
 
 
 def installation_lock_key(installation_id: str) -> str:
@@ -74,6 +92,53 @@ class PgForgeSites:
         return None if row is None else tenant_of_row(row, self._decrypt)
 
     async def record_call(self, call: ForgeCall, *, now: datetime) -> ForgeCallResult:
+        fast = await self._record_unchanged(call, now)
+        if fast is not None:
+            return fast
+        return await self._record_locked(call, now)
+
+    async def _record_unchanged(self, call: ForgeCall, now: datetime) -> ForgeCallResult | None:
+        """Two statements, no lock: read the site; when the call changes nothing, spend the
+        `jti` only while the row is as read. None (nothing written): the locked path."""
+        async with self._database.connection() as conn:
+            cursor = await conn.execute(_BY_INSTALLATION, [call.call.installation_id],
+                                        prepare=True)
+            row = await cursor.fetchone()
+            if row is None:
+                return None
+            existing = tenant_of_row(row, self._decrypt)
+            if forge_site_after(existing, call, now=now) is not existing:
+                return None
+            return await self.spend_if_current(conn, existing, call, now)
+
+    async def spend_if_current(self, conn: Connection, existing: Tenant, call: ForgeCall,
+                               now: datetime) -> ForgeCallResult | None:
+        """Spend the call's `jti` only while `existing`'s row is as read (None: it moved on,
+        nothing written)."""
+        await self._prune(conn, now)
+        token = existing.system_token
+        cursor = await conn.execute(_SPEND_IF_CURRENT, [
+            existing.id, existing.secret_version, existing.status.value, existing.transport,
+            existing.base_url, existing.installation_id,
+            None if token is None else token.expires_at.isoformat(),
+            jti_hash(call.call.jti), call.remember_jti_until.timestamp(), now.timestamp(),
+        ], prepare=True)
+        answer = await cursor.fetchone()
+        assert answer is not None
+        current, spent = answer
+        if not current:
+            return None  # the row moved on since it was read
+        if not spent:
+            return ForgeCallResult(replayed=True)
+        return ForgeCallResult(replayed=False, tenant=existing)
+
+    async def _prune(self, conn: Connection, now: datetime) -> None:
+        if time.monotonic() >= self._next_prune:  # spent ids expire: no scan per call
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+            await conn.execute("DELETE FROM used_forge_tokens WHERE forget_after < %s",
+                               [now.timestamp()])
+
+    async def _record_locked(self, call: ForgeCall, now: datetime) -> ForgeCallResult:
         installation_id = call.call.installation_id
         async with self._database.transaction() as conn:
             await lock_installation(conn, installation_id)
@@ -82,10 +147,7 @@ class PgForgeSites:
             existing = await self._one(conn, "installation_id = %s", [installation_id],
                                        lock=True)
             after = forge_site_after(existing, call, now=now)
-            if time.monotonic() >= self._next_prune:  # spent ids expire: no scan per call
-                self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
-                await conn.execute("DELETE FROM used_forge_tokens WHERE forget_after < %s",
-                                   [now.timestamp()])
+            await self._prune(conn, now)
             # A row past its `forget_after` counts as forgotten even before the next prune.
             spent = await conn.execute(
                 _SPEND, [jti_hash(call.call.jti), call.remember_jti_until.timestamp(),
