@@ -60,7 +60,8 @@ def test_3_serve_and_worker_processes_each_expose_their_own_metrics(tmp_path: Pa
     with TimedFakeSentry() as sentry:
         sentry.add_org("acme", TOKEN)
         sentry.add_issue("acme", "1")
-        env = sync_env(tmp_path, worker="off") | {"SENTRY_JIRA_METRICS_TOKEN": METRICS_TOKEN}
+        env = sync_env(tmp_path, worker="off") | {"SENTRY_JIRA_METRICS": "token",
+                                                  "SENTRY_JIRA_METRICS_TOKEN": METRICS_TOKEN}
         tenant = install(env, "metrics-site", SECRET, "http://127.0.0.1:9")
         scrape = {"Authorization": f"Bearer {METRICS_TOKEN}"}
         port = free_port()
