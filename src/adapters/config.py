@@ -98,8 +98,9 @@ class Settings:
 
     @property
     def metrics_route(self) -> str:
-        """What /metrics is: `off` (no route: 404), `public`, or `token` (401 without a
-        metrics or admin token). `token` with no token of either kind configured is `off`."""
+        """What /metrics is: `public` (the default, §3: no auth), `token` (401 without a
+        metrics or admin token) or `off` (no route: 404). Configured tokens never change the
+        mode; `token` with no token of either kind configured is `off`."""
         if self.metrics == "token" and not (self.metrics_tokens or self.admin_tokens):
             return "off"
         return self.metrics
