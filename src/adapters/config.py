@@ -89,16 +89,18 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"  # or FULL: no committed transaction lost on power loss
     log_format: str = "text"  # or json (SENTRY_JIRA_LOG_FORMAT)
     log_level: str = "INFO"  # SENTRY_JIRA_LOG_LEVEL
-    # §3 GET /metrics: token (a metrics or admin token), public, or off (SENTRY_JIRA_METRICS).
-    metrics: str = "token"
+    # §3 GET /metrics: public (the default: "no auth"), token (a metrics or admin token) or
+    # off (SENTRY_JIRA_METRICS); token and off are opt-in hardening.
+    metrics: str = "public"
     metrics_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
     # §3: SENTRY_JIRA_* variables that are not ours, each with the closest known name.
     unknown_variables: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def metrics_route(self) -> str:
-        """What /metrics is: `off` (no route: 404), `public`, or `token` (401 without a
-        metrics or admin token). `token` with no token of either kind configured is `off`."""
+        """What /metrics is: `public` (the default, §3: no auth), `token` (401 without a
+        metrics or admin token) or `off` (no route: 404). Configured tokens never change the
+        mode; `token` with no token of either kind configured is `off`."""
         if self.metrics == "token" and not (self.metrics_tokens or self.admin_tokens):
             return "off"
         return self.metrics
@@ -203,7 +205,7 @@ def load_settings(
         log_level=_choice(
             PREFIX + "LOG_LEVEL", get("LOG_LEVEL"), ("INFO", "DEBUG", "WARNING", "ERROR")
         ),
-        metrics=_choice(PREFIX + "METRICS", get("METRICS"), ("TOKEN", "PUBLIC", "OFF")).lower(),
+        metrics=_choice(PREFIX + "METRICS", get("METRICS"), ("PUBLIC", "TOKEN", "OFF")).lower(),
         metrics_tokens=_tokens(PREFIX + "METRICS_TOKEN", get("METRICS_TOKEN")),
         unknown_variables=unknown_variables(env),
     )
