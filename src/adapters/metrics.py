@@ -49,7 +49,7 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST.split("; charset=", 1)[0]
 # Acknowledgement latency (time in the route, seconds): §7 wants most under a few ms.
 ACK_BUCKETS: Final = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 TRANSPORTS: Final = ("connect", "webhook", "forge")
-TARGETS: Final = ("jira", "sentry", "install_keys")
+TARGETS: Final = ("jira", "sentry", "install_keys", "forge_keys")
 
 
 class Acknowledgements(Collector):
