@@ -1,12 +1,16 @@
 """Issue #11 item 7: the WAL is kept in check — `journal_size_limit` on every connection, and
-the hourly retention prune checkpoints with TRUNCATE, so the file shrinks back to nothing."""
+the hourly retention prune checkpoints with TRUNCATE, so the file shrinks back to nothing.
+Issue #15: under writes that never pause, the periodic checkpoint still lets the WAL start
+over (PASSIVE passes, then RESTART)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
-from adapters.sqlite.database import WAL_SIZE_LIMIT
+from adapters.sqlite.database import RESTART_FRAMES, WAL_SIZE_LIMIT
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.sync_store import SqliteSyncStore
@@ -49,6 +53,63 @@ async def test_the_retention_prune_truncates_the_wal(tmp_path: Path) -> None:
         await sync.prune(T0 - timedelta(days=30))  # nothing old enough: only the checkpoint
         assert wal.stat().st_size == 0
         assert (await inbox.stats(T0)).pending == 400  # nothing lost by truncating
+    finally:
+        loop_connection.close()
+        database.close()
+
+
+async def test_the_wal_starts_over_under_writes_that_never_pause(tmp_path: Path) -> None:
+    """SPEC §7 (ack p99), issue 15: with the hot path committing all the time, PASSIVE passes
+    alone never catch up with the WAL's end, so SQLite never starts it over and it grows with
+    every delivery. The periodic checkpoint ends with a RESTART: the WAL stays bounded by what
+    is written between two checkpoints, and nothing written is lost."""
+    database = open_database(a_settings(tmp_path))
+    loop_connection = LoopConnection(database.path)
+    wal = Path(str(database.path) + "-wal")
+    written = 0
+    stop = asyncio.Event()
+
+    async def writer() -> None:  # the ack path's group commits, one after another, no pause
+        nonlocal written
+        inbox = SqliteInbox(database, loop_connection)
+        while not stop.is_set():
+            await asyncio.gather(*(inbox.record(NewDelivery(
+                tenant_id=1, delivery_id=f"d-{written + k}", issue_id=str(written + k),
+                issue_key="APP-1", body=b"x" * 2000, received_at=T0)) for k in range(16)))
+            written += 16
+
+    try:
+        task = asyncio.create_task(writer())
+        frames_seen = []
+        for _ in range(12):
+            await asyncio.sleep(0.05)
+            busy, frames, copied = await database.checkpoint()
+            assert busy == 0 and copied <= frames
+            frames_seen.append(frames)
+        stop.set()
+        await task
+        # The WAL started over: a later checkpoint found fewer frames than an earlier one
+        # (PASSIVE alone: every count is the one before plus what was written since).
+        assert any(b < a for a, b in pairwise(frames_seen)), frames_seen
+        assert wal.stat().st_size <= WAL_SIZE_LIMIT
+        assert (await SqliteInbox(database, loop_connection).stats(T0)).pending == written
+    finally:
+        loop_connection.close()
+        database.close()
+
+
+async def test_a_quiet_wal_is_only_copied_passively(tmp_path: Path) -> None:
+    """Below RESTART_FRAMES the checkpoint never takes the write lock (no RESTART): a few
+    frames are copied by PASSIVE passes alone."""
+    database = open_database(a_settings(tmp_path))
+    loop_connection = LoopConnection(database.path)
+    try:
+        inbox = SqliteInbox(database, loop_connection)
+        await inbox.record(NewDelivery(tenant_id=1, delivery_id="d-1", issue_id="1",
+                                       issue_key="APP-1", body=b"{}", received_at=T0))
+        busy, frames, copied = await database.checkpoint()
+        assert (busy, copied) == (0, frames)
+        assert 0 < frames < RESTART_FRAMES
     finally:
         loop_connection.close()
         database.close()

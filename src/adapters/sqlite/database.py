@@ -29,6 +29,10 @@ T = TypeVar("T")
 
 KEY_CHECK_PLAINTEXT = "sentry-jira key check"
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL is truncated to (journal_size_limit)
+# `Database.checkpoint`: PASSIVE passes (each copies what the one before left, written while it
+# ran), then a RESTART when the WAL still holds this many frames (4 MiB of 4 KiB pages).
+PASSIVE_PASSES = 2
+RESTART_FRAMES = 1024
 
 
 class KeyMismatchError(Exception):
@@ -152,9 +156,32 @@ class Database:
 
         await self.read(probe)
 
-    async def checkpoint(self) -> None:
-        """Copy the WAL back into the database file without blocking readers or writers."""
-        await self.read(lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """Copy the WAL back into the database file, and keep the WAL from growing for ever.
+
+        PASSIVE passes copy pages without blocking anyone. But SQLite starts the WAL over only
+        when a writer begins while every frame is copied back, and under writes that never
+        pause a pass always ends behind the newest frames: the WAL then grows without bound
+        (444 MB after 17 s of acknowledgements; docs/performance.md), every pass copies more,
+        and the first commit after the load stops truncates the file on the event loop
+        (a 180 ms stall). So when the WAL still holds more than `RESTART_FRAMES` frames after
+        the passes, a RESTART checkpoint takes the write lock for the short copy of what the
+        last pass left, and the next commit starts the WAL from its beginning. Returns the
+        last pass's (busy, frames in the WAL, frames copied).
+        """
+
+        def run(db: sqlite_utils.Database) -> tuple[int, int, int]:
+            def checkpoint(mode: str) -> tuple[int, int, int]:
+                busy, frames, copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                return int(busy), int(frames), int(copied)
+
+            for _ in range(PASSIVE_PASSES):
+                result = checkpoint("PASSIVE")
+                if result[1] < RESTART_FRAMES:
+                    return result
+            return checkpoint("RESTART")
+
+        return await self.read(run)
 
     def close(self) -> None:
         try:
