@@ -113,3 +113,24 @@ async def test_a_quiet_wal_is_only_copied_passively(tmp_path: Path) -> None:
     finally:
         loop_connection.close()
         database.close()
+
+
+async def test_after_a_restart_the_storage_thread_starts_the_wal_over(tmp_path: Path) -> None:
+    """The first commit into a restarted WAL writes and syncs its header: the checkpoint
+    makes that commit its own (one page), so the event loop's next group commit appends to
+    a WAL already started over and never syncs on the loop."""
+    database = open_database(a_settings(tmp_path))
+    loop_connection = LoopConnection(database.path)
+    try:
+        inbox = SqliteInbox(database, loop_connection)
+        await asyncio.gather(*(inbox.record(NewDelivery(
+            tenant_id=1, delivery_id=f"d-{n}", issue_id=str(n), issue_key="APP-1",
+            body=b"x" * 4000, received_at=T0)) for n in range(2 * RESTART_FRAMES)))
+        busy, frames, copied = await database.checkpoint()
+        assert busy == 0 and frames == copied >= RESTART_FRAMES
+        # What the WAL holds now: the storage thread's one-page commit, nothing else.
+        assert await loop_connection.read("PRAGMA wal_checkpoint(PASSIVE)") == [(0, 1, 1)]
+        assert (await inbox.stats(T0)).pending == 2 * RESTART_FRAMES
+    finally:
+        loop_connection.close()
+        database.close()

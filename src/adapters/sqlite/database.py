@@ -166,8 +166,8 @@ class Database:
         and the first commit after the load stops truncates the file on the event loop
         (a 180 ms stall). So when the WAL still holds more than `RESTART_FRAMES` frames after
         the passes, a RESTART checkpoint takes the write lock for the short copy of what the
-        last pass left, and the next commit starts the WAL from its beginning. Returns the
-        last pass's (busy, frames in the WAL, frames copied).
+        last pass left, and this thread's next commit starts the WAL from its beginning.
+        Returns the last pass's (busy, frames in the WAL, frames copied).
         """
 
         def run(db: sqlite_utils.Database) -> tuple[int, int, int]:
@@ -179,7 +179,14 @@ class Database:
                 result = checkpoint("PASSIVE")
                 if result[1] < RESTART_FRAMES:
                     return result
-            return checkpoint("RESTART")
+            result = checkpoint("RESTART")
+            if result[0] == 0:
+                # The next commit starts the WAL over, writing its header and syncing it
+                # (fdatasync even with synchronous=NORMAL). Let it be this thread's: one page
+                # rewritten as it was, before the event loop's group commit gets the lock.
+                with_transaction(db, lambda: db.execute(
+                    f"PRAGMA user_version={int(db.execute('PRAGMA user_version').fetchone()[0])}"))
+            return result
 
         return await self.read(run)
 
@@ -188,6 +195,17 @@ class Database:
             self._executor.submit(self._db.close).result()
         finally:
             self._executor.shutdown(wait=True)
+
+
+def with_transaction(db: sqlite_utils.Database, fn: Callable[[], object]) -> None:
+    """`fn()` inside `BEGIN IMMEDIATE` … `COMMIT` on a connection outside any transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        fn()
+    except BaseException:
+        db.rollback()
+        raise
+    db.execute("COMMIT")
 
 
 def holds_encrypted_data(path: Path) -> bool:
