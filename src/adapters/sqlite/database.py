@@ -13,6 +13,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,8 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL is truncated to (journal_
 # ran), then a RESTART when the WAL still holds this many frames (4 MiB of 4 KiB pages).
 PASSIVE_PASSES = 2
 RESTART_FRAMES = 1024
+RESTART_BUSY_TIMEOUT_MS = 20  # the longest one RESTART waits for the write lock, then readers
+RESTART_TRIES = 3
 
 
 class KeyMismatchError(Exception):
@@ -179,7 +182,19 @@ class Database:
                 result = checkpoint("PASSIVE")
                 if result[1] < RESTART_FRAMES:
                     return result
-            result = checkpoint("RESTART")
+            # RESTART holds the write lock while it waits for readers of the old WAL (a
+            # backup, a slow reader in another process): each try waits briefly, and after a
+            # few the WAL waits for the next checkpoint — never long enough for the ack path's
+            # commits to time out (W10); between tries they get the lock.
+            db.execute(f"PRAGMA busy_timeout={RESTART_BUSY_TIMEOUT_MS}")
+            try:
+                for _ in range(RESTART_TRIES):
+                    result = checkpoint("RESTART")
+                    if result[0] == 0:
+                        break
+                    time.sleep(RESTART_BUSY_TIMEOUT_MS / 1000)
+            finally:
+                db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
             if result[0] == 0:
                 # The next commit starts the WAL over, writing its header and syncing it
                 # (fdatasync even with synchronous=NORMAL). Let it be this thread's: one page
