@@ -94,8 +94,9 @@ class Settings:
     # a password, so it is never shown: `database_location` is the redacted form.
     postgres_url: str | None = attrs.field(default=None, repr=False)
     database_pool_size: int = 10  # SENTRY_JIRA_DATABASE_POOL_SIZE (PostgreSQL connections)
-    # §3 GET /metrics: token (a metrics or admin token), public, or off (SENTRY_JIRA_METRICS).
-    metrics: str = "token"
+    # §3 GET /metrics: public (the default: "no auth"), token (a metrics or admin token) or
+    # off (SENTRY_JIRA_METRICS); token and off are opt-in hardening.
+    metrics: str = "public"
     metrics_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
     # §3: SENTRY_JIRA_* variables that are not ours, each with the closest known name.
     unknown_variables: tuple[tuple[str, str | None], ...] = ()
@@ -115,8 +116,9 @@ class Settings:
 
     @property
     def metrics_route(self) -> str:
-        """What /metrics is: `off` (no route: 404), `public`, or `token` (401 without a
-        metrics or admin token). `token` with no token of either kind configured is `off`."""
+        """What /metrics is: `public` (the default, §3: no auth), `token` (401 without a
+        metrics or admin token) or `off` (no route: 404). Configured tokens never change the
+        mode; `token` with no token of either kind configured is `off`."""
         if self.metrics == "token" and not (self.metrics_tokens or self.admin_tokens):
             return "off"
         return self.metrics
@@ -232,7 +234,7 @@ def load_settings(
         log_level=_choice(
             PREFIX + "LOG_LEVEL", get("LOG_LEVEL"), ("INFO", "DEBUG", "WARNING", "ERROR")
         ),
-        metrics=_choice(PREFIX + "METRICS", get("METRICS"), ("TOKEN", "PUBLIC", "OFF")).lower(),
+        metrics=_choice(PREFIX + "METRICS", get("METRICS"), ("PUBLIC", "TOKEN", "OFF")).lower(),
         metrics_tokens=_tokens(PREFIX + "METRICS_TOKEN", get("METRICS_TOKEN")),
         unknown_variables=unknown_variables(env),
     )

@@ -41,7 +41,16 @@ from core.model.sync import Watermark, WatermarkAdvance, WatermarkKey
 from ports.clock import Clock
 from ports.inbox import ClaimedDelivery, Inbox
 from ports.journal import JOURNAL_DEFAULT_LIMIT, JOURNAL_MAX_LIMIT, DeadLetter, Journal
-from ports.sync_store import ActionState, JournalEntry, NewAction, StoredAction, SyncStore
+from ports.sync_store import (
+    ActionState,
+    Finish,
+    JournalEntry,
+    NewAction,
+    StoredAction,
+    SyncChange,
+    SyncStore,
+    apply_batch,
+)
 
 GAUGE_SECONDS: Final = 5.0  # database-wide gauges are read at most this often
 # prometheus-client's content type without its charset (Litestar adds `charset=utf-8`).
@@ -49,7 +58,7 @@ CONTENT_TYPE: Final = CONTENT_TYPE_LATEST.split("; charset=", 1)[0]
 # Acknowledgement latency (time in the route, seconds): §7 wants most under a few ms.
 ACK_BUCKETS: Final = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 TRANSPORTS: Final = ("connect", "webhook", "forge")
-TARGETS: Final = ("jira", "sentry", "install_keys")
+TARGETS: Final = ("jira", "sentry", "install_keys", "forge_keys")
 
 
 class Acknowledgements(Collector):
@@ -203,6 +212,15 @@ class CountingSyncStore:
         if done:
             self._metrics.sync_outcomes((entry,))
         return done
+
+    async def apply_batch(self, changes: Sequence[SyncChange]) -> list[bool | datetime | None]:
+        """The wrapped store's one-transaction batch (#15), counting each finish that took."""
+        results = await apply_batch(self._store, changes)
+        done = [change.entry for change, result in zip(changes, results, strict=True)
+                if isinstance(change, Finish) and result]
+        if done:
+            self._metrics.sync_outcomes(done)
+        return results
 
     async def postpone(self, action_id: int, *, entry: JournalEntry, error: str,
                        not_before: datetime, record: Mapping[str, Any] | None = None) -> bool:

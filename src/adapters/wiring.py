@@ -35,7 +35,12 @@ from adapters.sqlite.admin import (
     SqliteLinkStore,
     SqliteSearchTokenStore,
 )
-from adapters.sqlite.database import Database, KeyMismatchError, holds_encrypted_data
+from adapters.sqlite.database import (
+    RESTART_FRAMES,
+    Database,
+    KeyMismatchError,
+    holds_encrypted_data,
+)
 from adapters.sqlite.forge import SqliteForgeSites
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
@@ -111,6 +116,9 @@ def pg_admin_stores(database: PgDatabase) -> AdminStores:
 
 log = logging.getLogger("sentry_jira")
 CHECKPOINT_INTERVAL_SECONDS = 1.0
+# After a checkpoint that found a busy WAL (RESTART_FRAMES or more): the next one comes sooner,
+# so each copies less and the WAL stays well under its size limit (no truncation on the loop).
+BUSY_CHECKPOINT_INTERVAL_SECONDS = 0.25
 
 
 @attrs.define
@@ -206,12 +214,16 @@ class Container:
     async def _checkpoints(self, database: Database) -> None:
         # The hot path's connection never checkpoints (its commits must not fsync on the
         # event loop); this keeps the WAL short from the storage thread instead.
+        interval = CHECKPOINT_INTERVAL_SECONDS
         while True:
-            await asyncio.sleep(CHECKPOINT_INTERVAL_SECONDS)
+            await asyncio.sleep(interval)
             try:
-                await database.checkpoint()
+                _, frames, _ = await database.checkpoint()
             except Exception:  # a busy or failing checkpoint is retried next time
                 log.warning("WAL checkpoint failed; retrying later")
+                frames = 0
+            interval = (BUSY_CHECKPOINT_INTERVAL_SECONDS if frames >= RESTART_FRAMES
+                        else CHECKPOINT_INTERVAL_SECONDS)
 
     def wake_worker(self) -> None:
         """The ack path recorded a delivery: let this process's worker claim it now."""
@@ -390,7 +402,8 @@ def bootstrap(settings: Settings) -> Container:
         upkeep=sync,
         metrics=metrics,
         forge_keys=HttpForgeJwks(forge_client, settings.forge_jwks_url,
-                                 timeout_seconds=settings.install_keys_timeout_seconds),
+                                 timeout_seconds=settings.install_keys_timeout_seconds,
+                                 observe=metrics.outbound_observer("forge_keys")),
         forge_sites=forge_sites,
         forge_keys_client=forge_client,
     )

@@ -1,8 +1,8 @@
 """The Forge manifest of this deployment (SPEC §8.2, first bullet), built from settings alone.
 
 A plain dict: the adapter writes it as YAML (`sentry-jira forge manifest`). Every key and path
-the Forge routes and the FIT verifier rely on is a constant here, so the manifest and the
-service cannot drift apart.
+the Forge routes and the FIT verifier rely on comes from core/forge/endpoints.py (re-exported
+here), so the manifest and the service cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ import re
 from typing import Any
 
 from core.describe import describe
+from core.forge.endpoints import FORGE_ENDPOINT_KEYS as FORGE_ENDPOINT_KEYS
+from core.forge.endpoints import FORGE_MODULE_KEYS as FORGE_MODULE_KEYS
+from core.forge.endpoints import FORGE_ROUTE_MODULE_KEYS as FORGE_ROUTE_MODULE_KEYS
+from core.forge.endpoints import FORGE_ROUTE_PATHS as FORGE_ROUTE_PATHS
 from core.model.settings import AppSettings
 
 # §8.2: the Forge app id, an ARI ending in a UUID (what `forge register` writes into manifest.yml).
@@ -22,39 +26,6 @@ FORGE_APP_ID_PATTERN = re.compile(
 FORGE_REMOTE_KEY = "sentry-jira"
 # Forge's `app.runtime` is required by the manifest schema even for an app without functions.
 FORGE_RUNTIME = "nodejs22.x"
-
-# §8.2 routes, relative to the remote's baseUrl (so they sit under the base path).
-FORGE_ROUTE_PATHS: dict[str, str] = {
-    "issue-updated": "/extensions/jira/forge/issue-updated/",
-    "lifecycle": "/extensions/jira/forge/lifecycle/",
-    "uninstall": "/extensions/jira/forge/uninstall/",
-    "keepalive": "/extensions/jira/forge/keepalive/",
-}
-
-# The `endpoint` module of each route (SPEC §8.2: a FIT's `app.module.key` is bound to the
-# route it is sent to). Forge caps endpoint keys at 23 characters.
-FORGE_ENDPOINT_KEYS: dict[str, str] = {
-    "issue-updated": "issue-updated-endpoint",
-    "lifecycle": "lifecycle-endpoint",
-    "uninstall": "uninstall-endpoint",
-    "keepalive": "keepalive-endpoint",
-}
-
-# The module that invokes each endpoint (trigger, preUninstall, scheduledTrigger). Atlassian's
-# invocation-context example shows the invoking module's key in `app.module.key`; SPEC §8.2
-# names the endpoint key. FORGE_ROUTE_MODULE_KEYS holds both: each belongs to one route only.
-FORGE_MODULE_KEYS: dict[str, str] = {
-    "issue-updated": "issue-updated-trigger",
-    "lifecycle": "lifecycle-trigger",
-    "uninstall": "pre-uninstall",
-    "keepalive": "keepalive-trigger",
-}
-
-# route → every `app.module.key` a FIT sent to that route may carry (and no other route's).
-FORGE_ROUTE_MODULE_KEYS: dict[str, frozenset[str]] = {
-    route: frozenset({FORGE_ENDPOINT_KEYS[route], FORGE_MODULE_KEYS[route]})
-    for route in FORGE_ROUTE_PATHS
-}
 
 # Forge events per trigger module.
 ISSUE_UPDATED_EVENT = "avi:jira:updated:issue"

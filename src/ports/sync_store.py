@@ -145,3 +145,55 @@ class SyncStore(Protocol):
         (None), else give it back due at its earliest pending action (returned). Nothing is
         changed unless `owner` holds the lease."""
         ...
+
+
+# -- several changes in one transaction (issue 15) -------------------------------------------
+
+
+@attrs.frozen
+class Finish:
+    """`SyncStore.finish` as a batch item."""
+
+    action_id: int
+    state: ActionState
+    entry: JournalEntry
+    advance: WatermarkAdvance | None = None
+
+
+@attrs.frozen
+class Settle:
+    """`SyncStore.settle` as a batch item."""
+
+    delivery_row: int
+    owner: str
+
+
+SyncChange = Finish | Settle
+
+
+class BatchingSyncStore(SyncStore, Protocol):
+    """A SyncStore that can apply several changes in one transaction (optional: see
+    `apply_batch`, which falls back to one call per change for a store without it)."""
+
+    async def apply_batch(self, changes: Sequence[SyncChange]) -> list[bool | datetime | None]:
+        """Apply `changes` in order, in one transaction; each result is what its own method
+        (`finish`, `settle`) would return. An error rolls every change back."""
+        ...
+
+
+async def apply_batch(store: SyncStore,
+                      changes: Sequence[SyncChange]) -> list[bool | datetime | None]:
+    """`changes` in one transaction when the store offers `apply_batch`; otherwise each by its
+    own method, in order (the same results, one transaction each, as before batching)."""
+    batch = getattr(store, "apply_batch", None)
+    if batch is not None:
+        results: list[bool | datetime | None] = await batch(changes)
+        return results
+    out: list[bool | datetime | None] = []
+    for change in changes:
+        if isinstance(change, Finish):
+            out.append(await store.finish(change.action_id, state=change.state,
+                                          entry=change.entry, advance=change.advance))
+        else:
+            out.append(await store.settle(change.delivery_row, change.owner))
+    return out

@@ -114,6 +114,7 @@ def test_startup_line_names_the_setup_without_credentials(tmp_path: Path) -> Non
         "SENTRY_JIRA_SECRET_KEY": "hunter2hunter2hunter2hunter2hunter2hunter2x=",
         "SENTRY_JIRA_ADMIN_TOKEN": "a-long-admin-token-0123456789",
         "SENTRY_JIRA_WORKER": "false",
+        "SENTRY_JIRA_METRICS": "token",
     })
     with captured_log("json") as captured:
         log_startup(settings, process="serve", transports=("connect",))
@@ -122,7 +123,7 @@ def test_startup_line_names_the_setup_without_credentials(tmp_path: Path) -> Non
     assert startup["database"] == "sqlite"
     assert startup["database_location"] == str(tmp_path / "jira.db")
     assert (startup["admin_api"], startup["worker"]) == ("on", "off")
-    assert startup["metrics"] == "token"  # §3: /metrics behind a token (the admin token here)
+    assert startup["metrics"] == "token"  # opted in: /metrics behind a token (the admin one)
     assert startup["transports"] == "connect"
     assert startup["base_url"] == "http://127.0.0.1:8080"
     assert "hunter2" not in json.dumps(captured.events())

@@ -4,6 +4,7 @@ database-wide gauges read at most every 5 s."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +20,7 @@ from core.model.errors import SentryError
 from core.model.host_patterns import parse_host_patterns
 from core.model.sync import Kind, Outcome
 from ports.inbox import NewDelivery
-from ports.sync_store import JournalEntry
+from ports.sync_store import ActionState, Finish, JournalEntry, Settle, SyncChange
 from tests.support.fake_sentry import Answer, FakeSentry
 from tests.support.process import free_port
 
@@ -96,6 +97,34 @@ async def test_3_journal_entries_count_by_kind_and_outcome() -> None:
                   outcome="dead") == 1
     text = metrics.exposition().decode()
     assert "private-org" not in text and "SECRET-PROJECT" not in text
+
+
+class BatchRecordingStore(MemorySyncStore):
+    """A store whose batches the test can see: the wrapper must hand the whole batch on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[SyncChange]] = []
+
+    async def apply_batch(self, changes: Sequence[SyncChange]) -> list[bool | datetime | None]:
+        self.batches.append(list(changes))
+        return [True if isinstance(change, Finish) else None for change in changes]
+
+
+async def test_3_15_the_counting_wrapper_keeps_the_one_transaction_batch() -> None:
+    """#15's apply_batch (one transaction for the last outcome and the settle) must survive
+    the metrics wrapper the worker's store wears, and the finish it carries is counted."""
+    metrics = Metrics()
+    inner = BatchRecordingStore()
+    store = CountingSyncStore(inner, metrics)
+    changes: list[SyncChange] = [
+        Finish(action_id=1, state=ActionState.DONE, entry=entry(Kind.STATUS, Outcome.APPLIED)),
+        Settle(delivery_row=1, owner="w"),
+    ]
+    assert await store.apply_batch(changes) == [True, None]
+    assert inner.batches == [changes]
+    assert sample(metrics, "sentry_jira_sync_outcomes_total", kind="status",
+                  outcome="applied") == 1
 
 
 async def test_3_database_gauges_are_read_at_most_every_5_seconds() -> None:

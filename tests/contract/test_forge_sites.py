@@ -131,6 +131,22 @@ async def test_8_2_a_refused_token_is_dropped_unless_a_newer_one_replaced_it(
     assert (await tenants.get(site.id)).system_token is None
 
 
+async def test_8_2_a_call_sees_the_site_as_stored_now_never_a_remembered_one(
+        stores: tuple[Any, Any]) -> None:
+    """The SQLite store keeps the sites it built by their row (#14 ack-path CPU): a row
+    changed by any path (here: the token dropped after Jira's 401) is a new site at once."""
+    tenants, sites = stores
+    one = SystemToken(TOKEN, NOW + timedelta(hours=1))
+    site = (await sites.record_call(a_call("a", token=one), now=NOW)).tenant
+    assert (await sites.record_call(a_call("b"), now=NOW)).tenant.system_token == one
+    await sites.drop_system_token(site.id, TOKEN)
+    seen = (await sites.record_call(a_call("c"), now=NOW)).tenant
+    assert seen.id == site.id and seen.system_token is None
+    gone = (await sites.record_call(a_call("d", uninstall=True), now=NOW)).tenant
+    assert gone.status is TenantStatus.UNINSTALLED
+    assert (await tenants.get(site.id)).status is TenantStatus.UNINSTALLED
+
+
 async def test_8_2_a_connect_site_carrying_the_installation_id_switches_keeping_its_id(
         stores: tuple[Any, Any], tmp_path: Path) -> None:
     tenants, sites = stores

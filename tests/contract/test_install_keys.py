@@ -20,7 +20,9 @@ from tests.support.connect_tokens import signing_key
 from tests.support.key_server import KeyServer, running_key_server
 from tests.support.process import free_port
 
-TIMEOUT = 0.5
+# Long enough that a loaded CI machine (2 cores) answers in time; short of the key server's
+# 5 s hang, so a hang is still cut at the deadline.
+TIMEOUT = 2.0
 
 
 class KeySource(Protocol):

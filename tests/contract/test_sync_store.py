@@ -6,13 +6,25 @@ tests/contract/test_worker_upkeep.py."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import attrs
+import pytest
 
 from core.model.sync import Kind, Outcome, Watermark, WatermarkAdvance
 from ports.inbox import NewDelivery
-from ports.sync_store import ActionState
-from tests.support.sync_stores import KEY, T0, Stores, a_claimed, a_write, an_entry, mark
+from ports.sync_store import ActionState, Finish, Settle, SyncStore, apply_batch
+from tests.support.sync_stores import (
+    KEY,
+    T0,
+    Stores,
+    a_claimed,
+    a_write,
+    an_entry,
+    mark,
+    open_stores,
+)
 
 
 async def test_a_plan_is_stored_once_with_its_journal_and_advances(stores: Stores) -> None:
@@ -108,3 +120,111 @@ async def test_a_settled_delivery_leaves_the_queue_and_stays_a_duplicate(stores:
     assert await stores.inbox.record(NewDelivery(
         tenant_id=1, delivery_id="d-1", issue_id="20417", issue_key="APP-1", body=b"{}",
         received_at=T0)) is False  # still a duplicate once finished
+
+
+# -- apply_batch (issue 15): finish + settle in one transaction ------------------------------
+
+
+async def test_W9_apply_batch_finishes_and_settles_like_one_call_each(stores: Stores) -> None:
+    """The last action's outcome and the settle of its delivery, in one batch: the same
+    results and the same state as `finish` then `settle` (journal, watermark, delivery)."""
+    claimed = await a_claimed(stores)
+    [action] = await stores.sync.save_plan(claimed, actions=[a_write()], entries=[],
+                                           advances=[], at=T0)
+    advance = WatermarkAdvance(KEY, mark(5))
+    results = await apply_batch(stores.sync, [
+        Finish(action.id, ActionState.DONE, an_entry(), advance), Settle(claimed.id, "w1")])
+    assert results == [True, None]
+    assert [e.outcome for e in await stores.journal.journal(1)] == [Outcome.APPLIED]
+    assert await stores.sync.watermarks([KEY]) == {KEY: mark(5)}
+    assert (await stores.inbox.stats(T0)).pending == 0  # the delivery is finished
+    # Once: the same batch again changes nothing (W9).
+    assert await apply_batch(stores.sync, [
+        Finish(action.id, ActionState.DONE, an_entry(), advance),
+        Settle(claimed.id, "w1")]) == [False, None]
+    assert len(await stores.journal.journal(1)) == 1
+
+
+async def test_apply_batch_gives_back_a_delivery_with_a_pending_action(stores: Stores) -> None:
+    claimed = await a_claimed(stores)
+    first, second = await stores.sync.save_plan(
+        claimed, actions=[a_write("1"), a_write("2")], entries=[], advances=[], at=T0)
+    later = T0 + timedelta(minutes=5)
+    await stores.sync.postpone(second.id, entry=an_entry(Outcome.RETRYING), error="503",
+                               not_before=later)
+    results = await apply_batch(stores.sync, [
+        Finish(first.id, ActionState.SKIPPED, an_entry(Outcome.STALE)), Settle(claimed.id, "w1")])
+    assert results == [True, later]
+    assert (await stores.inbox.stats(T0)).pending == 1  # given back, due at `later`
+    assert await stores.inbox.claim("w2", now=T0, lease_seconds=30) == []
+
+
+async def test_apply_batch_settles_only_under_the_owners_lease(stores: Stores) -> None:
+    claimed = await a_claimed(stores, owner="w1")
+    [action] = await stores.sync.save_plan(claimed, actions=[a_write()], entries=[],
+                                           advances=[], at=T0)
+    await apply_batch(stores.sync, [Finish(action.id, ActionState.DONE, an_entry()),
+                                    Settle(claimed.id, "somebody-else")])
+    assert (await stores.inbox.stats(T0)).pending == 1  # not finished by a stranger
+
+
+async def test_apply_batch_refuses_a_finish_to_a_pending_state_before_writing(
+    stores: Stores,
+) -> None:
+    claimed = await a_claimed(stores)
+    first, second = await stores.sync.save_plan(
+        claimed, actions=[a_write("1"), a_write("2")], entries=[], advances=[], at=T0)
+    with pytest.raises(ValueError, match="DONE or SKIPPED"):
+        await stores.sync.finish(second.id, state=ActionState.DEAD, entry=an_entry())
+    with pytest.raises(ValueError, match="DONE or SKIPPED"):
+        await apply_batch(stores.sync, [Finish(first.id, ActionState.DONE, an_entry()),
+                                        Finish(second.id, ActionState.DEAD, an_entry())])
+    assert await stores.journal.journal(1) == []
+    assert all(a.state is ActionState.PENDING for a in await stores.sync.plan_of(claimed.id) or [])
+
+
+class OneCallEach:
+    """A SyncStore without `apply_batch` (a store written against the port before it)."""
+
+    def __init__(self, store: SyncStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "apply_batch":
+            raise AttributeError(name)
+        return getattr(self._store, name)
+
+
+async def test_apply_batch_falls_back_to_one_call_each(stores: Stores) -> None:
+    claimed = await a_claimed(stores)
+    [action] = await stores.sync.save_plan(claimed, actions=[a_write()], entries=[],
+                                           advances=[], at=T0)
+    plain = cast(SyncStore, OneCallEach(stores.sync))
+    assert not hasattr(plain, "apply_batch")
+    results = await apply_batch(plain, [Finish(action.id, ActionState.DONE, an_entry(),
+                                               WatermarkAdvance(KEY, mark(1))),
+                                        Settle(claimed.id, "w1")])
+    assert results == [True, None]
+    assert await stores.sync.watermarks([KEY]) == {KEY: mark(1)}
+    assert (await stores.inbox.stats(T0)).pending == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sqlite-on-the-loop", "postgres"])
+async def test_sqlite_apply_batch_is_one_transaction(kind: str, tmp_path: Path,
+                                                     request: pytest.FixtureRequest) -> None:
+    """A change that fails rolls back the changes before it in the batch: the action stays
+    pending, nothing is journalled, the watermark does not move (W9: one transaction; on
+    PostgreSQL too, §9)."""
+    async with open_stores(kind, tmp_path, request) as stores:
+        claimed = await a_claimed(stores)
+        first, second = await stores.sync.save_plan(
+            claimed, actions=[a_write("1"), a_write("2")], entries=[], advances=[], at=T0)
+        broken = attrs.evolve(an_entry(), kind=cast(Kind, "no-such-kind"))
+        with pytest.raises(AttributeError):
+            await apply_batch(stores.sync, [
+                Finish(first.id, ActionState.DONE, an_entry(), WatermarkAdvance(KEY, mark(3))),
+                Finish(second.id, ActionState.DONE, broken)])
+        assert await stores.journal.journal(1) == []
+        assert await stores.sync.watermarks([KEY]) == {}
+        assert all(a.state is ActionState.PENDING
+                   for a in await stores.sync.plan_of(claimed.id) or [])

@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +170,25 @@ def test_3_no_token_reaches_the_log(world: World) -> None:
         assert token not in text
         assert token.split(".")[2] not in text
     assert json.dumps(world.jwks.signer.jwk()["n"])[1:-1] not in text
+
+
+def test_3_8_2_a_crossed_fit_is_one_forge_refused_line_naming_the_route(world: World) -> None:
+    """#14: a FIT minted for the keep-alive trigger, sent to `uninstall` (a key of another
+    route): 401, and the server writes a `forge_refused` line — route template, method,
+    client, the reason — that holds no part of the token. (Refusal lines are rate-limited:
+    after the floods of this module's other tests, a line may wait for the next second.)"""
+    lines: list[str] = []
+    for _ in range(6):
+        token = world.fit(module_key="keepalive-trigger")
+        refused(world.post(token, route="uninstall"))
+        time.sleep(1.1)
+        text = world.log.read_text(encoding="utf-8", errors="replace")
+        lines = [line for line in text.splitlines() if "forge_refused" in line
+                 and "/extensions/jira/forge/uninstall" in line]
+        if lines:
+            break
+    assert lines, "no forge_refused line for the crossed token"
+    assert "POST" in lines[-1] and "app.module.key" in lines[-1]
+    for token in world.fits:
+        assert token.split(".")[1] not in lines[-1] and token.split(".")[2] not in lines[-1]
+    assert world.sites() == [] or all(s["status"] != "uninstalled" for s in world.sites())

@@ -8,9 +8,10 @@ line the server wrote must be one JSON object with `ts`, `level` and `event` (or
 line `ts LEVEL event …`), the events of the story must be there, and no secret, token or JWT
 the story used may appear — in either format.
 
-Before the server stops, `/metrics` is scraped (§3 metrics): once without a token (401) and
-once with the admin token; its counters must show the story's deliveries and refusals, and
-it must hold no tenant data, secret or token either.
+Before the server stops, `/metrics` is scraped (§3 metrics, in the opt-in
+SENTRY_JIRA_METRICS=token mode): once without a token (401) and once with the admin token;
+its counters must show the story's deliveries and refusals, and it must hold no tenant data,
+secret or token either.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def story(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
     log = directory / "server.log"
     with running_key_server() as keys, FakeJira(APP_KEY) as jira:
         keys.serve("kid-1", signing_key().public_pem)
-        env = server_env(directory, keys, admin_token) | {"SENTRY_JIRA_LOG_FORMAT": fmt}
+        env = server_env(directory, keys, admin_token) | {"SENTRY_JIRA_LOG_FORMAT": fmt,
+                                                          "SENTRY_JIRA_METRICS": "token"}
         port = free_port()
         with (
             running_server(env, port=port, log=log) as (url, _),

@@ -17,6 +17,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.builders import ADMIN_TOKEN
 from tests.support.paths import REPO
 from tests.support.process import free_port, running_server, server_env
 from tests.support.sync_e2e import (
@@ -72,7 +73,8 @@ def test_3_serve_and_worker_processes_each_expose_their_own_metrics(
     with TimedFakeSentry() as sentry:
         sentry.add_org("acme", TOKEN)
         sentry.add_issue("acme", "1")
-        env = sync_env(tmp_path, worker="off") | {"SENTRY_JIRA_METRICS_TOKEN": METRICS_TOKEN}
+        env = sync_env(tmp_path, worker="off") | {"SENTRY_JIRA_METRICS": "token",
+                                                  "SENTRY_JIRA_METRICS_TOKEN": METRICS_TOKEN}
         env |= engine
         tenant = install(env, "metrics-site", SECRET, "http://127.0.0.1:9")
         scrape = {"Authorization": f"Bearer {METRICS_TOKEN}"}
@@ -118,6 +120,33 @@ def test_3_serve_and_worker_processes_each_expose_their_own_metrics(
     for text in (from_serve.text, from_worker):
         for private in (TOKEN, SECRET, METRICS_TOKEN, "metrics-site", "acme", "APP-1"):
             assert private not in text, private
+
+
+def test_3_by_default_serve_answers_metrics_without_auth(tmp_path: Path) -> None:
+    """§3 "GET /metrics (no auth, no per-tenant labels)": a `serve` started without any
+    SENTRY_JIRA_METRICS setting (an admin token configured) answers a scrape with no
+    Authorization header and one with a bogus header alike, writes no refusal line, and its
+    counters hold no tenant data."""
+    env = sync_env(tmp_path, worker="off")
+    assert not any(name.startswith("SENTRY_JIRA_METRICS") for name in env)
+    install(env, "metrics-default-site", SECRET, "http://127.0.0.1:9")
+    with running_server(env, log=tmp_path / "serve.log") as (url, _):
+        deliver(url, "metrics-default-site", SECRET, status_body("1", "APP-7"), "d-1")
+        bare = httpx.get(url + "/metrics", timeout=5)
+        bogus = httpx.get(url + "/metrics", timeout=5,
+                          headers={"Authorization": "Bearer not-a-token-of-this-server-0123"})
+    assert (bare.status_code, bogus.status_code) == (200, 200)
+    for response in (bare, bogus):
+        assert response.headers["content-type"].startswith("text/plain; version=")
+        found = samples(response.text)
+        assert value(found, "sentry_jira_deliveries_total", transport="connect",
+                     answer="accepted") == 1
+        for private in (SECRET, ADMIN_TOKEN, "metrics-default-site", "APP-7"):
+            assert private not in response.text, private
+    log = (tmp_path / "serve.log").read_text()
+    assert "metrics_refused" not in log
+    assert "not-a-token-of-this-server" not in log
+    assert "metrics=public" in log or '"metrics": "public"' in log  # the startup line
 
 
 def test_3_the_worker_exporter_listens_on_loopback_only(tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ async def test_3_A_a_metrics_token_is_not_an_admin_token(
 ) -> None:
     """§3 / §A: `SENTRY_JIRA_METRICS_TOKEN` reads /metrics and nothing else: every admin route,
     the schema and the admin preflight answer it 401, and nothing changes."""
-    settings = a_settings(admin_token=ADMIN_TOKEN, metrics_token=METRICS_TOKEN)
+    settings = a_settings(admin_token=ADMIN_TOKEN, metrics_token=METRICS_TOKEN, metrics="token")
     async for api in admin_api_for(a_fake_container(settings)):
         await api.a_tenant()
         assert (await api.client.get("/metrics", headers={

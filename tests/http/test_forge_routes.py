@@ -19,12 +19,14 @@ import psycopg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.http.app import create_app
 from adapters.postgres.database import PgDatabase
 from adapters.postgres.tenants import PgTenantStore
 from adapters.wiring import Container, bootstrap
-from core.forge.endpoints import FORGE_ENDPOINT_KEYS
+from core.forge.endpoints import FORGE_ENDPOINT_KEYS, FORGE_ROUTE_MODULE_KEYS, FORGE_ROUTE_PATHS
+from core.forge_manifest import forge_manifest
 from core.model.tenant import Installation
 from ports.tenants import TenantStore
 from tests.support.builders import ADMIN_TOKEN, a_settings
@@ -40,6 +42,7 @@ from tests.support.paths import fixture_json
 
 API = "http://127.0.0.1:9/ex/jira/0f2c7e4a-0000-4000-8000-00000000c10d"  # never called here
 JSON = {"content-type": "application/json"}
+METRICS_TOKEN = "metrics-token-for-forge-tests-0123456789"
 
 
 def path(route: str) -> str:
@@ -104,6 +107,7 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path,
         engine["database"] = request.getfixturevalue("postgres_url")
     container = bootstrap(a_settings(
         tmp_path, **engine, worker="false", admin_token=ADMIN_TOKEN, forge_app_id=APP_ID,
+        metrics_token=METRICS_TOKEN,
         forge_jwks_url=jwks.url, forge_api_hosts="http://127.0.0.1:*"))
     own = None if container.pg_database is None else PgDatabase(
         container.pg_database.conninfo, container.pg_database.box)
@@ -292,3 +296,121 @@ async def test_8_2_a_site_moved_from_connect_refuses_connect_calls(world: World)
     after = await world.client.post("/extensions/jira/issue-updated/", content=raw,
                                     headers=headers)
     assert after.status_code == 401
+
+
+# -- one source for routes and keys: the manifest and the route table agree (#14) ----------
+
+
+def manifest_endpoints(world: World) -> dict[str, tuple[str, set[str]]]:
+    """The generated manifest's endpoints: key → (route path, keys of the modules invoking it)."""
+    settings = attrs.evolve(world.container.settings.app, base_url="https://forge.example.com")
+    modules = forge_manifest(settings, app_id=APP_ID)["modules"]
+    invokers: dict[str, set[str]] = {}
+    for kind in ("trigger", "preUninstall", "scheduledTrigger"):
+        for module in modules[kind]:
+            invokers.setdefault(module["endpoint"], set()).add(module["key"])
+    return {entry["key"]: (entry["route"]["path"], invokers[entry["key"]])
+            for entry in modules["endpoint"]}
+
+
+def served_forge_paths(world: World) -> set[str]:
+    app = world.client.app
+    return {route.path for route in app.routes if route.path.startswith("/extensions/jira/forge")}
+
+
+def route_of(path_served: str) -> str:
+    [route] = [name for name, served in FORGE_ROUTE_PATHS.items() if served == path_served]
+    return route
+
+
+async def test_8_2_the_route_table_serves_exactly_the_manifest_endpoints(world: World) -> None:
+    """Every endpoint of the generated manifest is a served route and every Forge route is a
+    manifest endpoint; the route's accepted module keys are its endpoint's key and the keys of
+    the modules invoking it."""
+    endpoints = manifest_endpoints(world)
+    # Litestar keeps route paths without their trailing slash (and serves both spellings).
+    assert {route_path.rstrip("/") for route_path, _ in endpoints.values()} == \
+        served_forge_paths(world)
+    for key, (route_path, invokers) in endpoints.items():
+        assert FORGE_ROUTE_MODULE_KEYS[route_of(route_path)] == {key, *invokers}
+
+
+async def test_8_2_each_manifest_endpoint_takes_its_endpoint_and_trigger_key_over_http(
+        world: World) -> None:
+    """§8.2 app.module.key: a FIT naming the endpoint or the invoking module is accepted on the
+    endpoint's path (either is what Forge may send)."""
+    expected = {"lifecycle": 204, "keepalive": 204, "issue-updated": 202, "uninstall": 204}
+    for key, (route_path, invokers) in manifest_endpoints(world).items():
+        route = route_of(route_path)
+        for number, module_key in enumerate(sorted({key, *invokers})):
+            body = event()
+            body["changelog"]["id"] = f"{route}-{number}"
+            if route == "uninstall":  # last: it ends the site
+                continue
+            answer = await world.call(route, body, module_key=module_key)
+            assert answer.status_code == expected[route], (route, module_key, answer.text)
+    for module_key in sorted(FORGE_ROUTE_MODULE_KEYS["uninstall"]):
+        await world.call("lifecycle")  # (re)installed, then uninstalled by either key
+        assert (await world.call("uninstall", module_key=module_key)).status_code == 204
+        [(status,)] = world.rows("SELECT status FROM tenants")
+        assert status == "uninstalled"
+
+
+@pytest.mark.parametrize("route", sorted(FORGE_ROUTE_PATHS))
+async def test_8_2_no_module_key_is_accepted_by_two_routes(world: World, route: str) -> None:
+    """A FIT minted for another route's endpoint or trigger is 401 here, nothing stored."""
+    others = set().union(*FORGE_ROUTE_MODULE_KEYS.values()) - FORGE_ROUTE_MODULE_KEYS[route]
+    assert others and not others & FORGE_ROUTE_MODULE_KEYS[route]
+    for module_key in sorted(others):
+        answer = await world.call(route, event(), module_key=module_key)
+        assert answer.status_code == 401, module_key
+        assert "app.module.key" in answer.json()["detail"]
+    world.nothing_stored()
+
+
+# -- §3 metrics: Forge deliveries count like the others (#14) -------------------------------
+
+
+async def scrape(world: World) -> dict[Any, float]:
+    answer = await world.client.get("/metrics",
+                                    headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+    assert answer.status_code == 200
+    found: dict[Any, float] = {}
+    for family in text_string_to_metric_families(answer.text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def count(found: dict[Any, float], name: str, **labels: str) -> float:
+    return found.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_3_forge_deliveries_are_counted_with_transport_forge(world: World) -> None:
+    assert (await world.call("issue-updated", event())).status_code == 202
+    assert (await world.call("issue-updated", event())).status_code == 200  # a duplicate
+    assert (await world.call("issue-updated", event(selfGenerated=True))).status_code == 200
+    refused = await world.call("issue-updated", event(),
+                               module_key=FORGE_ENDPOINT_KEYS["lifecycle"])
+    assert refused.status_code == 401
+    assert (await world.call("keepalive")).status_code == 204  # not a delivery
+    found = await scrape(world)
+    deliveries = "sentry_jira_deliveries_total"
+    assert count(found, deliveries, transport="forge", answer="accepted") == 1
+    assert count(found, deliveries, transport="forge", answer="duplicate") == 1
+    assert count(found, deliveries, transport="forge", answer="ignored") == 1
+    assert count(found, deliveries, transport="forge", answer="401") == 1
+    assert count(found, "sentry_jira_ack_seconds_count", transport="forge") == 4
+    assert count(found, deliveries, transport="connect", answer="accepted") == 0
+    # the one key-set fetch, counted as an outbound call of its own target
+    assert count(found, "sentry_jira_outbound_calls_total", target="forge_keys",
+                 status="2xx") == world.jwks.requests == 1
+
+
+async def test_3_a_failed_key_set_fetch_is_counted_as_a_forge_keys_call(world: World) -> None:
+    world.jwks.behave("500")
+    assert (await world.call("issue-updated", event())).status_code == 503
+    found = await scrape(world)
+    assert count(found, "sentry_jira_outbound_calls_total", target="forge_keys",
+                 status="5xx") == 1
+    assert count(found, "sentry_jira_deliveries_total", transport="forge", answer="503") == 1

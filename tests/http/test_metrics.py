@@ -1,7 +1,8 @@
 """`GET /metrics` in process on real SQLite (#18; SPEC §3 metrics, §7): real signed deliveries
 on the Connect and webhook routes move the counters; the text parses with prometheus-client's
-own parser; no tenant, site, key or secret appears in it; and the route refuses a scrape
-without its token (401, nothing counted or read), or does not exist (404) when off."""
+own parser; no tenant, site, key or secret appears in it. By default (§3 "no auth") the route
+answers anyone and never reads the Authorization header; with SENTRY_JIRA_METRICS=token it
+refuses a scrape without its token (401, nothing counted or read); off, it does not exist (404)."""
 
 from __future__ import annotations
 
@@ -113,7 +114,9 @@ class _world:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with _world(tmp_path, {"metrics_token": METRICS_TOKEN, "admin_token": ADMIN_TOKEN}) as w:
+    """Token mode (the opt-in hardening): a metrics token and an admin token configured."""
+    async with _world(tmp_path, {"metrics": "token", "metrics_token": METRICS_TOKEN,
+                                 "admin_token": ADMIN_TOKEN}) as w:
         yield w
 
 
@@ -292,7 +295,7 @@ async def test_3_a_refused_scrape_reads_nothing(world: World) -> None:
 
 
 @pytest.mark.parametrize("env", [
-    {},  # token mode, but no metrics or admin token configured: no route
+    {"metrics": "token"},  # token mode, but no metrics or admin token configured: no route
     {"metrics": "off", "metrics_token": METRICS_TOKEN, "admin_token": ADMIN_TOKEN},
 ])
 async def test_3_metrics_off_is_404(make_world: Callable[..., Any], env: dict[str, str]) -> None:
@@ -303,7 +306,7 @@ async def test_3_metrics_off_is_404(make_world: Callable[..., Any], env: dict[st
 
 
 async def test_3_metrics_public_needs_no_token(make_world: Callable[..., Any]) -> None:
-    async with make_world(metrics="public") as w:
+    async with make_world(metrics="public", metrics_token=METRICS_TOKEN) as w:
         await deliver_story(w)
         found = (await w.scrape(token=None))["samples"]
         assert value(found, "sentry_jira_deliveries_total",
@@ -313,10 +316,84 @@ async def test_3_metrics_public_needs_no_token(make_world: Callable[..., Any]) -
 def test_3_1_metrics_settings_are_validated(tmp_path: Path) -> None:
     from adapters.config import ConfigError
 
-    with pytest.raises(ConfigError, match="SENTRY_JIRA_METRICS:"):
+    with pytest.raises(ConfigError, match="SENTRY_JIRA_METRICS: expected one of public, token"):
         a_settings(tmp_path, metrics="sometimes")
     with pytest.raises(ConfigError, match="SENTRY_JIRA_METRICS_TOKEN"):
         a_settings(tmp_path, metrics_token="short")
-    assert a_settings(tmp_path).metrics_route == "off"
-    assert a_settings(tmp_path, admin_token=ADMIN_TOKEN).metrics_route == "token"
+    # §3: public by default, whatever tokens are configured; token and off only when asked.
+    assert a_settings(tmp_path).metrics_route == "public"
+    assert a_settings(tmp_path, admin_token=ADMIN_TOKEN,
+                      metrics_token=METRICS_TOKEN).metrics_route == "public"
+    assert a_settings(tmp_path, metrics="token").metrics_route == "off"  # no token to check
+    assert a_settings(tmp_path, metrics="TOKEN", admin_token=ADMIN_TOKEN).metrics_route == "token"
+    assert a_settings(tmp_path, metrics="token",
+                      metrics_token=METRICS_TOKEN).metrics_route == "token"
+    assert a_settings(tmp_path, metrics="off", admin_token=ADMIN_TOKEN).metrics_route == "off"
     assert "metrics-token" not in repr(a_settings(tmp_path, metrics_token=METRICS_TOKEN))
+
+
+# -- the default: public (§3 "GET /metrics (no auth, no per-tenant labels)") -----------------
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"admin_token": ADMIN_TOKEN, "metrics_token": METRICS_TOKEN},  # tokens alone change nothing
+], ids=["no tokens", "tokens configured"])
+async def test_3_by_default_metrics_answers_without_auth_and_holds_no_tenant_data(
+    make_world: Callable[..., Any], env: dict[str, str],
+) -> None:
+    async with make_world(**env) as w:
+        assert w.container.settings.metrics == "public"
+        await deliver_story(w)
+        with captured_log() as log:
+            response = await w.client.get("/metrics")
+        assert response.status_code == 200, response.text
+        assert response.headers["cache-control"] == "no-store"
+        found = samples(response.text)
+        assert value(found, "sentry_jira_deliveries_total", transport="connect",
+                     answer="accepted") == 1
+        for private in (CLIENT_KEY, CONNECT_SECRET, SITE_SECRET, METRICS_TOKEN, ADMIN_TOKEN,
+                        "metrics-site", "metrics-connect", "site-api-token-secret",
+                        "bot@metrics.example", f'"{w.site.id}"', f'"{w.connect.id}"'):
+            assert private not in response.text, private
+        labels = {name for (_, pairs) in found for name, _ in pairs}
+        assert labels <= {"transport", "answer", "target", "status", "kind", "outcome", "le"}
+        assert log.named("metrics_refused") == []
+
+
+@pytest.mark.parametrize("headers", [
+    [("Authorization", "Bearer not-any-token-at-all-0123456789")],
+    [("Authorization", "Basic dXNlcjpwYXNz")],
+    [("Authorization", "garbage, not a scheme")],
+    [("Authorization", "Bearer")],
+    [("Authorization", "Bearer one-0123456789abcdef"), ("Authorization", "Bearer two")],
+], ids=["wrong bearer", "basic", "garbage", "empty bearer", "two headers"])
+async def test_3_by_default_a_bogus_authorization_header_is_not_parsed(
+    make_world: Callable[..., Any], headers: list[tuple[str, str]],
+) -> None:
+    """Public mode never reads the header: whatever it holds, the scrape answers 200 and no
+    refusal line is written (a 401 here would mean the header was parsed)."""
+    async with make_world(admin_token=ADMIN_TOKEN) as w:
+        with captured_log() as log:
+            status, body = await raw_request(w.client.app, "GET", "/metrics", headers)
+        assert status == 200, body
+        assert b"sentry_jira_deliveries_total" in body
+        assert log.named("metrics_refused") == []
+        assert "not-any-token" not in json.dumps(log.events())
+
+
+async def test_3_token_mode_refusal_line_names_the_route_with_the_base_path(
+    make_world: Callable[..., Any],
+) -> None:
+    """Review (#18): like every refusal line (adapters/http/errors.py), `metrics_refused` names
+    the route as served — base path included — in its `route` field and its message."""
+    async with make_world(metrics="token", metrics_token=METRICS_TOKEN,
+                          base_url="https://apps.example.com/jira") as w:
+        assert (await w.client.get("/metrics")).status_code == 404  # only under the base path
+        with captured_log() as log:
+            assert (await w.client.get("/jira/metrics")).status_code == 401
+        [line] = log.named("metrics_refused")
+        assert line["route"] == "/jira/metrics"
+        assert line["message"].startswith("refused GET /jira/metrics: ")
+        assert (await w.client.get("/jira/metrics", headers={
+            "Authorization": f"Bearer {METRICS_TOKEN}"})).status_code == 200

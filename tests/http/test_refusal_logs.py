@@ -1,13 +1,15 @@
-"""§3 logs (#18): a refused unauthenticated request on the webhook, admin and search routes is
-one rate-limited warning line — event, route template, method, client address and the core's
-reason; never the token, the JWT, a header or the body — in the JSON and the text format.
-Lifecycle and /metrics refusals keep their own events and are not logged twice."""
+"""§3 logs (#18): a refused unauthenticated request on the webhook, admin, search and Forge
+(§8.2, #14) routes is one rate-limited warning line — event, route template, method, client
+address and the core's reason; never the token, the JWT, a header or the body — in the JSON
+and the text format. Lifecycle and /metrics refusals keep their own events and are not
+logged twice."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from litestar import Litestar
@@ -16,13 +18,17 @@ from litestar.testing import AsyncTestClient
 from adapters.http import errors
 from adapters.http.app import create_app
 from adapters.logs import RefusalLog
+from adapters.wiring import bootstrap
+from core.forge.endpoints import FORGE_ENDPOINT_KEYS
 from tests.support.builders import ADMIN_TOKEN, a_fake_container, a_settings
+from tests.support.forge import APP_ID, ForgeSigner, JwksServer, mint_fit
 from tests.support.hub_signature import hub_signed_delivery
 from tests.support.log_capture import captured_log
 from tests.support.webhooks import issue_updated_body, signed_delivery
 
 FORGED_SECRET = "forged-shared-secret-0123456789-abcdefghijklmnop"
 WRONG_TOKEN = "wrong-admin-token-never-logged-0123456789"
+FORGE_API = "http://127.0.0.1:9/ex/jira/0f2c7e4a-0000-4000-8000-00000000c10d"  # never called
 
 
 class SteppingClock:
@@ -160,3 +166,75 @@ async def test_3_an_authorised_request_writes_no_refusal(client: AsyncTestClient
                                     headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert response.status_code == 200
     assert not [line for line in log.events() if line["event"].endswith("_refused")]
+
+
+# -- §8.2 Forge Remote routes (#14): `forge_refused` ----------------------------------------
+
+
+@pytest.fixture
+async def forge_client(limiter: RefusalLog, tmp_path: Path
+                       ) -> AsyncIterator[tuple[AsyncTestClient[Litestar], ForgeSigner]]:
+    with JwksServer(ForgeSigner("refusal-log-key")) as jwks:
+        container = bootstrap(a_settings(
+            tmp_path, worker="false", forge_app_id=APP_ID, forge_jwks_url=jwks.url,
+            forge_api_hosts="http://127.0.0.1:*"))
+        try:
+            async with AsyncTestClient(app=create_app(container)) as test_client:
+                yield test_client, jwks.signer
+        finally:
+            container.close()
+
+
+async def test_3_8_2_a_refused_forge_call_is_one_forge_refused_line_without_the_token(
+    forge_client: tuple[AsyncTestClient[Litestar], ForgeSigner],
+) -> None:
+    """A FIT signed by the published key but minted for another route's module: 401, one
+    warning line naming the route template, method, client and reason — never the token."""
+    client, signer = forge_client
+    token = mint_fit(signer, module_key=FORGE_ENDPOINT_KEYS["issue-updated"],
+                     api_base_url=FORGE_API)
+    with captured_log() as log:
+        response = await client.post("/extensions/jira/forge/lifecycle/", content=b"{}",
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    [line] = log.named("forge_refused")
+    assert line["level"] == "warning"
+    assert line["route"] == "/extensions/jira/forge/lifecycle"
+    assert line["method"] == "POST" and line["client"]
+    assert "app.module.key" in line["reason"]
+    text = "\n".join(log.lines)
+    assert token not in text and token.split(".")[1] not in text and token.split(".")[2] not in text
+    names = [entry["event"] for entry in log.events()]
+    assert "webhook_refused" not in names and names.count("forge_refused") == 1
+
+
+@pytest.mark.parametrize("authorization", ["", "Bearer not-a-token", "JWT a.b.c"])
+async def test_3_8_2_a_forge_call_refused_before_any_key_fetch_is_logged_too(
+    forge_client: tuple[AsyncTestClient[Litestar], ForgeSigner], authorization: str,
+) -> None:
+    client, _ = forge_client
+    headers = {"Content-Type": "application/json"}
+    if authorization:
+        headers["Authorization"] = authorization
+    with captured_log() as log:
+        response = await client.post("/extensions/jira/forge/issue-updated/", content=b"{}",
+                                     headers=headers)
+    assert response.status_code == 401
+    [line] = log.named("forge_refused")
+    assert line["route"] == "/extensions/jira/forge/issue-updated"
+    if authorization:
+        assert authorization.split(" ", 1)[1] not in "\n".join(log.lines)
+
+
+async def test_3_8_2_a_flood_of_forged_forge_calls_is_rate_limited(
+    forge_client: tuple[AsyncTestClient[Litestar], ForgeSigner],
+) -> None:
+    client, _ = forge_client
+    with captured_log() as log:
+        for _ in range(60):
+            response = await client.post("/extensions/jira/forge/keepalive/", content=b"{}",
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": "Bearer forged"})
+            assert response.status_code == 401
+    assert len(log.named("forge_refused")) == 20  # the burst

@@ -13,12 +13,14 @@ from adapters.memory.clock import FixedClock
 from adapters.memory.forge import MemoryForgeKeys, MemoryForgeSites
 from adapters.memory.tenants import MemoryTenantStore
 from core.forge.calls import record_forge_call, verify_forge_call
+from core.forge.endpoints import FORGE_ENDPOINT_KEYS, FORGE_ROUTE_MODULE_KEYS
 from core.model.errors import Unauthorized, Unavailable
 from core.model.host_patterns import parse_host_patterns
 from core.model.settings import AppSettings
 
 API = "https://api.atlassian.com/ex/jira/0f2c7e4a-0000-4000-8000-00000000c10d"
-MODULE = "issue-updated-endpoint"
+MODULE = FORGE_ENDPOINT_KEYS["issue-updated"]
+ROUTE_KEYS = FORGE_ROUTE_MODULE_KEYS["issue-updated"]
 SETTINGS = AppSettings(base_url="https://sentry-jira.example.com", app_key="app",
                        forge_app_id=APP_ID, forge_api_hosts=parse_host_patterns(
                            "https://api.atlassian.com"))
@@ -34,8 +36,8 @@ class World:
         self.clock = FixedClock()
 
     async def call(self, token: str, *, system_token: str | None = None) -> Any:
-        call = await verify_forge_call([f"Bearer {token}"], module_key=MODULE, keys=self.keys,
-                                       settings=SETTINGS, clock=self.clock)
+        call = await verify_forge_call([f"Bearer {token}"], module_keys=ROUTE_KEYS,
+                                       keys=self.keys, settings=SETTINGS, clock=self.clock)
         return await record_forge_call(call, [system_token] if system_token else [],
                                        uninstall=False, sites=self.sites, settings=SETTINGS,
                                        clock=self.clock)

@@ -27,7 +27,7 @@ from tests.support.forge import (
     unsigned_segment,
 )
 
-from core.forge.endpoints import FORGE_ENDPOINT_KEYS
+from core.forge.endpoints import FORGE_ENDPOINT_KEYS, FORGE_MODULE_KEYS, FORGE_ROUTE_MODULE_KEYS
 from core.forge.verify import read_fit, read_system_token, verify_fit
 from core.model.errors import Unauthorized
 from core.model.host_patterns import parse_host_patterns
@@ -36,6 +36,7 @@ from core.model.settings import AppSettings
 NOW = datetime(2026, 12, 5, 3, 0, 0, tzinfo=UTC)
 API = "https://api.atlassian.com/ex/jira/0f2c7e4a-0000-4000-8000-00000000c10d"
 MODULE = FORGE_ENDPOINT_KEYS["issue-updated"]
+ROUTE_KEYS = FORGE_ROUTE_MODULE_KEYS["issue-updated"]
 SETTINGS = AppSettings(
     base_url="https://sentry-jira.example.com", app_key="app",
     forge_app_id=APP_ID, forge_environment="PRODUCTION",
@@ -49,10 +50,10 @@ def token(**options: Any) -> str:
                     api_base_url=options.pop("api_base_url", API), **options)
 
 
-def verify(raw: str, *, key: Any = None, module_key: str = MODULE,
+def verify(raw: str, *, key: Any = None, module_keys: frozenset[str] = ROUTE_KEYS,
            settings: AppSettings = SETTINGS, now: datetime = NOW) -> Any:
     parsed = read_fit([f"Bearer {raw}"])
-    return verify_fit(parsed, key=key or SIGNER.key.public_key(), module_key=module_key,
+    return verify_fit(parsed, key=key or SIGNER.key.public_key(), module_keys=module_keys,
                       settings=settings, now=now)
 
 
@@ -208,14 +209,47 @@ def test_8_2_missing_or_non_numeric_time_claims_are_refused(claim: str) -> None:
         verify(token(overrides={claim: "soon"}))
 
 
-def test_8_2_every_route_takes_only_its_own_module_key() -> None:
-    for route, key in FORGE_ENDPOINT_KEYS.items():
-        raw = token(module_key=key)
-        assert verify(raw, module_key=key).module_key == key
-        for other in set(FORGE_ENDPOINT_KEYS.values()) - {key}:
-            with pytest.raises(Unauthorized, match="module"):
-                verify(raw, module_key=other)
-        assert route
+@pytest.mark.parametrize("route", sorted(FORGE_ROUTE_MODULE_KEYS))
+def test_8_2_a_route_accepts_its_endpoint_key_and_its_trigger_key(route: str) -> None:
+    """§8.2 app.module.key: Forge may name the endpoint or the invoking module; a route
+    accepts exactly its set FORGE_ROUTE_MODULE_KEYS[route] = {endpoint key, trigger key}."""
+    accepted = FORGE_ROUTE_MODULE_KEYS[route]
+    assert accepted == {FORGE_ENDPOINT_KEYS[route], FORGE_MODULE_KEYS[route]}
+    for key in accepted:
+        call = verify(token(module_key=key), module_keys=accepted)
+        assert call.module_key == key  # the key the token carried, not a guess
+
+
+@pytest.mark.parametrize("route", sorted(FORGE_ROUTE_MODULE_KEYS))
+def test_8_2_a_route_refuses_every_key_of_another_route(route: str) -> None:
+    """§8.2: a FIT minted for one route (either of its keys) is no key to another route."""
+    accepted = FORGE_ROUTE_MODULE_KEYS[route]
+    others = set().union(*FORGE_ROUTE_MODULE_KEYS.values()) - accepted
+    assert len(others) == 2 * (len(FORGE_ROUTE_MODULE_KEYS) - 1)  # disjoint sets
+    for other in others:
+        with pytest.raises(Unauthorized, match="module"):
+            verify(token(module_key=other), module_keys=accepted)
+
+
+@pytest.mark.parametrize("key", [
+    "unknown-endpoint", "", "issue-updated", "ISSUE-UPDATED-ENDPOINT", "issue-updated-endpoint ",
+    "connect-lifecycle",
+])
+def test_8_2_an_unknown_module_key_is_refused(key: str) -> None:
+    with pytest.raises(Unauthorized, match="module"):
+        verify(token(module_key=key))
+
+
+@pytest.mark.parametrize("value", [None, 7, ["issue-updated-endpoint"],
+                                   {"key": "issue-updated-endpoint"}])
+def test_8_2_a_module_key_that_is_no_string_is_refused(value: Any) -> None:
+    with pytest.raises(Unauthorized):
+        verify(token(overrides={"app.module.key": value}))
+
+
+def test_8_2_no_route_accepts_anything_with_an_empty_key_set() -> None:
+    with pytest.raises(Unauthorized, match="module"):
+        verify(token(), module_keys=frozenset())
 
 
 def test_8_2_no_app_id_configured_accepts_nothing() -> None:

@@ -3,7 +3,9 @@ watermarks, retries, dead letters, the release fallback and once-only writes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from tests.support.sync_world import (
@@ -447,3 +449,37 @@ async def test_W9_a_lost_lease_race_plans_once_and_writes_once() -> None:
     await process_delivery(slow, owner="slow", ports=world.ports, settings=world.settings)
     assert len(world.sentry.updates()) == 1
     assert [o for _, o, _, _ in await world.journal(tenant)] == ["applied"]
+
+
+async def test_W9_each_outcome_is_stored_before_the_next_write_and_the_last_with_the_settle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15: one commit less per delivery. An action's outcome is stored before the next
+    action calls Sentry (a crash then never repeats a finished write); the last outcome is
+    stored in one batch with the settle of the delivery (`apply_batch`)."""
+    world = SyncWorld()
+    tenant = await world.a_tenant()
+    await world.bind(tenant, "acme", issues={"APP-123": ["1", "2"]})
+    calls: list[str] = []
+
+    def spy(target: object, name: str, label: Callable[..., str]) -> None:
+        real = getattr(target, name)
+
+        async def recorded(*args: Any, **kwargs: Any) -> Any:
+            calls.append(label(*args, **kwargs))
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(target, name, recorded)
+
+    spy(world.sentry, "update_issue", lambda binding, issue, payload: f"sentry PUT {issue}")
+    spy(world.sync, "finish", lambda action_id, **_: f"finish {action_id}")
+    spy(world.sync, "settle", lambda row, owner: "settle")
+    spy(world.sync, "apply_batch",
+        lambda changes: "batch " + " + ".join(type(c).__name__ for c in changes))
+    await world.deliver(tenant, issue_updated(status_item(IN_PROGRESS, DONE)), "d-1")
+    await world.run()
+
+    assert calls == ["sentry PUT 1", "batch Finish", "finish 1", "sentry PUT 2",
+                     "batch Finish + Settle", "finish 2", "settle"]
+    assert (await world.inbox.stats(world.clock.now())).pending == 0
+    assert [o for _, o, _, _ in await world.journal(tenant)] == ["applied", "applied"]

@@ -83,6 +83,7 @@ REFUSAL_EVENTS = (
     ("/extensions/jira/issue-updated", "webhook_refused"),
     ("/extensions/jira/webhook", "webhook_refused"),
     ("/extensions/jira/search", "search_refused"),
+    ("/extensions/jira/forge", "forge_refused"),  # §8.2 Forge Remote routes (FIT refused)
     ("/api", "admin_refused"),
     ("/schema", "admin_refused"),
 )

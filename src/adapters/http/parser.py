@@ -22,6 +22,11 @@
    request with the headers parsed so far, no body, and a scope mark
    (`HEAD_TOO_LARGE`) so that its transport guard answers in SPEC order (405 before 431).
    The connection is closed after that answer; nothing more of it is read.
+4. uvicorn writes a response's head and its body with two socket writes: two TCP segments,
+   and on loopback two trips through the kernel's stack, the costliest single item of a small
+   JSON answer (SPEC §7; docs/performance.md). Here the head is held until the first body
+   message and both go out in one write (`OneWriteCycle`); a response without a body
+   message still gets its head.
 """
 
 from __future__ import annotations
@@ -31,13 +36,82 @@ import json
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 PARSER_ERROR_DETAIL = "malformed HTTP request"
 URI_TOO_LONG_DETAIL = "request line is too long"
 REQUEST_READ_TIMEOUT_SECONDS = 30.0
 MAX_HEAD_BYTES = 16 * 1024  # SPEC §5: request line and headers, in all
 HEAD_TOO_LARGE = "sentry_jira.head_too_large"  # ASGI scope extension the guard answers 431 to
+
+
+class _HeldWrites:
+    """Stands in for the transport while uvicorn writes a response head: keeps the bytes."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+
+class _HeadFirst:
+    """Stands in for the transport while uvicorn writes a body: the held head goes first, in
+    the same write; `close` (no keep-alive) sends a head not yet written before closing."""
+
+    __slots__ = ("head", "transport")
+
+    def __init__(self, transport: Any, head: bytes) -> None:
+        self.transport = transport
+        self.head = head
+
+    def write(self, data: bytes) -> None:
+        if self.head:
+            data, self.head = self.head + data, b""
+        self.transport.write(data)
+
+    def flush(self) -> None:
+        if self.head:
+            head, self.head = self.head, b""
+            self.transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, whose response head waits for the first body message
+    and leaves in the same socket write. uvicorn itself builds and checks every header;
+    only where its bytes go changes."""
+
+    _held_head = b""
+
+    async def send(self, message: Any) -> None:
+        if not self.response_started and message["type"] == "http.response.start":
+            transport, held = self.transport, _HeldWrites()
+            self.transport = held  # type: ignore[assignment]
+            try:
+                await super().send(message)
+            finally:
+                self.transport = transport
+            self._held_head = held.data
+            return
+        head = self._held_head
+        if not head:
+            await super().send(message)
+            return
+        self._held_head = b""
+        transport, first = self.transport, _HeadFirst(self.transport, head)
+        self.transport = first  # type: ignore[assignment]
+        try:
+            await super().send(message)
+        finally:
+            self.transport = transport
+            if not self.disconnected:
+                first.flush()  # no body was written (HEAD, or an error): the head alone
 
 
 class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
@@ -116,6 +190,11 @@ class JsonErrorHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # Every cycle, pipelined ones too, starts here: its responses go out in one write.
+        cycle.__class__ = OneWriteCycle
+        super()._start_asgi_task(cycle, app)
 
     def _start_next_head(self) -> None:
         self._restarted = True

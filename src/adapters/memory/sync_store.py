@@ -16,7 +16,14 @@ from adapters.memory.inbox import MemoryInbox
 from core.model.sync import Kind, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
 from ports.journal import JOURNAL_MAX_LIMIT, DeadLetter
-from ports.sync_store import ActionState, JournalEntry, NewAction, StoredAction
+from ports.sync_store import (
+    ActionState,
+    Finish,
+    JournalEntry,
+    NewAction,
+    StoredAction,
+    SyncChange,
+)
 
 
 @attrs.define
@@ -171,6 +178,21 @@ class MemorySyncStore:
         if holds:
             self.inbox.give_back(delivery_row, due)
         return due
+
+    async def apply_batch(self, changes: Sequence[SyncChange]) -> list[bool | datetime | None]:
+        """In order; atomic as every change here is (no await between them)."""
+        for change in changes:
+            if isinstance(change, Finish) and change.state not in (ActionState.DONE,
+                                                                   ActionState.SKIPPED):
+                raise ValueError("finish() takes DONE or SKIPPED")
+        results: list[bool | datetime | None] = []
+        for change in changes:
+            if isinstance(change, Finish):
+                results.append(await self.finish(change.action_id, state=change.state,
+                                                 entry=change.entry, advance=change.advance))
+            else:
+                results.append(await self.settle(change.delivery_row, change.owner))
+        return results
 
     async def record(self, entries: Sequence[JournalEntry]) -> None:
         self._journal.extend(entries)

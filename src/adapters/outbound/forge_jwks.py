@@ -100,8 +100,10 @@ class HttpForgeJwks:
     """`ports.forge.ForgeKeys` over an httpx client built by `forge_jwks_client`."""
 
     def __init__(self, client: httpx.AsyncClient, url: str, *, timeout_seconds: float,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 observe: Callable[[str], None] | None = None) -> None:
         self._client = client
+        self._observe = observe  # §3 metrics: each fetch's status class or failure
         self._url = url
         self._timeout = timeout_seconds
         self._monotonic = monotonic
@@ -164,7 +166,8 @@ class HttpForgeJwks:
             async with asyncio.timeout(self._timeout):
                 answer = await exchange(self._client, request, deadline_seconds=self._timeout,
                                         max_bytes=MAX_BODY_BYTES,
-                                        read_body=lambda status: status == 200)
+                                        read_body=lambda status: status == 200,
+                                        observe=self._observe)
         except (AnswerTooLarge, OutboundTimeout, OutboundError, TimeoutError):
             raise unavailable from None
         if answer.status != 200:

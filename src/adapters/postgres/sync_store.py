@@ -14,7 +14,15 @@ from adapters.sqlite.sync_store import _log_dead_letter
 from core.model.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
 from ports.journal import JOURNAL_MAX_LIMIT, DeadLetter
-from ports.sync_store import ActionState, JournalEntry, NewAction, StoredAction
+from ports.sync_store import (
+    ActionState,
+    Finish,
+    JournalEntry,
+    NewAction,
+    Settle,
+    StoredAction,
+    SyncChange,
+)
 
 _ACTION_COLUMNS = ("id, delivery_row, position, kind, org, action, state, attempts, "
                    "not_before, last_error, tenant_id, issue_key, finished_at")
@@ -107,19 +115,20 @@ class PgSyncStore:
         entry: JournalEntry,
         advance: WatermarkAdvance | None = None,
     ) -> bool:
-        if state not in (ActionState.DONE, ActionState.SKIPPED):
-            raise ValueError("finish() takes DONE or SKIPPED")
+        change = Finish(action_id, state, entry, advance)
+        _check_finish(change)
         async with self._database.transaction() as conn:
-            cursor = await conn.execute(
-                "UPDATE sync_actions SET state = %s, finished_at = %s "
-                "WHERE id = %s AND state = 'pending'",
-                [state.value, entry.at.timestamp(), action_id])
-            if cursor.rowcount != 1:
-                return False
-            await _journal(conn, [entry])
-            if advance is not None:
-                await _advance(conn, advance)
-            return True
+            return await _finish(conn, change)
+
+    async def apply_batch(self, changes: Sequence[SyncChange]) -> list[bool | datetime | None]:
+        """Issue 15 on PostgreSQL: the changes in one transaction (one commit, one WAL flush);
+        a refused change is refused before anything is written."""
+        for change in changes:
+            if isinstance(change, Finish):
+                _check_finish(change)
+        async with self._database.transaction() as conn:
+            return [await _finish(conn, change) if isinstance(change, Finish)
+                    else await _settle(conn, change) for change in changes]
 
     async def postpone(
         self,
@@ -191,24 +200,7 @@ class PgSyncStore:
 
     async def settle(self, delivery_row: int, owner: str) -> datetime | None:
         async with self._database.transaction() as conn:
-            cursor = await conn.execute(
-                "SELECT min(not_before) FROM sync_actions "
-                "WHERE delivery_row = %s AND state = 'pending'", [delivery_row])
-            row = await cursor.fetchone()
-            due = None if row is None else row[0]
-            if due is None:
-                await conn.execute(
-                    "UPDATE deliveries SET state = 'done', "
-                    "done_at = floor(extract(epoch FROM now())), "
-                    "claimed_by = NULL, claimed_until = NULL "
-                    "WHERE id = %s AND claimed_by = %s AND state = 'pending'",
-                    [delivery_row, owner])
-                return None
-            await conn.execute(
-                "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL, "
-                "not_before = %s WHERE id = %s AND claimed_by = %s AND state = 'pending'",
-                [due, delivery_row, owner])
-            return _dt(due)
+            return await _settle(conn, Settle(delivery_row, owner))
 
     # -- journal ------------------------------------------------------------------------
 
@@ -320,6 +312,48 @@ class PgSyncStore:
 
 
 # -- helpers ------------------------------------------------------------------------------
+
+
+def _check_finish(change: Finish) -> None:
+    if change.state not in (ActionState.DONE, ActionState.SKIPPED):
+        raise ValueError("finish() takes DONE or SKIPPED")
+
+
+async def _finish(conn: Connection, change: Finish) -> bool:
+    """A pending action done or skipped, its journal entry and watermark (W6, W9)."""
+    cursor = await conn.execute(
+        "UPDATE sync_actions SET state = %s, finished_at = %s "
+        "WHERE id = %s AND state = 'pending'",
+        [change.state.value, change.entry.at.timestamp(), change.action_id])
+    if cursor.rowcount != 1:
+        return False
+    await _journal(conn, [change.entry])
+    if change.advance is not None:
+        await _advance(conn, change.advance)
+    return True
+
+
+async def _settle(conn: Connection, change: Settle) -> datetime | None:
+    """The delivery done, or released until its earliest pending action is due."""
+    delivery_row, owner = change.delivery_row, change.owner
+    cursor = await conn.execute(
+        "SELECT min(not_before) FROM sync_actions "
+        "WHERE delivery_row = %s AND state = 'pending'", [delivery_row])
+    row = await cursor.fetchone()
+    due = None if row is None else row[0]
+    if due is None:
+        await conn.execute(
+            "UPDATE deliveries SET state = 'done', "
+            "done_at = floor(extract(epoch FROM now())), "
+            "claimed_by = NULL, claimed_until = NULL "
+            "WHERE id = %s AND claimed_by = %s AND state = 'pending'",
+            [delivery_row, owner])
+        return None
+    await conn.execute(
+        "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL, "
+        "not_before = %s WHERE id = %s AND claimed_by = %s AND state = 'pending'",
+        [due, delivery_row, owner])
+    return _dt(due)
 
 
 async def _watermark(conn: Connection, key: WatermarkKey) -> Watermark | None:

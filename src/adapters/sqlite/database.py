@@ -13,6 +13,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,12 @@ T = TypeVar("T")
 
 KEY_CHECK_PLAINTEXT = "sentry-jira key check"
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes a reset WAL is truncated to (journal_size_limit)
+# `Database.checkpoint`: PASSIVE passes (each copies what the one before left, written while it
+# ran), then a RESTART when the WAL still holds this many frames (4 MiB of 4 KiB pages).
+PASSIVE_PASSES = 2
+RESTART_FRAMES = 1024
+RESTART_BUSY_TIMEOUT_MS = 20  # the longest one RESTART waits for the write lock, then readers
+RESTART_TRIES = 3
 
 
 class KeyMismatchError(Exception):
@@ -152,15 +159,68 @@ class Database:
 
         await self.read(probe)
 
-    async def checkpoint(self) -> None:
-        """Copy the WAL back into the database file without blocking readers or writers."""
-        await self.read(lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """Copy the WAL back into the database file, and keep the WAL from growing for ever.
+
+        PASSIVE passes copy pages without blocking anyone. But SQLite starts the WAL over only
+        when a writer begins while every frame is copied back, and under writes that never
+        pause a pass always ends behind the newest frames: the WAL then grows without bound
+        (444 MB after 17 s of acknowledgements; docs/performance.md), every pass copies more,
+        and the first commit after the load stops truncates the file on the event loop
+        (a 180 ms stall). So when the WAL still holds more than `RESTART_FRAMES` frames after
+        the passes, a RESTART checkpoint takes the write lock for the short copy of what the
+        last pass left, and this thread's next commit starts the WAL from its beginning.
+        Returns the last pass's (busy, frames in the WAL, frames copied).
+        """
+
+        def run(db: sqlite_utils.Database) -> tuple[int, int, int]:
+            def checkpoint(mode: str) -> tuple[int, int, int]:
+                busy, frames, copied = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                return int(busy), int(frames), int(copied)
+
+            for _ in range(PASSIVE_PASSES):
+                result = checkpoint("PASSIVE")
+                if result[1] < RESTART_FRAMES:
+                    return result
+            # RESTART holds the write lock while it waits for readers of the old WAL (a
+            # backup, a slow reader in another process): each try waits briefly, and after a
+            # few the WAL waits for the next checkpoint — never long enough for the ack path's
+            # commits to time out (W10); between tries they get the lock.
+            db.execute(f"PRAGMA busy_timeout={RESTART_BUSY_TIMEOUT_MS}")
+            try:
+                for _ in range(RESTART_TRIES):
+                    result = checkpoint("RESTART")
+                    if result[0] == 0:
+                        break
+                    time.sleep(RESTART_BUSY_TIMEOUT_MS / 1000)
+            finally:
+                db.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
+            if result[0] == 0:
+                # The next commit starts the WAL over, writing its header and syncing it
+                # (fdatasync even with synchronous=NORMAL). Let it be this thread's: one page
+                # rewritten as it was, before the event loop's group commit gets the lock.
+                with_transaction(db, lambda: db.execute(
+                    f"PRAGMA user_version={int(db.execute('PRAGMA user_version').fetchone()[0])}"))
+            return result
+
+        return await self.read(run)
 
     def close(self) -> None:
         try:
             self._executor.submit(self._db.close).result()
         finally:
             self._executor.shutdown(wait=True)
+
+
+def with_transaction(db: sqlite_utils.Database, fn: Callable[[], object]) -> None:
+    """`fn()` inside `BEGIN IMMEDIATE` … `COMMIT` on a connection outside any transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        fn()
+    except BaseException:
+        db.rollback()
+        raise
+    db.execute("COMMIT")
 
 
 def holds_encrypted_data(path: Path) -> bool:

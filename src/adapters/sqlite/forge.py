@@ -84,6 +84,8 @@ class _Executes(Protocol):
 
 PRUNE_EVERY_SECONDS = 10.0
 _PLAINTEXT_CACHE = 1024
+_SITE_CACHE = 1024
+_BY_INSTALLATION = f"SELECT {COLUMNS} FROM tenants WHERE installation_id = ?"
 
 
 class SqliteForgeSites:
@@ -96,6 +98,10 @@ class SqliteForgeSites:
         self._database = database
         self._loop = loop
         self._plaintexts: OrderedDict[str, str] = OrderedDict()
+        # A row as read → its Tenant: every column is part of the key (ciphertexts, status,
+        # times), so a changed row is a new key and can never come back stale; it saves
+        # building the Tenant on every call of a known site (the ack path).
+        self._sites: OrderedDict[tuple[Any, ...], Tenant] = OrderedDict()
         self._next_prune = 0.0
 
     def _decrypt(self, ciphertext: str | None) -> str | None:
@@ -112,6 +118,18 @@ class SqliteForgeSites:
     def _one(self, db: _Executes, where: str, params: list[object]) -> Tenant | None:
         row = db.execute(f"SELECT {COLUMNS} FROM tenants WHERE {where}", params).fetchone()
         return None if row is None else tenant_of_row(row, self._decrypt)
+
+    def _by_installation(self, db: _Executes, installation_id: str) -> Tenant | None:
+        row = db.execute(_BY_INSTALLATION, [installation_id]).fetchone()
+        if row is None:
+            return None
+        key = tuple(row)
+        site = self._sites.get(key)
+        if site is None:
+            site = self._sites[key] = tenant_of_row(row, self._decrypt)
+            if len(self._sites) > _SITE_CACHE:
+                self._sites.popitem(last=False)
+        return site
 
     async def record_call(self, call: ForgeCall, *, now: datetime) -> ForgeCallResult:
         if self._loop is not None:
@@ -134,7 +152,7 @@ class SqliteForgeSites:
     def _record(self, db: _Executes, call: ForgeCall, now: datetime, *,
                 may_change_site: bool = True) -> ForgeCallResult | None:
         """None (nothing written) when the site would change and `may_change_site` is off."""
-        existing = self._one(db, "installation_id = ?", [call.call.installation_id])
+        existing = self._by_installation(db, call.call.installation_id)
         after = forge_site_after(existing, call, now=now)
         if not may_change_site and after is not None and after is not existing:
             return None

@@ -24,6 +24,11 @@ T = TypeVar("T")
 
 BUSY_RETRY_SECONDS = 2.0  # how long a write may wait for the lock before W10's 503
 RETRY_AFTER_SECONDS = 1
+# A busy database is tried again after 0.5 ms, then at most every 5 ms: the lock holder is
+# usually the storage thread's once-a-second RESTART checkpoint (`Database.checkpoint`),
+# which holds the write lock for a few milliseconds; a waiting commit resumes soon after.
+FIRST_RETRY_SECONDS = 0.0005
+MAX_RETRY_SECONDS = 0.005
 
 
 class LoopConnection:
@@ -71,7 +76,7 @@ class LoopConnection:
     async def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A short read in place; retried while the database is busy."""
         deadline = time.monotonic() + self.busy_retry_seconds
-        delay = 0.001
+        delay = FIRST_RETRY_SECONDS
         while True:
             try:
                 return self.conn.execute(sql, params).fetchall()
@@ -79,14 +84,14 @@ class LoopConnection:
                 if not _is_busy(err) or time.monotonic() >= deadline:
                     raise _unavailable(err) from err
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     async def read_with(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """`fn(conn)` in place, outside any transaction (a few indexed reads: the worker's,
         which would otherwise wait for the GIL on every hop to the storage thread); retried
         while the database is busy."""
         deadline = time.monotonic() + self.busy_retry_seconds
-        delay = 0.001
+        delay = FIRST_RETRY_SECONDS
         while True:
             try:
                 return fn(self.conn)
@@ -98,7 +103,7 @@ class LoopConnection:
                     raise
                 raise _unavailable(err) from err
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Queue `fn(conn)` for the next group transaction; the future has its result."""
@@ -115,7 +120,7 @@ class LoopConnection:
         batch, self._pending = self._pending, []
         self._flush_scheduled = False  # later arrivals schedule their own flush
         deadline = time.monotonic() + self.busy_retry_seconds
-        delay = 0.001
+        delay = FIRST_RETRY_SECONDS
         while True:
             try:
                 # Synchronous: no other coroutine runs inside this transaction.
@@ -129,7 +134,7 @@ class LoopConnection:
                 _fail(batch, _unavailable(err))
                 return
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     def _commit(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
                 ) -> None:

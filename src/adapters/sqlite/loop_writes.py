@@ -78,8 +78,8 @@ class LoopDatabase(Database):
     async def ping(self) -> None:
         await self._database.ping()
 
-    async def checkpoint(self) -> None:
-        await self._database.checkpoint()
+    async def checkpoint(self) -> tuple[int, int, int]:
+        return await self._database.checkpoint()
 
     def close(self) -> None:
         """The real database and the loop connection are closed by their owner."""

@@ -27,7 +27,15 @@ from adapters.sqlite.loop_writes import LoopWriter
 from core.model.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.inbox import ClaimedDelivery
 from ports.journal import JOURNAL_MAX_LIMIT, DeadLetter
-from ports.sync_store import ActionState, JournalEntry, NewAction, StoredAction
+from ports.sync_store import (
+    ActionState,
+    Finish,
+    JournalEntry,
+    NewAction,
+    Settle,
+    StoredAction,
+    SyncChange,
+)
 
 migrations = Migrations("sentry_jira.sync")
 
@@ -209,23 +217,9 @@ class SqliteSyncStore:
         entry: JournalEntry,
         advance: WatermarkAdvance | None = None,
     ) -> bool:
-        if state not in (ActionState.DONE, ActionState.SKIPPED):
-            raise ValueError("finish() takes DONE or SKIPPED")
-
-        def apply(db: sqlite_utils.Database) -> bool:
-            cursor = db.execute(
-                "UPDATE sync_actions SET state = ?, finished_at = ? "
-                "WHERE id = ? AND state = 'pending'",
-                [state.value, _ts(entry.at), action_id],
-            )
-            if cursor.rowcount != 1:
-                return False
-            _journal(db, [entry])
-            if advance is not None:
-                _advance(db, advance)
-            return True
-
-        return await self._write(apply)
+        change = Finish(action_id, state, entry, advance)
+        _check_finish(change)
+        return await self._write(lambda db: _finish(db, change))
 
     async def postpone(
         self,
@@ -309,26 +303,17 @@ class SqliteSyncStore:
         return buried
 
     async def settle(self, delivery_row: int, owner: str) -> datetime | None:
-        def apply(db: sqlite_utils.Database) -> datetime | None:
-            (due,) = db.execute(
-                "SELECT min(not_before) FROM sync_actions "
-                "WHERE delivery_row = ? AND state = 'pending'",
-                [delivery_row],
-            ).fetchone()
-            if due is None:
-                db.execute(
-                    "UPDATE deliveries SET state = 'done', done_at = strftime('%s', 'now'), "
-                    "claimed_by = NULL, claimed_until = NULL "
-                    "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
-                    [delivery_row, owner],
-                )
-                return None
-            db.execute(
-                "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL, not_before = ? "
-                "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
-                [due, delivery_row, owner],
-            )
-            return _dt(due)
+        return await self._write(lambda db: _settle(db, Settle(delivery_row, owner)))
+
+    async def apply_batch(self, changes: Sequence[SyncChange]) -> list[bool | datetime | None]:
+        """One write transaction (on the loop's connection: one item of its group commit)."""
+        for change in changes:
+            if isinstance(change, Finish):
+                _check_finish(change)
+
+        def apply(db: sqlite_utils.Database) -> list[bool | datetime | None]:
+            return [_finish(db, change) if isinstance(change, Finish) else _settle(db, change)
+                    for change in changes]
 
         return await self._write(apply)
 
@@ -580,3 +565,45 @@ def _log_dead_letter(entry: JournalEntry, error: str) -> None:
     event(log, logging.WARNING, "dead_letter", "a sync action failed for good (dead letter)",
           tenant_id=entry.tenant_id, org=entry.org, issue_key=entry.issue_key,
           kind=entry.kind.value, delivery=entry.delivery_id, reason=error)
+
+
+def _check_finish(change: Finish) -> None:
+    if change.state not in (ActionState.DONE, ActionState.SKIPPED):
+        raise ValueError("finish() takes DONE or SKIPPED")
+
+
+def _finish(db: sqlite_utils.Database, change: Finish) -> bool:
+    """A pending action done or skipped, its journal entry and watermark (W6, W9)."""
+    cursor = db.execute(
+        "UPDATE sync_actions SET state = ?, finished_at = ? WHERE id = ? AND state = 'pending'",
+        [change.state.value, _ts(change.entry.at), change.action_id],
+    )
+    if cursor.rowcount != 1:
+        return False
+    _journal(db, [change.entry])
+    if change.advance is not None:
+        _advance(db, change.advance)
+    return True
+
+
+def _settle(db: sqlite_utils.Database, change: Settle) -> datetime | None:
+    """Finish the delivery when no action is pending, else give it back due at the earliest
+    pending one — only while `owner` holds its lease."""
+    (due,) = db.execute(
+        "SELECT min(not_before) FROM sync_actions WHERE delivery_row = ? AND state = 'pending'",
+        [change.delivery_row],
+    ).fetchone()
+    if due is None:
+        db.execute(
+            "UPDATE deliveries SET state = 'done', done_at = strftime('%s', 'now'), "
+            "claimed_by = NULL, claimed_until = NULL "
+            "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
+            [change.delivery_row, change.owner],
+        )
+        return None
+    db.execute(
+        "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL, not_before = ? "
+        "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
+        [due, change.delivery_row, change.owner],
+    )
+    return _dt(due)

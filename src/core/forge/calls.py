@@ -16,14 +16,15 @@ from ports.forge import ForgeKeys, ForgeSites
 REPLAYED = "the Forge invocation token was used before"
 
 
-async def verify_forge_call(authorization: Sequence[str], *, module_key: str, keys: ForgeKeys,
-                            settings: AppSettings, clock: Clock) -> VerifiedForgeCall:
+async def verify_forge_call(authorization: Sequence[str], *, module_keys: frozenset[str],
+                            keys: ForgeKeys, settings: AppSettings,
+                            clock: Clock) -> VerifiedForgeCall:
     """§8.2 before the body is read: the header rules, the key by `kid` (the only egress a
     refused call may cause), then the signature and every claim. Else Unauthorized (401) or
     Unavailable (503: the key set cannot be fetched now)."""
     token = read_fit(authorization)
     key = await keys.signing_key(token.kid)
-    return verify_fit(token, key=key, module_key=module_key, settings=settings,
+    return verify_fit(token, key=key, module_keys=module_keys, settings=settings,
                       now=clock.now())
 
 

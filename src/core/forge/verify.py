@@ -88,10 +88,11 @@ def _text(value: Any, limit: int = 256) -> str:
     return value
 
 
-def verify_fit(token: ParsedToken, *, key: Any, module_key: str, settings: AppSettings,
-               now: datetime) -> VerifiedForgeCall:
+def verify_fit(token: ParsedToken, *, key: Any, module_keys: frozenset[str],
+               settings: AppSettings, now: datetime) -> VerifiedForgeCall:
     """§8.2: signature, then `iss`, `aud` = app id = `app.id`, time claims with the leeway
-    and a life of at most 300 s, the route's module key, the environment, the installation
+    and a life of at most 300 s, one of the route's module keys (`module_keys`: its endpoint's
+    and its trigger's, FORGE_ROUTE_MODULE_KEYS), the environment, the installation
     id's shape, `apiBaseUrl` within SENTRY_JIRA_FORGE_API_HOSTS, and a `jti`."""
     app_id = settings.forge_app_id
     if app_id is None:  # the routes are not served then; a verifier never accepts
@@ -112,7 +113,8 @@ def verify_fit(token: ParsedToken, *, key: Any, module_key: str, settings: AppSe
     if app.get("id") != audience:
         raise Unauthorized("the token's app.id is not its audience")
     module = _object(app.get("module"))
-    if module.get("key") != module_key:
+    module_key = module.get("key")
+    if not isinstance(module_key, str) or module_key not in module_keys:
         raise Unauthorized("the token was minted for another endpoint (app.module.key)")
     environment = _object(app.get("environment"))
     if environment.get("type") != settings.forge_environment:

@@ -14,7 +14,9 @@ For a delivery the worker has claimed:
 2. **Attempt each pending action that is due**, in plan order: re-keys first, then writes.
    Right before each write the watermark is read again and `check_write` decides (W6), with
    the Sentry issue's status for `skip_archived`. Success stores the action as done, its
-   journal entry and its watermark in one transaction. A release-based resolve Sentry
+   journal entry and its watermark in one transaction — before the next action calls
+   anyone, and for the last action together with step 3 (`ports.sync_store.apply_batch`:
+   one commit less per delivery, issue 15). A release-based resolve Sentry
    refuses falls back to a plain resolve at once. Other failures: `retrying` with backoff
    (`Retry-After` honoured) or `dead` (a dead letter).
 3. **Settle**: the delivery is finished when no action is pending, else given back due at
@@ -69,7 +71,16 @@ from ports.inbox import ClaimedDelivery, Inbox
 from ports.jira import JiraApi
 from ports.journal import Journal
 from ports.sentry import SentryApi
-from ports.sync_store import ActionState, JournalEntry, NewAction, StoredAction, SyncStore
+from ports.sync_store import (
+    ActionState,
+    Finish,
+    JournalEntry,
+    NewAction,
+    Settle,
+    StoredAction,
+    SyncStore,
+    apply_batch,
+)
 from ports.tenants import TenantStore
 
 
@@ -115,14 +126,22 @@ async def process_delivery(
         except LookupFailed as failure:
             return await _lookup_failed(claimed, failure, owner=owner, ports=ports,
                                         settings=settings, jitter=jitter)
+    held: Finish | None = None  # the last action's outcome, stored with the settle
     for action in plan:
         if action.state is not ActionState.PENDING or action.not_before > ports.clock.now():
             continue
+        if held is not None:  # stored before the next action calls anyone (W9)
+            await apply_batch(ports.sync, [held])
         if action.kind is Kind.KEY:
-            await _rekey(claimed, action, ports=ports)
+            held = await _rekey(claimed, action, ports=ports)
         else:
-            await _attempt_write(claimed, action, ports=ports, settings=settings, jitter=jitter)
-    return await ports.sync.settle(claimed.id, owner)
+            held = await _attempt_write(claimed, action, ports=ports, settings=settings,
+                                        jitter=jitter)
+    if held is None:
+        return await ports.sync.settle(claimed.id, owner)
+    _, due = await apply_batch(ports.sync, [held, Settle(claimed.id, owner)])
+    assert not isinstance(due, bool)
+    return due
 
 
 # ---------------------------------------------------------------- deciding (once)
@@ -297,15 +316,14 @@ def _rekey_record(rekey: Rekey) -> dict[str, Any]:
     return {"tenant_id": rekey.tenant_id, "old_key": rekey.old_key, "new_key": rekey.new_key}
 
 
-async def _rekey(claimed: ClaimedDelivery, action: StoredAction, *, ports: SyncPorts) -> None:
+async def _rekey(claimed: ClaimedDelivery, action: StoredAction, *, ports: SyncPorts) -> Finish:
     """W7. Moving links is idempotent: a re-key repeated after a crash moves nothing more."""
     record = action.record
     rekey = Rekey(int(record["tenant_id"]), str(record["old_key"]), str(record["new_key"]))
     moved = await ports.links.rekey(rekey.tenant_id, rekey.old_key, rekey.new_key)
     decision = rekey_decision(rekey, moved_links=moved)
     state = ActionState.DONE if decision.outcome is Outcome.APPLIED else ActionState.SKIPPED
-    await ports.sync.finish(action.id, state=state,
-                            entry=_entry(claimed, decision, ports.clock.now()))
+    return Finish(action.id, state, _entry(claimed, decision, ports.clock.now()))
 
 
 async def _attempt_write(
@@ -315,16 +333,15 @@ async def _attempt_write(
     ports: SyncPorts,
     settings: AppSettings,
     jitter: Callable[[], float],
-) -> None:
+) -> Finish | None:
+    """The action's outcome to store (None: a failure, stored already)."""
     write = SentryWrite.from_record(action.record)
     binding = await ports.bindings.get(write.tenant_id, write.org)
     if binding is None:
         gone = Decision(write.kind, Outcome.IGNORED,
                         f"org {write.org} is no longer bound to the tenant: no write",
                         write.org, write.sentry_issue_id)
-        await ports.sync.finish(action.id, state=ActionState.SKIPPED,
-                                entry=_entry(claimed, gone, ports.clock.now()))
-        return
+        return Finish(action.id, ActionState.SKIPPED, _entry(claimed, gone, ports.clock.now()))
     marks = await ports.sync.watermarks([write.watermark_key])
     watermark = marks.get(write.watermark_key)
     replaced = False
@@ -334,9 +351,8 @@ async def _attempt_write(
         instead = check_write(write, watermark=watermark, sentry_status=status)
         if instead is not None:
             advance = advance_after(write, watermark) if instead.outcome is Outcome.NOOP else None
-            await ports.sync.finish(action.id, state=ActionState.SKIPPED, advance=advance,
-                                    entry=_entry(claimed, instead, ports.clock.now()))
-            return
+            return Finish(action.id, ActionState.SKIPPED,
+                          _entry(claimed, instead, ports.clock.now()), advance)
         try:
             await ports.sentry.update_issue(binding, write.sentry_issue_id, write.payload)
         except SentryReleaseRefused:
@@ -348,10 +364,9 @@ async def _attempt_write(
     except SentryError as err:
         await _write_failed(claimed, action, write, err, replaced=replaced, ports=ports,
                             settings=settings, jitter=jitter)
-        return
-    await ports.sync.finish(action.id, state=ActionState.DONE,
-                            advance=advance_after(write, watermark),
-                            entry=_entry(claimed, applied(write), ports.clock.now()))
+        return None
+    return Finish(action.id, ActionState.DONE, _entry(claimed, applied(write), ports.clock.now()),
+                  advance_after(write, watermark))
 
 
 async def _write_failed(
