@@ -476,7 +476,8 @@ def bootstrap_postgres(settings: Settings) -> Container:
         upkeep=sync,
         metrics=metrics,
         forge_keys=HttpForgeJwks(forge_client, settings.forge_jwks_url,
-                                 timeout_seconds=settings.install_keys_timeout_seconds),
+                                 timeout_seconds=settings.install_keys_timeout_seconds,
+                                 observe=metrics.outbound_observer("forge_keys")),
         forge_sites=forge_sites,
         forge_keys_client=forge_client,
     )
