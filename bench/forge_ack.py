@@ -9,6 +9,10 @@ handler gets the very same script and requests. The server fetches the key set o
 verifies with the cached key, as in production.
 
     .venv/bin/python bench/forge_ack.py [--seconds 8] [--rounds 3] [--connections 32]
+                                         [--postgres]
+
+With `--postgres` the service runs on a throwaway PostgreSQL cluster (initdb + pg_ctl, Unix
+socket, the server's default durability; §9) instead of SQLite.
 """
 
 from __future__ import annotations
@@ -107,13 +111,14 @@ def run_wrk(url: str, lua: str, *, seconds: int, connections: int, workdir: Path
 
 
 def measure_forge_ack(workdir: Path, *, seconds: int, rounds: int,
-                      connections: int) -> dict[str, Any]:
-    """Median of alternating rounds: the Forge route (worker off) vs the empty handler."""
+                      connections: int, database: str | None = None) -> dict[str, Any]:
+    """Median of alternating rounds: the Forge route (worker off) vs the empty handler;
+    on `database` (a PostgreSQL URL) when given, else a SQLite file."""
     port = free_port()
     system_token = mint_system_token(3 * 3600)
     with JwksServer(ForgeSigner("bench-forge-key")) as jwks:
         env = server_env({
-            "SENTRY_JIRA_DATABASE": str(workdir / "forge.db"),
+            "SENTRY_JIRA_DATABASE": database or str(workdir / "forge.db"),
             "SENTRY_JIRA_SECRET_KEY": FERNET_KEY,
             "SENTRY_JIRA_BASE_URL": f"http://127.0.0.1:{port}",
             "SENTRY_JIRA_WORKER": "off",
@@ -181,10 +186,29 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--postgres", action="store_true",
+                        help="run the service on a throwaway PostgreSQL cluster (§9)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sentry-jira-bench-") as work:
-        figures = measure_forge_ack(Path(work), seconds=args.seconds, rounds=args.rounds,
-                                    connections=args.connections)
+        if not args.postgres:
+            figures = measure_forge_ack(Path(work), seconds=args.seconds, rounds=args.rounds,
+                                        connections=args.connections)
+        else:
+            from tests.support.postgres import PostgresCluster, missing_reason
+
+            reason = missing_reason()
+            if reason is not None:
+                raise SystemExit(f"forge_ack --postgres: {reason}")
+            cluster = PostgresCluster(durable=True)
+            cluster.start()
+            try:
+                figures = measure_forge_ack(
+                    Path(work), seconds=args.seconds, rounds=args.rounds,
+                    connections=args.connections,
+                    database=cluster.database(migrated=False))
+            finally:
+                cluster.stop()
+    print("engine:", "PostgreSQL" if args.postgres else "SQLite")
     print_forge(figures)
 
 

@@ -42,6 +42,8 @@ from bench.e2e import (  # noqa: E402
     trial_line,
 )
 from bench.install_latency import measure_install_latency  # noqa: E402
+from bench.pg_ack import measure_pg_ack, print_pg_ack  # noqa: E402
+from bench.pg_e2e import measure_pg_e2e, print_pg_e2e  # noqa: E402
 from bench.report import (  # noqa: E402
     load_average,
     machine,
@@ -172,6 +174,14 @@ def main() -> None:
         "--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these parts"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    parser.add_argument("--postgres", action="store_true",
+                        help="only the acknowledgement on PostgreSQL beside SQLite and the "
+                             "empty handler (§7, §9; bench/pg_ack.py)")
+    parser.add_argument("--postgres-e2e", action="store_true",
+                        help="only end-to-end processing on PostgreSQL with one and two "
+                             "replicas beside SQLite (§7, §9; bench/pg_e2e.py)")
+    parser.add_argument("--postgres-e2e-rate", type=float, default=1500.0,
+                        help="offered deliveries/s of --postgres-e2e (default 1500)")
     parser.add_argument("--e2e", action="store_true",
                         help="only the end-to-end sync benchmark (bench/e2e.py)")
     parser.add_argument("--e2e-seconds", type=float, default=60.0,
@@ -196,6 +206,32 @@ def main() -> None:
         return
     seconds = args.seconds or (4 if args.quick else 8)
     rounds = args.rounds or 3
+    if args.postgres_e2e:
+        print("sentry-jira benchmark, end to end on PostgreSQL (SPEC §7, §9)")
+        print(machine_line(machine()), flush=True)
+        workdir = Path(tempfile.mkdtemp(prefix="sentry-jira-pg-e2e-"))
+        try:
+            processing = measure_pg_e2e(workdir, rate=args.postgres_e2e_rate,
+                                        seconds=4 if args.quick else 8)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_pg_e2e(processing)
+        if args.json:
+            print(json.dumps(processing, default=str))
+        return
+    if args.postgres:
+        print("sentry-jira benchmark, acknowledgement on PostgreSQL (SPEC §7, §9)")
+        print(machine_line(machine()), flush=True)
+        workdir = Path(tempfile.mkdtemp(prefix="sentry-jira-pg-"))
+        try:
+            pg = measure_pg_ack(workdir, seconds=seconds, rounds=rounds,
+                                connections=args.connections)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print_pg_ack(pg, connections=args.connections, rounds=rounds, seconds=seconds)
+        if args.json:
+            print(json.dumps(pg, default=str))
+        return
     # Short rounds, many of them: a pair of rounds close in time sees the same background.
     scale_seconds = args.scale_seconds or (2 if args.quick else 3)
     scale_rounds = args.scale_rounds or (4 if args.quick else 8)

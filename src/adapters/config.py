@@ -48,6 +48,7 @@ KNOWN_VARIABLES: tuple[str, ...] = tuple(
         "WORKER",
         "WORKER_LEASE_SECONDS",
         "SQLITE_SYNCHRONOUS",
+        "DATABASE_POOL_SIZE",
         "SENTRY_TOKEN",
         "JIRA_CREDENTIAL",
         "LOG_FORMAT",
@@ -89,12 +90,29 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"  # or FULL: no committed transaction lost on power loss
     log_format: str = "text"  # or json (SENTRY_JIRA_LOG_FORMAT)
     log_level: str = "INFO"  # SENTRY_JIRA_LOG_LEVEL
+    # §9: a `postgresql://` URL selects PostgreSQL (then `database` is unused); it may carry
+    # a password, so it is never shown: `database_location` is the redacted form.
+    postgres_url: str | None = attrs.field(default=None, repr=False)
+    database_pool_size: int = 10  # SENTRY_JIRA_DATABASE_POOL_SIZE (PostgreSQL connections)
     # §3 GET /metrics: public (the default: "no auth"), token (a metrics or admin token) or
     # off (SENTRY_JIRA_METRICS); token and off are opt-in hardening.
     metrics: str = "public"
     metrics_tokens: tuple[str, ...] = attrs.field(default=(), repr=False)
     # §3: SENTRY_JIRA_* variables that are not ours, each with the closest known name.
     unknown_variables: tuple[tuple[str, str | None], ...] = ()
+
+    @property
+    def engine(self) -> str:
+        """`postgresql` or `sqlite` (§9)."""
+        return "sqlite" if self.postgres_url is None else "postgresql"
+
+    @property
+    def database_location(self) -> str:
+        """Where the database is, safe to show anywhere: a SQLite path, or the PostgreSQL
+        URL without its password (§9)."""
+        if self.postgres_url is None:
+            return str(self.database.absolute())
+        return redacted_postgres_url(self.postgres_url)
 
     @property
     def metrics_route(self) -> str:
@@ -174,15 +192,26 @@ def load_settings(
         forge_environment=forge_environment,
         forge_api_hosts=forge_api_hosts,
     )
-    database = Path(get("DATABASE") or "./sentry-jira.db")
-    if database.is_dir():
+    database_text = get("DATABASE") or "./sentry-jira.db"
+    postgres_url = _postgres_url(database_text)
+    database = Path("./sentry-jira.db") if postgres_url is not None else Path(database_text)
+    if postgres_url is None and database.is_dir():
         raise ConfigError(PREFIX + "DATABASE", "is a directory, expected a file path")
+    secret_keys = _fernet_keys(get("SECRET_KEY"))
+    if postgres_url is not None and not secret_keys:
+        # §9: there is no file to put a generated key "beside".
+        raise ConfigError(PREFIX + "SECRET_KEY",
+                          "required with a PostgreSQL database (SENTRY_JIRA_DATABASE)")
     install_keys_url = get("INSTALL_KEYS_URL") or DEFAULT_INSTALL_KEYS_URL
     _plain_url(PREFIX + "INSTALL_KEYS_URL", install_keys_url)
     return Settings(
         app=app,
         database=database,
-        secret_keys=_fernet_keys(get("SECRET_KEY")),
+        secret_keys=secret_keys,
+        postgres_url=postgres_url,
+        database_pool_size=_int(
+            PREFIX + "DATABASE_POOL_SIZE", get("DATABASE_POOL_SIZE"), 10, low=1, high=1000
+        ),
         install_keys_url=install_keys_url.rstrip("/"),
         forge_jwks_url=forge_jwks_url,
         admin_tokens=_tokens(PREFIX + "ADMIN_TOKEN", get("ADMIN_TOKEN")),
@@ -222,6 +251,62 @@ def unknown_variables(environ: Mapping[str, str]) -> tuple[tuple[str, str | None
             close = difflib.get_close_matches(name.removeprefix(PREFIX), known, n=1, cutoff=0.6)
             found.append((name, PREFIX + close[0] if close else None))
     return tuple(found)
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def _postgres_url(value: str) -> str | None:
+    """§9: a `postgresql://` / `postgres://` URL (returned as given), None for a SQLite path;
+    anything else with `://` is refused, never taken for a file name."""
+    if "://" not in value:
+        return None
+    if not value.startswith(POSTGRES_SCHEMES):  # libpq reads these two, lower case
+        scheme = value.split("://", 1)[0][:20]
+        raise ConfigError(PREFIX + "DATABASE",
+                          f"a {scheme!r} URL is not a database: use a SQLite file path or a "
+                          "postgresql:// URL")
+    try:
+        parsed = _conninfo(value)
+    except ValueError:
+        # The message of a parse error may quote the URL (and its password): never shown.
+        raise ConfigError(PREFIX + "DATABASE", "not a valid postgresql:// URL") from None
+    del parsed  # read only to refuse what libpq cannot read
+    return value
+
+
+def _conninfo(url: str) -> dict[str, str]:
+    """libpq's reading of a connection URL (raises ValueError when it cannot read it)."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(url).items() if v is not None}
+    except ProgrammingError as err:
+        raise ValueError("unparsable connection URL") from err
+
+
+def redacted_postgres_url(url: str) -> str:
+    """The URL as libpq reads it, without the password wherever it was (user info or
+    `?password=`): `postgresql://user@host:port/dbname?other=params`."""
+    from urllib.parse import quote, urlencode
+
+    try:
+        info = _conninfo(url)
+    except ValueError:
+        return "postgresql://(unreadable URL)"
+    info.pop("password", None)
+    user = info.pop("user", None)
+    host = info.pop("host", "")
+    port = info.pop("port", None)
+    dbname = info.pop("dbname", "")
+    netloc = quote(host, safe="") if "/" in host else host
+    if user:
+        netloc = f"{quote(user, safe='')}@{netloc}"
+    if port:
+        netloc += f":{port}"
+    query = "?" + urlencode(sorted(info.items())) if info else ""
+    return f"postgresql://{netloc}/{quote(dbname, safe='')}{query}"
 
 
 def _url_host(host: str) -> str:
@@ -336,6 +421,8 @@ def check_database_file(settings: Settings) -> None:
     """Start-up (§3): the configured database path must be usable before anything opens it —
     its directory exists, and a file already there is readable and is a SQLite database.
     Raise ConfigError (one line naming SENTRY_JIRA_DATABASE) otherwise."""
+    if settings.postgres_url is not None:
+        return  # §9: a server, not a file
     path = settings.database
     variable = PREFIX + "DATABASE"
     parent = path.absolute().parent

@@ -227,8 +227,8 @@ def start_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
 
 def database_label(settings: Settings) -> tuple[str, str]:
     """(kind, location) of the database, without credentials (a SQLite path has none; a
-    PostgreSQL URL, §9, will need its user info dropped here)."""
-    return "sqlite", str(settings.database.absolute())
+    PostgreSQL URL is shown without its password, §9)."""
+    return settings.engine, settings.database_location
 
 
 def log_startup(settings: Settings, *, process: str, transports: tuple[str, ...]) -> None:

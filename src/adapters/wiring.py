@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
@@ -51,7 +52,7 @@ from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.worker import Worker, WorkerUpkeep, heartbeat_horizon
 from core.issue_update.process import SyncPorts
-from core.model.errors import ServiceError
+from core.model.errors import ServiceError, Unavailable
 from core.model.host_patterns import HostRefused, check_sentry_url
 from ports.admin import AccountMappingStore, BindingStore, LinkStore, SearchTokenStore
 from ports.clock import Clock
@@ -63,6 +64,10 @@ from ports.journal import Journal
 from ports.lifecycle import LifecycleStore
 from ports.sentry import SentryApi
 from ports.tenants import TenantLookup, TenantStore
+
+if TYPE_CHECKING:
+    from adapters.postgres.database import PgDatabase
+    from adapters.postgres.tenants import RememberedTenants
 
 
 @attrs.frozen
@@ -93,6 +98,22 @@ def sqlite_admin_stores(database: Database) -> AdminStores:
     )
 
 
+def pg_admin_stores(database: PgDatabase) -> AdminStores:
+    from adapters.postgres.admin import (
+        PgAccountMappingStore,
+        PgBindingStore,
+        PgLinkStore,
+        PgSearchTokenStore,
+    )
+
+    return AdminStores(
+        bindings=PgBindingStore(database),
+        links=PgLinkStore(database),
+        accounts=PgAccountMappingStore(database),
+        search_tokens=PgSearchTokenStore(database),
+    )
+
+
 log = logging.getLogger("sentry_jira")
 CHECKPOINT_INTERVAL_SECONDS = 1.0
 # After a checkpoint that found a busy WAL (RESTART_FRAMES or more): the next one comes sooner,
@@ -108,10 +129,15 @@ class Container:
     tenants: TenantStore
     clock: Clock
     database: Database | None = None
+    # §9: the PostgreSQL database instead (its pool is closed by `shutdown` / `close_pools`).
+    pg_database: PgDatabase | None = None
     inbox: Inbox = attrs.field(factory=MemoryInbox)
     loop_connection: LoopConnection | None = None
     # W1 on the hot path: the event-loop connection's lookup (None: use `tenants`).
     tenant_lookup: TenantLookup | None = None
+    # §9: on PostgreSQL the Connect route's one-round-trip lookup
+    # (adapters/http/connect/remembered.py); None elsewhere.
+    remembered_tenants: RememberedTenants | None = None
     # §A stores; bootstrap puts the SQLite ones here, tests get in-memory fakes.
     admin: AdminStores = attrs.field(factory=memory_admin_stores)
     # L1–L6: signed lifecycle callbacks (None: the lifecycle routes answer 503).
@@ -145,11 +171,21 @@ class Container:
         """Lifespan start: long-lived clients and workers start here."""
         if self.database is not None:
             self._background.append(asyncio.create_task(self._checkpoints(self.database)))
+        if self.worker is not None and self.settings.run_worker:
+            self.start_wakeups()
         await self.warn_about_disallowed_sentry_urls()
         if self.worker is not None and self.settings.run_worker:
             await self.worker.start()
             event(log, logging.INFO, "worker_start", "sync worker started",
                   owner=self.worker.owner)
+
+    def start_wakeups(self) -> None:
+        """§9: on PostgreSQL the worker wakes on NOTIFY of a new delivery from any process."""
+        if self.pg_database is not None and self.worker is not None:
+            from adapters.postgres.wakeups import listen_for_deliveries
+
+            self._background.append(asyncio.create_task(
+                listen_for_deliveries(self.pg_database.conninfo, self.worker.wake)))
 
     async def warn_about_disallowed_sentry_urls(self) -> list[tuple[int, str]]:
         """§3 logs, §8.3: one warning per binding whose Sentry URL the current
@@ -225,6 +261,23 @@ class Container:
             await self.jira_http.aclose()
         if self.http_client is not None:
             await self.http_client.aclose()
+        await self.close_pools()
+
+    async def close_pools(self) -> None:
+        """Close the PostgreSQL pool of the running loop (the CLI: after each command)."""
+        if self.pg_database is not None:
+            await self.pg_database.aclose()
+
+    async def ping(self) -> None:
+        """Raise Unavailable when the database does not answer (health)."""
+        if self.database is not None:
+            await self.database.ping()
+        if self.pg_database is not None:
+            await self.pg_database.ping()
+
+    @property
+    def has_database(self) -> bool:
+        return self.database is not None or self.pg_database is not None
 
     def close(self) -> None:
         if self.database is not None:
@@ -261,8 +314,34 @@ def open_database(settings: Settings) -> Database:
     return database
 
 
+def open_postgres(settings: Settings) -> PgDatabase:
+    """§9: the PostgreSQL database of `settings` (migrated under the advisory lock, the key
+    checked). The pool opens on first use, on the loop that uses it."""
+    from adapters.postgres.database import KeyMismatchError as PgKeyMismatch
+    from adapters.postgres.database import PgDatabase
+
+    assert settings.postgres_url is not None
+    if not settings.secret_keys:  # load_settings refuses this; a hand-made Settings may not
+        raise ConfigError("SENTRY_JIRA_SECRET_KEY", "required with a PostgreSQL database")
+    database = PgDatabase(settings.postgres_url, SecretBox(settings.secret_keys),
+                          pool_size=settings.database_pool_size)
+    try:
+        database.migrate()
+        database.check_key()
+    except PgKeyMismatch:
+        raise ConfigError(
+            "SENTRY_JIRA_SECRET_KEY", "cannot decrypt the data in the database with this key"
+        ) from None
+    except Unavailable:
+        raise ConfigError("SENTRY_JIRA_DATABASE",
+                          f"cannot connect to {settings.database_location}") from None
+    return database
+
+
 def bootstrap(settings: Settings) -> Container:
     """Build the production container from settings."""
+    if settings.postgres_url is not None:
+        return bootstrap_postgres(settings)
     database = open_database(settings)
     metrics = Metrics()
     loop_connection = LoopConnection(database.path, synchronous=settings.sqlite_synchronous)
@@ -312,6 +391,80 @@ def bootstrap(settings: Settings) -> Container:
             observe=metrics.outbound_observer("install_keys"),
         ),
         lifecycle=SqliteLifecycleStore(database, tenants),
+        install_keys_client=keys_client,
+        jira=jira,
+        jira_http=jira_http,
+        sentry=sentry,
+        glance_sentry=CachedSentryIssues(sentry, clock),
+        http_client=http_client,
+        journal=sync,
+        worker=worker,
+        upkeep=sync,
+        metrics=metrics,
+        forge_keys=HttpForgeJwks(forge_client, settings.forge_jwks_url,
+                                 timeout_seconds=settings.install_keys_timeout_seconds,
+                                 observe=metrics.outbound_observer("forge_keys")),
+        forge_sites=forge_sites,
+        forge_keys_client=forge_client,
+    )
+
+
+def bootstrap_postgres(settings: Settings) -> Container:
+    """§9: the production container on PostgreSQL. The same ports as SQLite's; the worker
+    wakes on LISTEN/NOTIFY (Container.startup) and otherwise polls only slowly."""
+    from adapters.postgres.forge import PgForgeSites
+    from adapters.postgres.inbox import PgInbox
+    from adapters.postgres.lifecycle import PgLifecycleStore
+    from adapters.postgres.sync_store import PgSyncStore
+    from adapters.postgres.tenants import PgTenantLookup, PgTenantStore, RememberedTenants
+    from adapters.postgres.wakeups import SAFETY_POLL_SECONDS
+
+    database = open_postgres(settings)
+    metrics = Metrics()
+    tenants = PgTenantStore(database)
+    lookup = PgTenantLookup(database, database.box)
+    keys_client = install_keys_client(settings)
+    clock = SystemClock()
+    jira_http = jira_http_client(settings)
+    http_client = sentry_http_client(settings.app.sentry_hosts)
+    inbox = PgInbox(database)
+    admin = pg_admin_stores(database)
+    sync = PgSyncStore(database)
+    forge_sites = PgForgeSites(database)  # §8.2
+    forge_client = forge_jwks_client(settings.install_keys_timeout_seconds)
+    # W5: the status cache wraps the Jira client (any transport's credential).
+    jira = CachingJiraApi(
+        HttpJiraApi(jira_http, settings, clock=clock, observe=metrics.outbound_observer("jira"),
+                    forge_sites=forge_sites),
+        StatusCache(clock))
+    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts,
+                           observe=metrics.outbound_observer("sentry"))
+    counted_sync = counting_store(sync, metrics)  # §3: W9 outcomes by kind
+    worker = Worker(
+        SyncPorts(inbox=inbox, sync=counted_sync, journal=counted_sync, tenants=tenants,
+                  bindings=admin.bindings, links=admin.links, accounts=admin.accounts,
+                  sentry=sentry, jira=jira, clock=clock),
+        settings.app,
+        upkeep=sync,
+        lease_seconds=settings.worker_lease_seconds,
+        idle_poll_max=SAFETY_POLL_SECONDS,
+    )
+    return Container(
+        settings=settings,
+        tenants=tenants,
+        clock=clock,
+        pg_database=database,
+        inbox=inbox,
+        tenant_lookup=lookup,
+        remembered_tenants=RememberedTenants(lookup),
+        admin=admin,
+        install_keys=HttpInstallKeys(
+            keys_client,
+            settings.install_keys_url,
+            timeout_seconds=settings.install_keys_timeout_seconds,
+            observe=metrics.outbound_observer("install_keys"),
+        ),
+        lifecycle=PgLifecycleStore(database, tenants),
         install_keys_client=keys_client,
         jira=jira,
         jira_http=jira_http,

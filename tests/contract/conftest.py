@@ -10,6 +10,7 @@ from tests.support.sync_stores import STORE_KINDS, Stores, open_stores
 
 @pytest.fixture(params=STORE_KINDS)
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
-    """The sync store and its inbox: the memory fake, SQLite, SQLite on the loop's connection."""
-    async with open_stores(request.param, tmp_path) as opened:
+    """The sync store and its inbox: the memory fake, SQLite, SQLite on the loop's connection,
+    PostgreSQL (§9)."""
+    async with open_stores(request.param, tmp_path, request) as opened:
         yield opened

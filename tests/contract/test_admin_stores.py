@@ -11,14 +11,22 @@ import attrs
 import pytest
 
 from adapters.memory.tenants import MemoryTenantStore
+from adapters.postgres.tenants import PgTenantStore
 from adapters.sqlite.tenants import SqliteTenantStore
-from adapters.wiring import AdminStores, memory_admin_stores, open_database, sqlite_admin_stores
+from adapters.wiring import (
+    AdminStores,
+    memory_admin_stores,
+    open_database,
+    pg_admin_stores,
+    sqlite_admin_stores,
+)
 from core.admin.search_tokens import hash_search_token, new_search_token
 from core.model.bindings import AccountMapping, Binding, Link, ResolutionStrategy, StatusRule
 from core.model.errors import BadRequest
 from core.model.tenant import Installation
 from ports.tenants import TenantStore
 from tests.support.builders import a_settings
+from tests.support.pg_stores import a_pg_database
 
 SENTRY_TOKEN = "sntrys_contract-token-that-must-stay-encrypted-0123456789"
 CREATED = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -32,8 +40,15 @@ class World:
     other_tenant_id: int = 0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[World]:
+    if request.param == "postgres":
+        async with a_pg_database(request) as pg:
+            w = World(stores=pg_admin_stores(pg), tenants=PgTenantStore(pg))
+            w.tenant_id = (await w.tenants.upsert_installed(an_installation("one"))).id
+            w.other_tenant_id = (await w.tenants.upsert_installed(an_installation("two"))).id
+            yield w
+        return
     if request.param == "memory":
         w = World(stores=memory_admin_stores(), tenants=MemoryTenantStore())
         database = None

@@ -1,11 +1,12 @@
-"""§8.2 ForgeSites: one contract for the in-memory fake and SQLite — single use of a FIT's
-jti, the site by installation id (created, reactivated, switched from Connect keeping its
-id), a newer system token kept (encrypted at rest), preUninstall, a refused token dropped."""
+"""§8.2 ForgeSites: one contract for the in-memory fake, SQLite and PostgreSQL (§9) — single
+use of a FIT's jti, the site by installation id (created, reactivated, switched from Connect
+keeping its id), a newer system token kept (encrypted at rest), preUninstall, a refused
+token dropped."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ import pytest
 
 from adapters.memory.forge import MemoryForgeSites
 from adapters.memory.tenants import MemoryTenantStore
+from adapters.postgres.forge import PgForgeSites
+from adapters.postgres.tenants import PgTenantStore
 from adapters.sqlite.forge import SqliteForgeSites
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.tenants import SqliteTenantStore
@@ -22,17 +25,22 @@ from core.model.forge import ForgeCall, SystemToken, VerifiedForgeCall
 from core.model.tenant import CONNECT, FORGE, Installation, TenantStatus
 from tests.support.builders import a_settings
 from tests.support.forge import INSTALLATION_ID
+from tests.support.pg_stores import a_pg_database
 
 NOW = datetime(2026, 12, 5, 3, 0, tzinfo=UTC)
 API = "https://api.atlassian.com/ex/jira/c1"
 TOKEN = "system.token.first-0123456789"
 
 
-@pytest.fixture(params=["memory", "sqlite", "sqlite-loop"])
-def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
+@pytest.fixture(params=["memory", "sqlite", "sqlite-loop", "postgres"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Any, Any]]:
     if request.param == "memory":
         tenants = MemoryTenantStore()
         yield tenants, MemoryForgeSites(tenants)
+        return
+    if request.param == "postgres":
+        async with a_pg_database(request) as pg:
+            yield PgTenantStore(pg), PgForgeSites(pg)
         return
     database = open_database(a_settings(tmp_path))
     # "sqlite-loop": the ack path's way, one item of the event-loop connection's group commit.
@@ -145,7 +153,7 @@ async def test_8_2_a_connect_site_carrying_the_installation_id_switches_keeping_
     connect = await tenants.upsert_installed(Installation(
         client_key="acme-client", shared_secret="s" * 40, base_url="https://acme.atlassian.net",
         display_url=None, installed_at=NOW - timedelta(days=1)))
-    _carry_installation_id(tenants, connect.id, tmp_path)
+    await _carry_installation_id(tenants, connect.id, tmp_path)
     switched = (await sites.record_call(a_call("a"), now=NOW)).tenant
     assert (switched.id, switched.transport, switched.client_key) == \
         (connect.id, FORGE, "acme-client")
@@ -154,13 +162,18 @@ async def test_8_2_a_connect_site_carrying_the_installation_id_switches_keeping_
     assert switched.transport != CONNECT
 
 
-def _carry_installation_id(tenants: Any, tenant_id: int, tmp_path: Path) -> None:
+async def _carry_installation_id(tenants: Any, tenant_id: int, tmp_path: Path) -> None:
     """Connect on Forge stores the `installed` payload's installationId (manifest branch);
     here it is set directly on the stored row."""
     if isinstance(tenants, MemoryTenantStore):
         import attrs
         tenant = next(t for t in tenants._by_key.values() if t.id == tenant_id)
         tenants.save(attrs.evolve(tenant, installation_id=INSTALLATION_ID))
+        return
+    if isinstance(tenants, PgTenantStore):
+        async with tenants._database.transaction() as conn:
+            await conn.execute("UPDATE tenants SET installation_id = %s WHERE id = %s",
+                               [INSTALLATION_ID, tenant_id])
         return
     conn = sqlite3.connect(a_settings(tmp_path).database)
     with conn:

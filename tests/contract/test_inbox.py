@@ -10,19 +10,25 @@ from pathlib import Path
 import pytest
 
 from adapters.memory.inbox import MemoryInbox
+from adapters.postgres.inbox import PgInbox
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.wiring import open_database
 from ports.inbox import Inbox, NewDelivery
 from tests.support.builders import a_settings
+from tests.support.pg_stores import a_pg_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def inbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Inbox]:
     if request.param == "memory":
         yield MemoryInbox()
+        return
+    if request.param == "postgres":
+        async with a_pg_database(request) as pg:
+            yield PgInbox(pg)
         return
     database = open_database(a_settings(tmp_path))
     loop_connection = LoopConnection(database.path)

@@ -13,23 +13,30 @@ import pytest
 
 from adapters.memory.inbox import MemoryInbox
 from adapters.memory.sync_store import MemorySyncStore
+from adapters.postgres.inbox import PgInbox
+from adapters.postgres.sync_store import PgSyncStore
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.sync_store import SqliteSyncStore
 from adapters.wiring import open_database
 from ports.inbox import Inbox, NewDelivery
 from tests.support.builders import a_settings
+from tests.support.pg_stores import a_pg_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 async def stores(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[tuple[Inbox, MemorySyncStore | SqliteSyncStore]]:
+) -> AsyncIterator[tuple[Inbox, MemorySyncStore | SqliteSyncStore | PgSyncStore]]:
     if request.param == "memory":
         inbox = MemoryInbox()
         yield inbox, MemorySyncStore(inbox)
+        return
+    if request.param == "postgres":
+        async with a_pg_database(request) as pg:
+            yield PgInbox(pg), PgSyncStore(pg)
         return
     database = open_database(a_settings(tmp_path))
     loop_connection = LoopConnection(database.path)
@@ -47,7 +54,7 @@ def a_delivery(delivery_id: str = "d-1", tenant_id: int = 1, at: datetime = T0,
 
 
 async def test_W9_a_duplicate_is_one_journal_entry_with_its_delivery_and_issue(
-    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore],
+    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore | PgSyncStore],
 ) -> None:
     inbox, sync = stores
     assert await inbox.record(a_delivery()) is True
@@ -61,7 +68,7 @@ async def test_W9_a_duplicate_is_one_journal_entry_with_its_delivery_and_issue(
 
 
 async def test_W9_a_flood_of_copies_journals_one_entry_per_delivery(
-    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore],
+    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore | PgSyncStore],
 ) -> None:
     inbox, sync = stores
     await inbox.record(a_delivery())
@@ -74,7 +81,7 @@ async def test_W9_a_flood_of_copies_journals_one_entry_per_delivery(
 
 
 async def test_W9_concurrent_first_copies_journal_no_duplicate(
-    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore],
+    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore | PgSyncStore],
 ) -> None:
     inbox, sync = stores
     results = await asyncio.gather(*(inbox.record(a_delivery()) for _ in range(20)))
@@ -83,7 +90,7 @@ async def test_W9_concurrent_first_copies_journal_no_duplicate(
 
 
 async def test_W9_duplicate_entries_are_pruned_by_retention(
-    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore],
+    stores: tuple[Inbox, MemorySyncStore | SqliteSyncStore | PgSyncStore],
 ) -> None:
     inbox, sync = stores
     await inbox.record(a_delivery())

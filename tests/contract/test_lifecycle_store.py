@@ -4,15 +4,18 @@ single use of lifecycle tokens, atomically (L3–L6, §4.3)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
 from adapters.memory.lifecycle import MemoryLifecycleStore
 from adapters.memory.tenants import MemoryTenantStore
-from adapters.sqlite.database import Database
+from adapters.postgres.database import PgDatabase
+from adapters.postgres.lifecycle import PgLifecycleStore
+from adapters.postgres.tenants import PgTenantStore
 from adapters.sqlite.lifecycle import SqliteLifecycleStore
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
@@ -21,18 +24,23 @@ from core.model.used_tokens import LifecycleResult, Replay, UsedToken
 from ports.lifecycle import LifecycleStore
 from ports.tenants import TenantStore
 from tests.support.builders import a_settings
+from tests.support.pg_stores import a_pg_database
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SECRET = "first-shared-secret-0123456789-abcdefghijklmnop"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def stores(
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def stores(
     request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[tuple[LifecycleStore, TenantStore]]:
+) -> AsyncIterator[tuple[LifecycleStore, TenantStore]]:
     if request.param == "memory":
         tenants = MemoryTenantStore()
         yield MemoryLifecycleStore(tenants), tenants
+        return
+    if request.param == "postgres":
+        async with a_pg_database(request) as pg:
+            yield PgLifecycleStore(pg), PgTenantStore(pg)
         return
     database = open_database(a_settings(tmp_path))
     try:
@@ -192,22 +200,40 @@ async def test_one_token_raced_with_different_bodies_is_applied_once(
 # -- two connections on one file, as two `serve` processes would have ----------------------
 
 
-@pytest.fixture
-def two_connections(tmp_path: Path) -> Iterator[tuple[Database, Database]]:
+@attrs.frozen
+class TwoProcesses:
+    lifecycle: tuple[LifecycleStore, LifecycleStore]
+    tenants: TenantStore  # read through the second
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def two_connections(request: pytest.FixtureRequest,
+                          tmp_path: Path) -> AsyncIterator[TwoProcesses]:
+    """Two connections (SQLite) or two pools (PostgreSQL, §9) on one database."""
+    if request.param == "postgres":
+        async with a_pg_database(request) as first:
+            second = PgDatabase(first.conninfo, first.box)
+            try:
+                yield TwoProcesses((PgLifecycleStore(first), PgLifecycleStore(second)),
+                                   PgTenantStore(second))
+            finally:
+                await second.aclose()
+        return
     settings = a_settings(tmp_path)
-    first = open_database(settings)
-    second = open_database(settings)
+    one = open_database(settings)
+    two = open_database(settings)
     try:
-        yield first, second
+        yield TwoProcesses((SqliteLifecycleStore(one), SqliteLifecycleStore(two)),
+                           SqliteTenantStore(two))
     finally:
-        first.close()
-        second.close()
+        one.close()
+        two.close()
 
 
 async def test_L6_concurrent_installs_from_two_connections_leave_one_row(
-    two_connections: tuple[Database, Database],
+    two_connections: TwoProcesses,
 ) -> None:
-    stores = [SqliteLifecycleStore(db) for db in two_connections]
+    stores = two_connections.lifecycle
     results = await asyncio.gather(
         *(
             stores[n % 2].record_install(
@@ -217,13 +243,13 @@ async def test_L6_concurrent_installs_from_two_connections_leave_one_row(
         )
     )
     assert len({r.tenant.id for r in results if r.tenant}) == 1
-    assert len(await SqliteTenantStore(two_connections[1]).list_all()) == 1
+    assert len(await two_connections.tenants.list_all()) == 1
 
 
 async def test_single_use_holds_across_two_connections(
-    two_connections: tuple[Database, Database],
+    two_connections: TwoProcesses,
 ) -> None:
-    stores = [SqliteLifecycleStore(db) for db in two_connections]
+    stores = two_connections.lifecycle
     results = await asyncio.gather(
         *(
             stores[n % 2].record_install(

@@ -6,13 +6,14 @@ next request)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from adapters.memory.tenants import MemoryTenantStore
+from adapters.postgres.tenants import PgTenantStore
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.tenant_lookup import LoopTenantLookup
 from adapters.sqlite.tenants import SqliteTenantStore
@@ -22,8 +23,9 @@ from core.model.errors import Conflict
 from core.model.tenant import NewSite, TenantStatus
 from tests.contract.test_tenant_store import an_installation
 from tests.support.builders import a_settings
+from tests.support.pg_stores import a_pg_database
 
-Tenants = MemoryTenantStore | SqliteTenantStore
+Tenants = MemoryTenantStore | SqliteTenantStore | PgTenantStore
 
 AT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 FIRST = "first-webhook-secret-0123456789abcdef012345"
@@ -32,10 +34,14 @@ TOKEN = "cloud-api-token-0123456789abcdef"
 PAT = "data-center-pat-0123456789abcdef"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def tenants(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tenants]:
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def tenants(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Tenants]:
     if request.param == "memory":
         yield MemoryTenantStore()
+        return
+    if request.param == "postgres":
+        async with a_pg_database(request) as pg:
+            yield PgTenantStore(pg)
         return
     database = open_database(a_settings(tmp_path))
     try:

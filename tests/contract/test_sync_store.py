@@ -209,11 +209,13 @@ async def test_apply_batch_falls_back_to_one_call_each(stores: Stores) -> None:
     assert (await stores.inbox.stats(T0)).pending == 0
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "sqlite-on-the-loop"])
-async def test_sqlite_apply_batch_is_one_transaction(kind: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "sqlite-on-the-loop", "postgres"])
+async def test_sqlite_apply_batch_is_one_transaction(kind: str, tmp_path: Path,
+                                                     request: pytest.FixtureRequest) -> None:
     """A change that fails rolls back the changes before it in the batch: the action stays
-    pending, nothing is journalled, the watermark does not move (W9: one transaction)."""
-    async with open_stores(kind, tmp_path) as stores:
+    pending, nothing is journalled, the watermark does not move (W9: one transaction; on
+    PostgreSQL too, §9)."""
+    async with open_stores(kind, tmp_path, request) as stores:
         claimed = await a_claimed(stores)
         first, second = await stores.sync.save_plan(
             claimed, actions=[a_write("1"), a_write("2")], entries=[], advances=[], at=T0)

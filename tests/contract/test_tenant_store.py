@@ -5,27 +5,34 @@ lifecycle stores are built on — those are not on the port, no use case calls t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from adapters.memory.tenants import MemoryTenantStore
+from adapters.postgres.tenants import PgTenantStore
 from adapters.sqlite.tenants import SqliteTenantStore
 from adapters.wiring import open_database
 from core.model.tenant import Installation, TenantStatus
 from tests.support.builders import a_settings
+from tests.support.pg_stores import a_pg_database
 
-Tenants = MemoryTenantStore | SqliteTenantStore  # the concrete stores: the writes are theirs
+# The concrete stores: the writes are theirs.
+Tenants = MemoryTenantStore | SqliteTenantStore | PgTenantStore
 
 SECRET = "a-shared-secret-that-must-never-be-stored-in-clear-0123456789"
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def tenants(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Tenants]:
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def tenants(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Tenants]:
     if request.param == "memory":
         yield MemoryTenantStore()
+        return
+    if request.param == "postgres":
+        async with a_pg_database(request) as pg:
+            yield PgTenantStore(pg)
         return
     database = open_database(a_settings(tmp_path))
     try:

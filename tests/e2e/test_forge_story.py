@@ -9,7 +9,7 @@ with the system token) → an assignee change assigns the mapped Sentry user →
 event (same payload, new FIT) is a duplicate → a `selfGenerated` event is ignored → a token
 for another route's module key is 401 → search through `apiBaseUrl` → a newer system token
 replaces the old one → preUninstall. No token, FIT or system token ever appears in a log
-line or a response.
+line or a response. Run on SQLite and on PostgreSQL (§9).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import attrs
 import httpx
 import pytest
 
-from tests.support.builders import ADMIN_TOKEN
+from tests.support.builders import ADMIN_TOKEN, TEST_FERNET_KEY
 from tests.support.fake_jira import FakeJira, FakeJiraSite
 from tests.support.fake_sentry import FakeSentry
 from tests.support.forge import (
@@ -95,8 +95,15 @@ def event(**changes: Any) -> dict[str, Any]:
     return body
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def world(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The story on SQLite and on a fresh PostgreSQL database that `serve` migrates (§9)."""
+    engine: dict[str, str] = {}
+    if request.param == "postgres":
+        cluster = request.getfixturevalue("postgres_cluster")
+        engine = {"SENTRY_JIRA_DATABASE": cluster.database(migrated=False),
+                  "SENTRY_JIRA_SECRET_KEY": TEST_FERNET_KEY}
     tmp = tmp_path_factory.mktemp("forge-story")
     sentry_token = "sntrys_forge-" + secrets.token_urlsafe(24)
     with JwksServer(ForgeSigner("forge-story-key")) as jwks, \
@@ -109,6 +116,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         sentry.add_member(ORG, "42", [("jane@example.com", True)])
         env = sync_env(tmp, forge_app_id=APP_ID, forge_jwks_url=jwks.url,
                        forge_api_hosts="http://127.0.0.1:*", jira_hosts="https://*.atlassian.net")
+        env.update(engine)
         log = tmp / "serve.log"
         with running_server(env, log=log) as (url, _):
             yield World(url, log, jwks, jira, site, sentry, sentry_token)

@@ -57,12 +57,25 @@ def worker_environ(env: dict[str, str]) -> dict[str, str]:
     return environ
 
 
-def test_3_serve_and_worker_processes_each_expose_their_own_metrics(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> dict[str, str]:
+    """§9: the engine's variables (none for SQLite; a fresh PostgreSQL database)."""
+    if request.param == "sqlite":
+        return {}
+    url = request.getfixturevalue("postgres_cluster").database(migrated=False)
+    return {"SENTRY_JIRA_DATABASE": url}
+
+
+def test_3_serve_and_worker_processes_each_expose_their_own_metrics(
+        tmp_path: Path, engine: dict[str, str]) -> None:
+    """On PostgreSQL too: the Connect route's one-round-trip path reports its answer, and the
+    worker's sync store is counted (§9)."""
     with TimedFakeSentry() as sentry:
         sentry.add_org("acme", TOKEN)
         sentry.add_issue("acme", "1")
         env = sync_env(tmp_path, worker="off") | {"SENTRY_JIRA_METRICS": "token",
                                                   "SENTRY_JIRA_METRICS_TOKEN": METRICS_TOKEN}
+        env |= engine
         tenant = install(env, "metrics-site", SECRET, "http://127.0.0.1:9")
         scrape = {"Authorization": f"Bearer {METRICS_TOKEN}"}
         port = free_port()

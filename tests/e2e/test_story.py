@@ -32,7 +32,7 @@ import pytest
 from core.describe import ISSUE_UPDATED_PATH as WEBHOOK
 from core.describe import page_modules
 from core.model.settings import AppSettings
-from tests.support.builders import ADMIN_TOKEN
+from tests.support.builders import ADMIN_TOKEN, TEST_FERNET_KEY
 from tests.support.connect_tokens import (
     INSTALLED,
     UNINSTALLED,
@@ -289,8 +289,29 @@ class Story:
         return self.journal()
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def story_database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """§9: the story on SQLite (a key file made beside it) and on a fresh PostgreSQL
+    database (the key required there)."""
+    if request.param == "sqlite":
+        return {}
+    cluster = request.getfixturevalue("postgres_cluster")
+    return {"SENTRY_JIRA_DATABASE": cluster.database(migrated=False),
+            "SENTRY_JIRA_SECRET_KEY": TEST_FERNET_KEY}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def own_database(request: pytest.FixtureRequest) -> dict[str, str]:
+    """As `story_database`, a database of this test's own."""
+    if request.param == "sqlite":
+        return {}
+    return {"SENTRY_JIRA_DATABASE": request.getfixturevalue("postgres_cluster").database(
+        migrated=False), "SENTRY_JIRA_SECRET_KEY": TEST_FERNET_KEY}
+
+
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+def story(tmp_path_factory: pytest.TempPathFactory,
+          story_database: dict[str, str]) -> Iterator[Story]:
     directory = tmp_path_factory.mktemp("story")
     log = directory / "serve.log"
     with running_key_server() as keys, FakeJira(APP_KEY) as jira, FakeSentry() as sentry:
@@ -303,7 +324,8 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
         sentry.add_member(ORG, "77", [("g.hopper@example.org", True)])
         sentry.add_member(ORG, "43", [("Ada@Example.com", True)])
         sentry.add_member(ORG, "44", [("ada@example.com", False)])  # not verified: not Ada
-        with running_server(story_env(directory, keys), log=log) as (url, _):
+        with running_server(story_env(directory, keys, **story_database),
+                            log=log) as (url, _):
             told = Story(
                 url=url,
                 keys=keys,
@@ -823,7 +845,9 @@ def cli_json(
     return json.loads(result.stdout)
 
 
-def test_A_the_same_story_through_the_cli_while_serve_runs(tmp_path: Path) -> None:
+def test_A_the_same_story_through_the_cli_while_serve_runs(
+    tmp_path: Path, own_database: dict[str, str],
+) -> None:
     log = tmp_path / "serve.log"
     with running_key_server() as keys, FakeJira(APP_KEY) as jira, FakeSentry() as sentry:
         keys.serve(KID, signing_key().public_pem)
@@ -834,7 +858,7 @@ def test_A_the_same_story_through_the_cli_while_serve_runs(tmp_path: Path) -> No
             sentry.add_issue(org, issue_id)
         sentry.add_member(ORG, "77", [("g.hopper@example.org", True)])
         # The admin API is off: every admin step below can only be the CLI's.
-        env = story_env(tmp_path, keys)
+        env = story_env(tmp_path, keys, **own_database)
         del env["SENTRY_JIRA_ADMIN_TOKEN"]
         with running_server(env, log=log) as (url, _):
             assert httpx.get(url + "/api/tenants", timeout=10).status_code == 404

@@ -30,7 +30,7 @@ from tests.support.sync_e2e import (
 )
 from tests.support.webhooks import issue_updated_body
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("each_engine")]  # §9: both engines
 
 SECRET = "e2e-sync-shared-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 OTHER_SECRET = "e2e-sync-other-secret-0123456789-abcdefghijklmnopqrstuvwxyz"

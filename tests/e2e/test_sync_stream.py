@@ -25,7 +25,7 @@ from tests.support.sync_e2e import (
 )
 from tests.support.webhooks import signed_delivery
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("each_engine")]  # §9: both engines
 
 SECRET = "e2e-stream-shared-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 TOKEN = "sntrys_stream-e2e-token-never-shown-0123456789"

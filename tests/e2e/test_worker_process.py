@@ -26,7 +26,7 @@ from tests.support.sync_e2e import (
     wait_for,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("each_engine")]  # §9: both engines
 
 SECRET = "e2e-worker-shared-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 TOKEN = "sntrys_worker-e2e-token-never-shown-0123456789"

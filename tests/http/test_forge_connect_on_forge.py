@@ -1,7 +1,8 @@
 """§8.2 Connect on Forge (issue #14): a signed Connect `installed` carrying the installation
 id stores it; the first verified Forge call for that id switches the same site to `forge`
 (id, clientKey, bindings and links kept, one site, not two), and from then on the site's
-Connect calls are 401. Real SQLite, real key servers on loopback."""
+Connect calls are 401. Real SQLite and real PostgreSQL (§9: the Connect route's
+one-round-trip path must see the switch too), real key servers on loopback."""
 
 from __future__ import annotations
 
@@ -59,11 +60,15 @@ def key_server() -> Iterator[KeyServer]:
         yield server
 
 
-@pytest.fixture
-async def world(tmp_path: Path, key_server: KeyServer) -> AsyncIterator[World]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def world(request: pytest.FixtureRequest, tmp_path: Path,
+                key_server: KeyServer) -> AsyncIterator[World]:
+    engine: dict[str, Any] = {}
+    if request.param == "postgres":
+        engine["database"] = request.getfixturevalue("postgres_url")
     with JwksServer(ForgeSigner("switch-key")) as jwks:
         container = bootstrap(a_settings(
-            tmp_path, install_keys_url=key_server.url, http_timeout_seconds="0.5",
+            tmp_path, **engine, install_keys_url=key_server.url, http_timeout_seconds="0.5",
             worker="false", admin_token=ADMIN_TOKEN, forge_app_id=APP_ID,
             forge_jwks_url=jwks.url, forge_api_hosts="http://127.0.0.1:*",
             sentry_hosts="https://sentry.example.com"))

@@ -15,16 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import psycopg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.http.app import create_app
+from adapters.postgres.database import PgDatabase
+from adapters.postgres.tenants import PgTenantStore
 from adapters.wiring import Container, bootstrap
 from core.forge.endpoints import FORGE_ENDPOINT_KEYS, FORGE_ROUTE_MODULE_KEYS, FORGE_ROUTE_PATHS
 from core.forge_manifest import forge_manifest
 from core.model.tenant import Installation
+from ports.tenants import TenantStore
 from tests.support.builders import ADMIN_TOKEN, a_settings
 from tests.support.forge import (
     APP_ID,
@@ -50,6 +54,9 @@ class World:
     container: Container
     client: AsyncTestClient[Litestar]
     jwks: JwksServer
+    # The tenant store a test reads directly: the container's on SQLite; on PostgreSQL one on
+    # its own pool (a pool belongs to the loop it opened on; the app runs on another).
+    tenants: TenantStore
 
     def fit(self, route: str, **options: Any) -> str:
         return mint_fit(self.jwks.signer, module_key=options.pop(
@@ -65,8 +72,20 @@ class World:
                                       headers=headers)
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.container.pg_database is not None:  # §9: the same rows on PostgreSQL
+            with psycopg.connect(self.container.pg_database.conninfo) as conn:
+                return list(conn.execute(sql.encode()).fetchall())
         assert self.container.database is not None
         return self.container.database.read_sync(lambda db: db.execute(sql).fetchall())
+
+    def execute(self, sql: str, params: list[Any]) -> None:
+        """One write from outside the service (`?` placeholders), on either engine."""
+        if self.container.pg_database is not None:
+            with psycopg.connect(self.container.pg_database.conninfo) as conn:
+                conn.execute(sql.replace("?", "%s").encode(), params)
+            return
+        assert self.container.database is not None
+        self.container.database.write_sync(lambda db: db.execute(sql, params))
 
     def nothing_stored(self) -> None:
         assert self.rows("SELECT id FROM tenants") == []
@@ -80,16 +99,25 @@ def jwks() -> Iterator[JwksServer]:
         yield server
 
 
-@pytest.fixture
-async def world(tmp_path: Path, jwks: JwksServer) -> AsyncIterator[World]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def world(request: pytest.FixtureRequest, tmp_path: Path,
+                jwks: JwksServer) -> AsyncIterator[World]:
+    engine: dict[str, Any] = {}
+    if request.param == "postgres":  # §9: the Forge routes on PostgreSQL too
+        engine["database"] = request.getfixturevalue("postgres_url")
     container = bootstrap(a_settings(
-        tmp_path, worker="false", admin_token=ADMIN_TOKEN, forge_app_id=APP_ID,
+        tmp_path, **engine, worker="false", admin_token=ADMIN_TOKEN, forge_app_id=APP_ID,
         metrics_token=METRICS_TOKEN,
         forge_jwks_url=jwks.url, forge_api_hosts="http://127.0.0.1:*"))
+    own = None if container.pg_database is None else PgDatabase(
+        container.pg_database.conninfo, container.pg_database.box)
     try:
         async with AsyncTestClient(app=create_app(container)) as client:
-            yield World(container, client, jwks)
+            yield World(container, client, jwks,
+                        container.tenants if own is None else PgTenantStore(own))
     finally:
+        if own is not None:
+            await own.aclose()
         container.close()
 
 
@@ -207,7 +235,7 @@ async def test_8_2_lifecycle_creates_the_site_and_keeps_its_system_token(world: 
     assert system not in tenants.text
     [(stored,)] = world.rows("SELECT forge_system_token FROM tenants")
     assert stored and system not in stored  # encrypted
-    stored_site = await world.container.tenants.get(site["id"])
+    stored_site = await world.tenants.get(site["id"])
     assert stored_site is not None and stored_site.system_token is not None
     assert stored_site.system_token.token == system
 
@@ -251,12 +279,11 @@ async def test_8_2_pre_uninstall_marks_the_site_uninstalled_and_erases_the_token
 async def test_8_2_a_site_moved_from_connect_refuses_connect_calls(world: World) -> None:
     from tests.support.webhooks import issue_updated_body, signed_delivery
     secret = "connect-shared-secret-0123456789-abcdefghijklmnop"
-    tenant = await world.container.tenants.upsert_installed(Installation(
+    tenant = await world.tenants.upsert_installed(Installation(
         client_key="acme-client", shared_secret=secret, base_url="https://acme.atlassian.net",
         display_url=None, installed_at=datetime.now(UTC)))
-    assert world.container.database is not None
-    world.container.database.write_sync(lambda db: db.execute(
-        "UPDATE tenants SET installation_id = ? WHERE id = ?", [INSTALLATION_ID, tenant.id]))
+    world.execute("UPDATE tenants SET installation_id = ? WHERE id = ?",
+                  [INSTALLATION_ID, tenant.id])
     headers, raw = signed_delivery("acme-client", secret, issue_updated_body())
     before = await world.client.post("/extensions/jira/issue-updated/", content=raw,
                                      headers=headers)

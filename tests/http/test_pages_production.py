@@ -1,5 +1,6 @@
 """§10 page rules through the production composition (`bootstrap`): SQLite stores, the
-loop's tenant lookup (with its data_version cache) and the real Sentry client.
+loop's tenant lookup (with its data_version cache) and the real Sentry client — and the same
+on PostgreSQL (§9: its stores and its per-request tenant lookup).
 
 `tests/http/test_pages.py` runs the pages on in-memory fakes; this file checks that the
 stores the served app really uses keep the page rules: only this site's dead letters, another
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -18,6 +20,10 @@ from litestar.testing import AsyncTestClient
 
 from adapters.http.app import create_app
 from adapters.memory.clock import FixedClock
+from adapters.postgres.database import PgDatabase
+from adapters.postgres.inbox import PgInbox
+from adapters.postgres.sync_store import PgSyncStore
+from adapters.postgres.tenants import PgTenantStore
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.sync_store import SqliteSyncStore
@@ -26,8 +32,9 @@ from core.connect.pages import mint_action_token
 from core.describe import CONFIGURE_PATH
 from core.model.sync import Kind, Outcome
 from core.model.tenant import Installation, Tenant
-from ports.inbox import NewDelivery
+from ports.inbox import Inbox, NewDelivery
 from ports.sync_store import JournalEntry, NewAction
+from ports.tenants import TenantStore
 from tests.support.builders import a_settings
 from tests.support.fake_sentry import FakeSentry
 from tests.support.pages import ADMIN_ACCOUNT, context_token, signed_page_url
@@ -43,10 +50,12 @@ class Served:
     clock: FixedClock
     site: Tenant
     other: Tenant
-    # The test's own stores on the same file (the app's loop connection belongs to the app's
-    # thread): what the served app stored is read back through them.
-    inbox: SqliteInbox
-    sync: SqliteSyncStore
+    # The test's own stores on the same database (the app's loop connection, or its pool,
+    # belongs to the app's thread and loop): what the served app stored is read back
+    # through them.
+    inbox: Inbox
+    sync: Any
+    tenants: TenantStore
 
     def page(self, secret: str = SECRET) -> str:
         return signed_page_url(client_key=CLIENT, secret=secret, now=self.clock.now(),
@@ -76,27 +85,43 @@ class Served:
         return action.id
 
 
-@pytest.fixture
-async def served(tmp_path: Path, fake_sentry: FakeSentry) -> AsyncIterator[Served]:
-    container = bootstrap(a_settings(tmp_path, worker="false",
+@pytest.fixture(params=["sqlite", "postgres"])
+async def served(request: pytest.FixtureRequest, tmp_path: Path,
+                 fake_sentry: FakeSentry) -> AsyncIterator[Served]:
+    engine: dict[str, Any] = {}
+    if request.param == "postgres":
+        engine["database"] = request.getfixturevalue("postgres_url")
+    container = bootstrap(a_settings(tmp_path, **engine, worker="false",
                                      sentry_hosts="http://127.0.0.1:*"))
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
     container.clock = clock
-    site = await container.tenants.upsert_installed(Installation(
-        client_key=CLIENT, shared_secret=SECRET, base_url="https://a.atlassian.net",
-        display_url=None, installed_at=clock.now()))
-    other = await container.tenants.upsert_installed(Installation(
-        client_key=OTHER, shared_secret=OTHER_SECRET, base_url="https://b.atlassian.net",
-        display_url=None, installed_at=clock.now()))
-    assert container.database is not None
-    mine = LoopConnection(container.database.path)
+    mine: LoopConnection | None = None
+    own: PgDatabase | None = None
+    inbox: Inbox
+    if container.pg_database is not None:
+        own = PgDatabase(container.pg_database.conninfo, container.pg_database.box)
+        tenants: TenantStore = PgTenantStore(own)
+        inbox, sync = PgInbox(own), PgSyncStore(own)
+    else:
+        assert container.database is not None
+        mine = LoopConnection(container.database.path)
+        tenants = container.tenants
+        inbox = SqliteInbox(container.database, mine)
+        sync = SqliteSyncStore(container.database, mine)
     try:
+        site = await tenants.upsert_installed(Installation(
+            client_key=CLIENT, shared_secret=SECRET, base_url="https://a.atlassian.net",
+            display_url=None, installed_at=clock.now()))
+        other = await tenants.upsert_installed(Installation(
+            client_key=OTHER, shared_secret=OTHER_SECRET, base_url="https://b.atlassian.net",
+            display_url=None, installed_at=clock.now()))
         async with AsyncTestClient(app=create_app(container)) as client:
-            yield Served(client, container, clock, site, other,
-                         SqliteInbox(container.database, mine),
-                         SqliteSyncStore(container.database, mine))
+            yield Served(client, container, clock, site, other, inbox, sync, tenants)
     finally:
-        mine.close()
+        if mine is not None:
+            mine.close()
+        if own is not None:
+            await own.aclose()
         container.close()
 
 
@@ -130,7 +155,7 @@ async def test_section10_served_lookup_sees_a_rotation_and_an_uninstall_at_once(
                                                             served.clock.now())
     assert (await served.client.get(old_page)).status_code == 200  # warms the lookup cache
     rotated = "prod-site-a-rotated-0123456789-abcdefghijklmnopqrstuvwxyz"
-    await served.container.tenants.upsert_installed(Installation(
+    await served.tenants.upsert_installed(Installation(
         client_key=CLIENT, shared_secret=rotated, base_url="https://a.atlassian.net",
         display_url=None, installed_at=served.clock.now()))
     assert (await served.client.get(old_page)).status_code == 401
@@ -139,7 +164,7 @@ async def test_section10_served_lookup_sees_a_rotation_and_an_uninstall_at_once(
                                      headers=served.headers(rotated, action=old_action))
     assert stale.status_code == 403
     assert (await served.client.get(served.page(rotated))).status_code == 200
-    await served.container.tenants.mark_uninstalled(CLIENT)
+    await served.tenants.mark_uninstalled(CLIENT)
     assert (await served.client.get(served.page(rotated))).status_code == 401
     gone = await served.client.post(retry, json={}, headers=served.headers(rotated))
     assert gone.status_code == 401

@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 
 from adapters.config import load_settings
+from adapters.postgres.tenants import PgTenantStore
 from adapters.sqlite.tenants import SqliteTenantStore
-from adapters.wiring import open_database
+from adapters.wiring import open_database, open_postgres
 from core.describe import ISSUE_UPDATED_PATH
 from core.model.tenant import Installation
 from tests.support.builders import ADMIN_TOKEN, TEST_FERNET_KEY
@@ -50,9 +51,14 @@ class TimedFakeSentry(FakeSentry):
             return [(t, r) for t, r in self.arrivals if r.method == "PUT" and r.path == path]
 
 
+# §9: set by the `each_engine` fixture (tests/e2e/conftest.py) to run a module's tests on a
+# fresh PostgreSQL database too; None: SQLite.
+POSTGRES_URL: str | None = None
+
+
 def sync_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
-        "SENTRY_JIRA_DATABASE": str(tmp_path / "db.sqlite"),
+        "SENTRY_JIRA_DATABASE": POSTGRES_URL or str(tmp_path / "db.sqlite"),
         "SENTRY_JIRA_SECRET_KEY": TEST_FERNET_KEY,
         "SENTRY_JIRA_ADMIN_TOKEN": ADMIN_TOKEN,
         "SENTRY_JIRA_APP_KEY": APP_KEY,
@@ -66,12 +72,24 @@ def sync_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def install(env: dict[str, str], client_key: str, secret: str, base_url: str) -> int:
-    """Write an installed tenant into the database (as an earlier signed install would)."""
-    database = open_database(load_settings(env))
+    """Write an installed tenant into the database (as an earlier signed install would), on
+    either engine (§9)."""
+    installation = Installation(client_key=client_key, shared_secret=secret, base_url=base_url,
+                                display_url=None, installed_at=datetime.now(UTC))
+    settings = load_settings(env)
+    if settings.postgres_url is not None:
+        pg = open_postgres(settings)
+
+        async def upsert() -> int:
+            try:
+                return (await PgTenantStore(pg).upsert_installed(installation)).id
+            finally:
+                await pg.aclose()
+
+        return asyncio.run(upsert())
+    database = open_database(settings)
     try:
-        tenant = asyncio.run(SqliteTenantStore(database).upsert_installed(Installation(
-            client_key=client_key, shared_secret=secret, base_url=base_url, display_url=None,
-            installed_at=datetime.now(UTC))))
+        tenant = asyncio.run(SqliteTenantStore(database).upsert_installed(installation))
     finally:
         database.close()
     return tenant.id

@@ -1,6 +1,6 @@
 """The sync state's three interfaces over one store, for the contract suites of `SyncStore`
 (ports/sync_store.py), `Journal` (ports/journal.py) and `WorkerUpkeep` (adapters/worker.py):
-the memory fake, SQLite, and SQLite writing on the event loop's connection."""
+the memory fake, SQLite, SQLite writing on the event loop's connection, and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 
 from adapters.memory.inbox import MemoryInbox
 from adapters.memory.sync_store import MemorySyncStore
+from adapters.postgres.inbox import PgInbox
+from adapters.postgres.sync_store import PgSyncStore
 from adapters.sqlite.inbox import SqliteInbox
 from adapters.sqlite.loop_connection import LoopConnection
 from adapters.sqlite.sync_store import SqliteSyncStore
@@ -24,10 +27,11 @@ from ports.inbox import ClaimedDelivery, Inbox, NewDelivery
 from ports.journal import Journal
 from ports.sync_store import JournalEntry, NewAction, SyncStore
 from tests.support.builders import a_settings
+from tests.support.pg_stores import a_pg_database
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 KEY = WatermarkKey(1, "20417", "acme", Kind.STATUS)
-STORE_KINDS = ["memory", "sqlite", "sqlite-on-the-loop"]
+STORE_KINDS = ["memory", "sqlite", "sqlite-on-the-loop", "postgres"]
 
 
 @attrs.define
@@ -41,11 +45,18 @@ class Stores:
 
 
 @asynccontextmanager
-async def open_stores(kind: str, tmp_path: Path) -> AsyncIterator[Stores]:
+async def open_stores(kind: str, tmp_path: Path,
+                      request: pytest.FixtureRequest | None = None) -> AsyncIterator[Stores]:
     if kind == "memory":
         inbox = MemoryInbox()
         store = MemorySyncStore(inbox)
         yield Stores(inbox, store, store, store)
+        return
+    if kind == "postgres":
+        assert request is not None, "the postgres stores need the test's fixtures"
+        async with a_pg_database(request) as pg:
+            pg_store = PgSyncStore(pg)
+            yield Stores(PgInbox(pg), pg_store, pg_store, pg_store)
         return
     database = open_database(a_settings(tmp_path))
     loop_connection = LoopConnection(database.path)

@@ -53,6 +53,8 @@ BENCH_ENTRIES = [
     ("bench.run", "main"),
     ("bench.wrk", "parse_wrk"),
     ("bench.ack", "measure_ack"),
+    ("bench.pg_ack", "measure_pg_ack"),
+    ("bench.pg_e2e", "measure_pg_e2e"),
     ("bench.webhook_ack", "measure_webhook_ack"),
     ("bench.forge_ack", "measure_forge_ack"),
     ("bench.scale", "measure_scale"),

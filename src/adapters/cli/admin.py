@@ -66,7 +66,7 @@ def open_container(settings: Settings, *, read_only: bool = False) -> Container:
     from adapters.config import ConfigError, check_database_file
     from adapters.wiring import bootstrap
 
-    if read_only and not settings.database.exists():
+    if read_only and settings.postgres_url is None and not settings.database.exists():
         fail(f"no database at {settings.database} (set SENTRY_JIRA_DATABASE)", 1)
     try:
         check_database_file(settings)
@@ -88,8 +88,15 @@ def run(
     from core.model.errors import ServiceError
 
     container = open_configured(read_only=read_only)
+
+    async def operate() -> T:
+        try:
+            return await operation(container)
+        finally:
+            await container.close_pools()  # §9: the pool belongs to this loop
+
     try:
-        return asyncio.run(operation(container))
+        return asyncio.run(operate())
     except ServiceError as err:
         fail(cli_message(err.detail), 1)  # in the CLI's words: --sentry-url, not sentry_url
     finally:

@@ -9,6 +9,7 @@ from typing import NoReturn
 import click
 
 from adapters.cli.admin import AdminGroup, admin_commands
+from adapters.cli.db import db_commands
 from adapters.cli.forge import forge_commands
 from adapters.cli.secrets import secrets_commands
 from adapters.cli.sites import sites_commands
@@ -84,6 +85,9 @@ for _command in sync_commands:  # the sync worker, journal and dead letters (W5�
     main.add_command(_command)
 
 for _command in sites_commands:  # webhook sites (§8.1)
+    main.add_command(_command)
+
+for _command in db_commands:  # db copy (§9)
     main.add_command(_command)
 
 for _command in secrets_commands:  # secrets reencrypt (§A, key retirement)

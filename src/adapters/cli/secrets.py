@@ -34,6 +34,19 @@ def reencrypt(as_json: bool) -> None:
         settings = load_settings(os.environ)
     except ConfigError as err:
         fail(f"configuration error: {err}", 2)
+    if settings.postgres_url is not None:  # §9
+        from adapters.crypto import SecretBox
+        from adapters.postgres.reencrypt import reencrypt_postgres
+
+        try:
+            counts = reencrypt_postgres(settings.postgres_url, SecretBox(settings.secret_keys))
+        except UnreadableValueError as err:
+            fail(str(err), 1)
+        except Unavailable as err:
+            fail(err.detail, 1)
+        emit({"reencrypted": counts}, as_json,
+             lambda value: [f"{where}: {count}" for where, count in value["reencrypted"].items()])
+        return
     if not settings.database.exists():
         fail(f"no database at {settings.database}", 1)
     try:

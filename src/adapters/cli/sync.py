@@ -75,6 +75,7 @@ def worker(metrics_port: int | None) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await container.worker.start()
+        container.start_wakeups()
         event(log, logging.INFO, "worker_start", "sync worker started",
               owner=container.worker.owner)
         gauges = asyncio.create_task(read_gauges()) if exporter is not None else None

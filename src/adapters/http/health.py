@@ -15,13 +15,12 @@ from core.model.errors import Unavailable
 
 async def health_of(container: Container) -> dict[str, Any]:
     """The health use case over this container's ports."""
-    database = container.database
     return await check_health(
         inbox=container.inbox,
         journal=container.journal,
         clock=container.clock,
         workers_running=container.workers_running,
-        ping=database.ping if database is not None else None,
+        ping=container.ping if container.has_database else None,
     )
 
 

@@ -14,7 +14,9 @@ from litestar.types import Receive, Scope, Send
 
 from adapters.http.acknowledgement import acknowledge_and_answer, counted
 from adapters.http.body import read_body
+from adapters.http.connect.remembered import acknowledge_remembered
 from adapters.http.transport import ALLOWED_METHODS_OPT, JSON_BODY_OPT
+from adapters.postgres.inbox import PgInbox
 from adapters.wiring import Container
 from core.connect.tokens import ConnectRequest
 from core.connect.verify import verify_connect_site
@@ -44,6 +46,11 @@ def routes(container: Container) -> list[ASGIRouteHandler]:
             authorization=authorization,
             body=await read_body(receive, settings.max_body_bytes),
         )
+        if container.remembered_tenants is not None and isinstance(container.inbox, PgInbox):
+            # §9: PostgreSQL, one round trip (adapters/http/connect/remembered.py).
+            return await acknowledge_remembered(
+                request, webhook_id=webhook_id, remembered=container.remembered_tenants,
+                inbox=container.inbox, container=container, send=send)
         # W1 before any parse: a request that is not verified is 401 whatever its body.
         site = await verify_connect_site(request, tenants=lookup, settings=settings.app,
                                          clock=container.clock)
