@@ -6,6 +6,7 @@ mapped event once (a retry with a new token is a duplicate)."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import time
@@ -35,6 +36,7 @@ from tests.support.forge import (
     INSTALLATION_ID,
     ForgeSigner,
     JwksServer,
+    fit_claims,
     mint_fit,
     mint_system_token,
 )
@@ -183,6 +185,48 @@ async def test_8_2_a_refused_token_is_401_with_nothing_stored(
     assert set(answer.json()) == {"detail"}
     world.nothing_stored()
     assert world.jwks.requests <= 1  # the key set, and nothing else
+
+
+def signed_raw(signer: ForgeSigner, payload: bytes) -> str:
+    """A FIT whose claims segment is `payload` as given (any bytes), correctly signed."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    head = b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": signer.kid}).encode())
+    signing_input = f"{head}.{b64(payload)}"
+    signature = signer.key.sign(signing_input.encode("ascii"), padding.PKCS1v15(),
+                                hashes.SHA256())
+    return f"{signing_input}.{b64(signature)}"
+
+
+@pytest.mark.parametrize("claims", [
+    b"[1]",                                  # not an object
+    b'{"iss":"forge/invocation-token"',      # not JSON
+    b"\xff\xfe",                             # not UTF-8
+    b'{"iat":NaN,"exp":NaN}',                # not JSON (RFC 8259): refused as it is decoded
+    b"GOOD-WITH-LONE-SURROGATE-JTI",          # full claims, `jti` a lone surrogate (I-JSON)
+])
+async def test_8_2_a_signed_fit_whose_claims_are_not_a_json_object_is_401(
+        world: World, claims: bytes) -> None:
+    """§8.2: the claims are read by the adapter's JSON decoder (forgeperf): a correctly
+    signed token whose claims segment is not a strict JSON object is refused, nothing
+    stored; a well-formed one through the same signer is accepted (the helper is sound)."""
+    good = json.dumps(fit_claims(module_key=FORGE_ENDPOINT_KEYS["issue-updated"],
+                                 api_base_url=API)).encode()
+    if claims == b"GOOD-WITH-LONE-SURROGATE-JTI":
+        claims = json.dumps({**json.loads(good), "jti": "\ud800"}).encode()
+        assert b"\\ud800" in claims
+    answer = await world.call("issue-updated", event(),
+                              token=signed_raw(world.jwks.signer, claims))
+    assert answer.status_code == 401
+    assert set(answer.json()) == {"detail"}
+    world.nothing_stored()
+    answer = await world.call("issue-updated", event(),
+                              token=signed_raw(world.jwks.signer, good))
+    assert answer.status_code == 202
 
 
 async def test_8_2_a_bad_kid_or_alg_is_refused_without_any_fetch(world: World) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from core.forge.sites import jti_forget_after
 from core.forge.verify import read_fit, read_system_token, verify_fit
@@ -18,11 +19,14 @@ REPLAYED = "the Forge invocation token was used before"
 
 async def verify_forge_call(authorization: Sequence[str], *, module_keys: frozenset[str],
                             keys: ForgeKeys, settings: AppSettings,
-                            clock: Clock) -> VerifiedForgeCall:
+                            clock: Clock,
+                            decode: Callable[[bytes], Any] | None = None) -> VerifiedForgeCall:
     """§8.2 before the body is read: the header rules, the key by `kid` (the only egress a
     refused call may cause), then the signature and every claim. Else Unauthorized (401) or
-    Unavailable (503: the key set cannot be fetched now)."""
-    token = read_fit(authorization)
+    Unavailable (503: the key set cannot be fetched now). `decode`: the claims' JSON decoder
+    the adapter injects (default: the standard library's)."""
+    token = read_fit(authorization) if decode is None else read_fit(authorization,
+                                                                     decode=decode)
     key = await keys.signing_key(token.kid)
     return verify_fit(token, key=key, module_keys=module_keys, settings=settings,
                       now=clock.now())

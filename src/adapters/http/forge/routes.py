@@ -70,7 +70,8 @@ def _verifier(container: Container, name: str) -> Verifier:
             elif header == SYSTEM_TOKEN_HEADER:
                 system_tokens.append(value.decode("latin-1"))
         call = await verify_forge_call(authorization, module_keys=module_keys, keys=keys,
-                                       settings=settings, clock=container.clock)
+                                       settings=settings, clock=container.clock,
+                                       decode=decode_json)
         site = await record_forge_call(call, system_tokens, uninstall=uninstall, sites=sites,
                                        settings=settings, clock=container.clock)
         return call, site
