@@ -346,22 +346,13 @@ def bootstrap(settings: Settings) -> Container:
     metrics = Metrics()
     loop_connection = LoopConnection(database.path, synchronous=settings.sqlite_synchronous)
     tenants = SqliteTenantStore(database)
-    keys_client = install_keys_client(settings)
     clock = SystemClock()
-    jira_http = jira_http_client(settings)
-    http_client = sentry_http_client(settings.app.sentry_hosts)
     inbox = SqliteInbox(database, loop_connection)
     admin = sqlite_admin_stores(database)
     sync = SqliteSyncStore(database, loop_connection)
     forge_sites = SqliteForgeSites(database, loop_connection)
-    forge_client = forge_jwks_client(settings.install_keys_timeout_seconds)
-    # W5: the status cache wraps the Jira client (any transport's credential).
-    jira = CachingJiraApi(
-        HttpJiraApi(jira_http, settings, clock=clock, observe=metrics.outbound_observer("jira"),
-                    forge_sites=forge_sites),
-        StatusCache(clock))
-    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts,
-                           observe=metrics.outbound_observer("sentry"))
+    out = outbound(settings, clock, metrics, forge_sites)
+    jira, sentry = out.jira, out.sentry
     counted_sync = counting_store(sync, metrics)  # §3: W9 outcomes by kind
     # The worker's stores read in place on the loop's connection (adapters/sqlite/loop_writes.py).
     worker_database = LoopDatabase(database, loop_connection)
@@ -384,28 +375,21 @@ def bootstrap(settings: Settings) -> Container:
         loop_connection=loop_connection,
         tenant_lookup=LoopTenantLookup(loop_connection, database.box),
         admin=admin,
-        install_keys=HttpInstallKeys(
-            keys_client,
-            settings.install_keys_url,
-            timeout_seconds=settings.install_keys_timeout_seconds,
-            observe=metrics.outbound_observer("install_keys"),
-        ),
+        install_keys=out.install_keys,
         lifecycle=SqliteLifecycleStore(database, tenants),
-        install_keys_client=keys_client,
+        install_keys_client=out.keys_client,
         jira=jira,
-        jira_http=jira_http,
+        jira_http=out.jira_http,
         sentry=sentry,
-        glance_sentry=CachedSentryIssues(sentry, clock),
-        http_client=http_client,
+        glance_sentry=out.glance_sentry,
+        http_client=out.http_client,
         journal=sync,
         worker=worker,
         upkeep=sync,
         metrics=metrics,
-        forge_keys=HttpForgeJwks(forge_client, settings.forge_jwks_url,
-                                 timeout_seconds=settings.install_keys_timeout_seconds,
-                                 observe=metrics.outbound_observer("forge_keys")),
+        forge_keys=out.forge_keys,
         forge_sites=forge_sites,
-        forge_keys_client=forge_client,
+        forge_keys_client=out.forge_client,
     )
 
 
@@ -423,22 +407,13 @@ def bootstrap_postgres(settings: Settings) -> Container:
     metrics = Metrics()
     tenants = PgTenantStore(database)
     lookup = PgTenantLookup(database, database.box)
-    keys_client = install_keys_client(settings)
     clock = SystemClock()
-    jira_http = jira_http_client(settings)
-    http_client = sentry_http_client(settings.app.sentry_hosts)
     inbox = PgInbox(database)
     admin = pg_admin_stores(database)
     sync = PgSyncStore(database)
     forge_sites = PgForgeSites(database)  # §8.2
-    forge_client = forge_jwks_client(settings.install_keys_timeout_seconds)
-    # W5: the status cache wraps the Jira client (any transport's credential).
-    jira = CachingJiraApi(
-        HttpJiraApi(jira_http, settings, clock=clock, observe=metrics.outbound_observer("jira"),
-                    forge_sites=forge_sites),
-        StatusCache(clock))
-    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts,
-                           observe=metrics.outbound_observer("sentry"))
+    out = outbound(settings, clock, metrics, forge_sites)
+    jira, sentry = out.jira, out.sentry
     counted_sync = counting_store(sync, metrics)  # §3: W9 outcomes by kind
     worker = Worker(
         SyncPorts(inbox=inbox, sync=counted_sync, journal=counted_sync, tenants=tenants,
@@ -458,30 +433,72 @@ def bootstrap_postgres(settings: Settings) -> Container:
         tenant_lookup=lookup,
         remembered_tenants=RememberedTenants(lookup),
         admin=admin,
+        install_keys=out.install_keys,
+        lifecycle=PgLifecycleStore(database, tenants),
+        install_keys_client=out.keys_client,
+        jira=jira,
+        jira_http=out.jira_http,
+        sentry=sentry,
+        glance_sentry=out.glance_sentry,
+        http_client=out.http_client,
+        journal=sync,
+        worker=worker,
+        upkeep=sync,
+        metrics=metrics,
+        forge_keys=out.forge_keys,
+        forge_sites=forge_sites,
+        forge_keys_client=out.forge_client,
+    )
+
+
+
+@attrs.frozen
+class Outbound:
+    """The outbound side of a production container: the same for every storage engine."""
+
+    keys_client: httpx.AsyncClient
+    jira_http: httpx.AsyncClient
+    http_client: httpx.AsyncClient
+    forge_client: httpx.AsyncClient
+    install_keys: HttpInstallKeys
+    jira: CachingJiraApi
+    sentry: HttpSentryApi
+    glance_sentry: CachedSentryIssues
+    forge_keys: HttpForgeJwks
+
+
+def outbound(settings: Settings, clock: SystemClock, metrics: Metrics,
+             forge_sites: ForgeSites) -> Outbound:
+    """Every outbound client, each counted by /metrics (§3) under its target."""
+    keys_client = install_keys_client(settings)
+    jira_http = jira_http_client(settings)
+    http_client = sentry_http_client(settings.app.sentry_hosts)
+    forge_client = forge_jwks_client(settings.install_keys_timeout_seconds)
+    # W5: the status cache wraps the Jira client (any transport's credential).
+    jira = CachingJiraApi(
+        HttpJiraApi(jira_http, settings, clock=clock, observe=metrics.outbound_observer("jira"),
+                    forge_sites=forge_sites),
+        StatusCache(clock))
+    sentry = HttpSentryApi(http_client, settings.http_timeout_seconds, settings.app.sentry_hosts,
+                           observe=metrics.outbound_observer("sentry"))
+    return Outbound(
+        keys_client=keys_client,
+        jira_http=jira_http,
+        http_client=http_client,
+        forge_client=forge_client,
         install_keys=HttpInstallKeys(
             keys_client,
             settings.install_keys_url,
             timeout_seconds=settings.install_keys_timeout_seconds,
             observe=metrics.outbound_observer("install_keys"),
         ),
-        lifecycle=PgLifecycleStore(database, tenants),
-        install_keys_client=keys_client,
         jira=jira,
-        jira_http=jira_http,
         sentry=sentry,
         glance_sentry=CachedSentryIssues(sentry, clock),
-        http_client=http_client,
-        journal=sync,
-        worker=worker,
-        upkeep=sync,
-        metrics=metrics,
         forge_keys=HttpForgeJwks(forge_client, settings.forge_jwks_url,
                                  timeout_seconds=settings.install_keys_timeout_seconds,
                                  observe=metrics.outbound_observer("forge_keys")),
-        forge_sites=forge_sites,
-        forge_keys_client=forge_client,
     )
-
 
 def install_keys_client(settings: Settings) -> httpx.AsyncClient:
     """§4.3: no redirects, timeout at most 3 s, a small pool."""
