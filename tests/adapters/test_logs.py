@@ -10,7 +10,7 @@ import pytest
 
 from adapters.config import ConfigError, load_settings
 from adapters.logs import RefusalLog, event, log_startup, start_logging
-from tests.support.log_capture import captured_log
+from tests.support.log_capture import SteppingClock, captured_log, fresh_refusal_log
 
 log = logging.getLogger("sentry_jira.test")
 
@@ -70,21 +70,9 @@ def test_log_settings_are_read() -> None:
     assert (defaults.log_format, defaults.log_level) == ("text", "INFO")
 
 
-class SteppingClock:
-    """1 ms a reading: 10,000 refusals span 10 s whatever the machine's speed."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        self.now += 0.001
-        return self.now
-
-
 def test_10_000_refusals_write_a_bounded_number_of_lines_and_count_the_rest() -> None:
     with captured_log("json") as captured:
-        limiter = RefusalLog(logging.getLogger("sentry_jira.refused"), rate=1.0, burst=20,
-                             clock=SteppingClock())
+        limiter = fresh_refusal_log()
         written = sum(
             limiter.refused("lifecycle_refused", "refused", reason="the token is malformed")
             for _ in range(10_000)

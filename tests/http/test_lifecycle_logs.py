@@ -4,7 +4,6 @@ refusal with its reason, refusal lines rate-limited, and no secret in any of the
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
@@ -18,27 +17,17 @@ from tests.http.test_lifecycle import (
     a_lifecycle_token,
     install_body,
 )
-from tests.support.log_capture import captured_log
+from tests.support.log_capture import captured_log, fresh_refusal_log
 
 # The lifecycle suite's fixtures: the app on a real SQLite database and a loopback key server.
 key_server = lifecycle_suite.key_server
 site = lifecycle_suite.site
 
 
-class SteppingClock:
-    def __init__(self, step: float) -> None:
-        self.now, self.step = 0.0, step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-
 @pytest.fixture
 def limiter(monkeypatch: pytest.MonkeyPatch) -> RefusalLog:
     """A fresh limiter whose clock moves 1 ms a reading (the suite's speed does not matter)."""
-    fresh = RefusalLog(logging.getLogger("sentry_jira.refused"), rate=1.0, burst=20,
-                       clock=SteppingClock(0.001))
+    fresh = fresh_refusal_log()
     monkeypatch.setattr(lifecycle_routes, "refusals", fresh)
     return fresh
 

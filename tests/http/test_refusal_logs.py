@@ -7,7 +7,6 @@ logged twice."""
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from core.forge.endpoints import FORGE_ENDPOINT_KEYS
 from tests.support.builders import ADMIN_TOKEN, a_fake_container, a_settings
 from tests.support.forge import APP_ID, ForgeSigner, JwksServer, mint_fit
 from tests.support.hub_signature import hub_signed_delivery
-from tests.support.log_capture import captured_log
+from tests.support.log_capture import captured_log, fresh_refusal_log
 from tests.support.webhooks import issue_updated_body, signed_delivery
 
 FORGED_SECRET = "forged-shared-secret-0123456789-abcdefghijklmnop"
@@ -31,20 +30,10 @@ WRONG_TOKEN = "wrong-admin-token-never-logged-0123456789"
 FORGE_API = "http://127.0.0.1:9/ex/jira/0f2c7e4a-0000-4000-8000-00000000c10d"  # never called
 
 
-class SteppingClock:
-    def __init__(self, step: float) -> None:
-        self.now, self.step = 0.0, step
-
-    def __call__(self) -> float:
-        self.now += self.step
-        return self.now
-
-
 @pytest.fixture
 def limiter(monkeypatch: pytest.MonkeyPatch) -> RefusalLog:
     """A fresh limiter (burst 20, 1 line a second) on a clock moving 1 ms a reading."""
-    fresh = RefusalLog(logging.getLogger("sentry_jira.refused"), rate=1.0, burst=20,
-                       clock=SteppingClock(0.001))
+    fresh = fresh_refusal_log()
     monkeypatch.setattr(errors, "refusals", fresh)
     return fresh
 

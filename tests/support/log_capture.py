@@ -45,3 +45,21 @@ def captured_log(fmt: str = "json", level: str = "INFO") -> Iterator[CapturedLog
             root.addHandler(handler)
         root.setLevel(root_level)
         logs._handler = None
+
+
+class SteppingClock:
+    """1 ms a reading (or `step`): a limiter's window spans a fixed number of readings, so a
+    test of rate-limited lines does not depend on the machine's speed."""
+
+    def __init__(self, step: float = 0.001) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def fresh_refusal_log() -> logs.RefusalLog:
+    """A new refusal-line limiter (burst 20, then one a second) on a SteppingClock."""
+    return logs.RefusalLog(logging.getLogger("sentry_jira.refused"), rate=1.0, burst=20,
+                           clock=SteppingClock())
