@@ -12,6 +12,12 @@ class SecretBoxError(Exception):
     """A stored value cannot be decrypted with the configured keys."""
 
 
+# Decrypted values kept per process, keyed by the stored ciphertext (docs/security.md,
+# "Secrets in memory"): the worker reads a tenant's secret and a binding's token for every
+# delivery, and a Fernet decryption (HMAC + AES) costs more than the read itself.
+DECRYPTED_CACHE_SIZE = 1024
+
+
 class SecretBox:
     """Encrypts with the first key, decrypts with any (key rotation)."""
 
@@ -19,6 +25,8 @@ class SecretBox:
         if not keys:
             raise ValueError("at least one key is needed")
         self._fernet = MultiFernet([Fernet(key) for key in keys])
+        # ciphertext → plaintext, oldest first (bounded; a failure is never kept)
+        self._decrypted: dict[str, str] = {}
 
     def encrypt(self, plaintext: str) -> str:
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
@@ -33,12 +41,19 @@ class SecretBox:
             ) from err
 
     def decrypt(self, token: str) -> str:
+        known = self._decrypted.get(token)
+        if known is not None:
+            return known
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+            plain = self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError) as err:
             raise SecretBoxError(
                 "stored value cannot be decrypted with the configured keys"
             ) from err
+        if len(self._decrypted) >= DECRYPTED_CACHE_SIZE:
+            del self._decrypted[next(iter(self._decrypted))]
+        self._decrypted[token] = plain
+        return plain
 
 
 def read_or_create_key_file(path: Path, *, may_create: bool) -> str | None:

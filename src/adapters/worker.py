@@ -58,6 +58,8 @@ STOP_GRACE_SECONDS = 5.0
 BUSY_TURN_SECONDS = 0.001
 DEFER_SECONDS = 0.005
 MAX_DEFER_SECONDS = 0.05
+# A renewal refused for a delivery whose task ends within this was settled, not lost.
+SETTLED_GRACE_SECONDS = 0.05
 # Deliveries in progress at once (each of another issue: W6), and so Sentry connections.
 CONCURRENCY = 32
 
@@ -316,7 +318,13 @@ class Worker:
                 continue
             held = await self.ports.inbox.renew(row_id, self.owner, now=self.ports.clock.now(),
                                                 lease_seconds=self.lease_seconds)
-            if not held:  # another worker has it now: stop before another write
+            if not held:
+                # Either settled a moment ago (its settle committed, its task has not
+                # resumed yet: under load, every round of renewals met a few) or taken by
+                # another worker. Only the second is a lost lease: stop before another write.
+                await asyncio.wait({task}, timeout=SETTLED_GRACE_SECONDS)
+                if task.done():
+                    continue
                 log.warning("lost the lease of delivery %s", claimed.delivery_id)
                 task.cancel()
 

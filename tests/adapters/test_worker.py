@@ -5,6 +5,7 @@ queue write once (SPEC §3)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -133,3 +134,52 @@ async def test_two_workers_on_one_queue_write_each_action_once() -> None:
             await worker.stop()
     targets = [c.target for c in world.sentry.updates()]
     assert sorted(targets, key=int) == [str(n) for n in range(1, 21)]
+
+
+async def _renew_refused_for(worker: Worker, work: Any) -> asyncio.Task[None]:
+    """One delivery in progress whose lease renewal the inbox refuses (its row is not held
+    by this worker: settled, or claimed by another); `work` is what its task still does."""
+    world_claim = await worker.ports.inbox.claim("someone-else", now=worker.ports.clock.now(),
+                                                 lease_seconds=60, limit=1)
+    [claimed] = world_claim
+    task = asyncio.create_task(work())
+    worker._inflight[claimed.id] = (claimed, task)
+    await worker._renew()
+    return task
+
+
+async def test_SPEC3_a_renewal_refused_for_a_delivery_just_settled_is_no_lost_lease(
+        caplog: Any) -> None:
+    """Under load every round of renewals met deliveries whose settle had committed while
+    their task had not resumed yet: "lost the lease" was logged and the task cancelled."""
+    world = SyncWorld(clock=SystemClock())
+    tenant = await world.a_tenant()
+    await world.deliver(tenant, issue_updated())
+    worker = Worker(world.ports, world.settings, upkeep=world.sync)
+    finished = []
+
+    async def last_step() -> None:
+        await asyncio.sleep(0.005)
+        finished.append(True)
+
+    with caplog.at_level("WARNING", logger="sentry_jira.worker"):
+        task = await _renew_refused_for(worker, last_step)
+    assert finished == [True] and not task.cancelled()
+    assert "lost the lease" not in caplog.text
+
+
+async def test_SPEC3_a_renewal_refused_while_the_work_goes_on_stops_it(caplog: Any) -> None:
+    world = SyncWorld(clock=SystemClock())
+    tenant = await world.a_tenant()
+    await world.deliver(tenant, issue_updated())
+    worker = Worker(world.ports, world.settings, upkeep=world.sync)
+
+    async def long_call() -> None:
+        await asyncio.sleep(30)
+
+    with caplog.at_level("WARNING", logger="sentry_jira.worker"):
+        task = await _renew_refused_for(worker, long_call)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert task.cancelled()
+    assert "lost the lease of delivery delivery-1" in caplog.text

@@ -155,7 +155,22 @@ class SqliteSyncStore:
         wanted = list(dict.fromkeys(keys))
 
         def query(db: sqlite_utils.Database) -> dict[WatermarkKey, Watermark]:
-            return {key: mark for key in wanted if (mark := _watermark(db, key)) is not None}
+            if len(wanted) == 1:
+                mark = _watermark(db, wanted[0])
+                return {} if mark is None else {wanted[0]: mark}
+            # One read per (tenant, issue, org) for all its kinds (the decision asks for
+            # status and assignee together): a prefix of the table's unique key.
+            found: dict[WatermarkKey, Watermark] = {}
+            for tenant_id, issue_id, org in dict.fromkeys(
+                    (k.tenant_id, k.issue_id, k.org) for k in wanted):
+                for kind, updated, delivery_id in db.execute(
+                        "SELECT kind, updated, delivery_id FROM sync_watermarks "
+                        "WHERE tenant_id = ? AND issue_id = ? AND org = ?",
+                        [tenant_id, issue_id, org]).fetchall():
+                    key = WatermarkKey(tenant_id, issue_id, org, Kind(kind))
+                    found[key] = Watermark(updated=datetime.fromisoformat(updated),
+                                           delivery_id=delivery_id)
+            return {key: found[key] for key in wanted if key in found}
 
         return await self._read_hot(query)
 

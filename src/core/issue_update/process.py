@@ -119,10 +119,18 @@ async def process_delivery(
     jitter: Callable[[], float] = random.random,
 ) -> datetime | None:
     """W5–W9 for one claimed delivery. Returns when it is due again (None: finished)."""
-    plan = await ports.sync.plan_of(claimed.id)
+    # A delivery claimed for the first time has no stored plan: only a claim holder saves
+    # one, and a later claim counts the earlier ones (an admin retry that resets the count
+    # finds its old plan through save_plan, which returns a stored plan as it is).
+    plan = None if claimed.attempts == 0 else await ports.sync.plan_of(claimed.id)
+    # The bindings the decision just read, by org: the first write uses its org's binding
+    # as read a moment ago instead of reading it again; later actions read it afresh
+    # (a write may take up to the HTTP timeout, an admin may rebind meanwhile).
+    fresh: dict[str, Binding] = {}
     if plan is None:
         try:
-            plan = await _decide_and_save(claimed, ports=ports, settings=settings)
+            plan = await _decide_and_save(claimed, ports=ports, settings=settings,
+                                          read_bindings=fresh)
         except LookupFailed as failure:
             return await _lookup_failed(claimed, failure, owner=owner, ports=ports,
                                         settings=settings, jitter=jitter)
@@ -136,7 +144,8 @@ async def process_delivery(
             held = await _rekey(claimed, action, ports=ports)
         else:
             held = await _attempt_write(claimed, action, ports=ports, settings=settings,
-                                        jitter=jitter)
+                                        jitter=jitter, read_bindings=fresh)
+        fresh.clear()
     if held is None:
         return await ports.sync.settle(claimed.id, owner)
     _, due = await apply_batch(ports.sync, [held, Settle(claimed.id, owner)])
@@ -148,7 +157,8 @@ async def process_delivery(
 
 
 async def _decide_and_save(
-    claimed: ClaimedDelivery, *, ports: SyncPorts, settings: AppSettings
+    claimed: ClaimedDelivery, *, ports: SyncPorts, settings: AppSettings,
+    read_bindings: dict[str, Binding],
 ) -> list[StoredAction]:
     now = ports.clock.now()
     try:
@@ -165,6 +175,7 @@ async def _decide_and_save(
         return await _save_final(claimed, Decision(
             Kind.DELIVERY, Outcome.IGNORED, f"tenant {claimed.tenant_id} is unknown"), ports)
     bindings = await ports.bindings.of_tenant(tenant.id)
+    read_bindings.update((b.org, b) for b in bindings)
     links = await _links(delivery, bindings, ports.links)
     look_up_email = may_look_up_email(tenant, use_email_scope=settings.use_email_scope)
     lookups = await gather_lookups(
@@ -333,10 +344,13 @@ async def _attempt_write(
     ports: SyncPorts,
     settings: AppSettings,
     jitter: Callable[[], float],
+    read_bindings: dict[str, Binding],
 ) -> Finish | None:
     """The action's outcome to store (None: a failure, stored already)."""
     write = SentryWrite.from_record(action.record)
-    binding = await ports.bindings.get(write.tenant_id, write.org)
+    binding = read_bindings.get(write.org)
+    if binding is None or binding.tenant_id != write.tenant_id:
+        binding = await ports.bindings.get(write.tenant_id, write.org)
     if binding is None:
         gone = Decision(write.kind, Outcome.IGNORED,
                         f"org {write.org} is no longer bound to the tenant: no write",
