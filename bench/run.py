@@ -118,9 +118,9 @@ def run_e2e(workdir: Path, *, seconds: float, rate: float | None, runs: int,
     for run in range(runs):
         print(f"\nend to end, run {run + 1} of {runs} (load average {load_average()})",
               flush=True)
-        ceiling = measure_ceiling()
+        ceiling, ceiling_cpu = measure_ceiling()
         print(f"  ceiling: bare loop of the same PUTs, {WORKER_LANES} at a time, same client: "
-              f"{ceiling:.0f}/s", flush=True)
+              f"{ceiling:.0f}/s, {ceiling_cpu:.0f} µs CPU a PUT", flush=True)
         base = workdir / f"e2e-{run}"
         if rate is not None:
             best = run_stream(base / "fixed", rate, seconds, trial=f"r{run}", profile=profile)
@@ -138,9 +138,9 @@ def run_e2e(workdir: Path, *, seconds: float, rate: float | None, runs: int,
         ack_only = measure_ack_only(base / "ack")
         print(f"  ack only (worker off, wrk 32 connections): {ack_only:.0f}/s", flush=True)
         sustained = best["rate"] if best else 0.0
-        figures["runs"].append({"ceiling": ceiling, "best": best, "hot": hot,
-                                "ack_only": ack_only, "sustained": sustained,
-                                "load_average": load_average()})
+        figures["runs"].append({"ceiling": ceiling, "ceiling_cpu_us": ceiling_cpu,
+                                "best": best, "hot": hot, "ack_only": ack_only,
+                                "sustained": sustained, "load_average": load_average()})
     last = figures["runs"][-1]
     ratios = [r["sustained"] / r["ceiling"] for r in figures["runs"]]
     acks = [r["sustained"] / r["ack_only"] for r in figures["runs"]]

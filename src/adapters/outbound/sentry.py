@@ -10,6 +10,7 @@ is streamed and refused past 1 MiB.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import re
@@ -113,6 +114,7 @@ class HttpSentryApi:
         self._hosts = sentry_hosts
         self._per_host_calls = per_host_calls
         self._turns: dict[str, asyncio.Semaphore] = {}
+        self._checked: dict[str, bool] = {}  # Sentry URL → allowed by `sentry_hosts`
 
     async def update_issue(
         self, binding: Binding, issue_id: str, payload: Mapping[str, Any]
@@ -172,34 +174,51 @@ class HttpSentryApi:
         json: Any = None,
         params: Mapping[str, str] | None = None,
     ) -> _Answer:
-        try:  # §8.3: re-checked before every call; nothing is sent to a refused host
-            check_sentry_url(binding.sentry_url, self._hosts)
-        except HostRefused:
+        # §8.3: re-checked before every call; nothing is sent to a refused host
+        if not self._allowed(binding.sentry_url):
             raise SentryRejected(
                 f"the org's Sentry URL is not an allowed Sentry host ({what}); "
                 "see SENTRY_JIRA_SENTRY_HOSTS"
-            ) from None
+            )
         headers = {
             "Authorization": f"Bearer {binding.sentry_token}",
             "Accept": "application/json",
         }
         # One deadline covers the wait for a turn and the call (§8.3).
         started = time.monotonic()
-        turn = self._turn(url)
-        try:
-            await asyncio.wait_for(turn.acquire(), timeout=self._timeout)
-        except TimeoutError:
-            raise SentryUnavailable(f"Sentry did not answer in time ({what})") from None
+        turn = self._turn(binding.sentry_url)  # the call's origin is the org's Sentry URL's
+        if turn.locked():  # every turn taken: wait, within the deadline
+            try:
+                await asyncio.wait_for(turn.acquire(), timeout=self._timeout)
+            except TimeoutError:
+                raise SentryUnavailable(f"Sentry did not answer in time ({what})") from None
+        else:  # a free turn is taken at once (wait_for would start a task for it)
+            await turn.acquire()
         try:
             return await self._exchange(method, url, what, headers, json=json, params=params,
                                         deadline=self._timeout - (time.monotonic() - started))
         finally:
             turn.release()
 
+    def _allowed(self, sentry_url: str) -> bool:
+        """Whether SENTRY_JIRA_SENTRY_HOSTS allow this URL. The patterns are fixed for the
+        life of this client, so each URL's answer is kept (bounded) rather than parsed and
+        matched again on every call."""
+        allowed = self._checked.get(sentry_url)
+        if allowed is None:
+            try:
+                check_sentry_url(sentry_url, self._hosts)
+                allowed = True
+            except HostRefused:
+                allowed = False
+            if len(self._checked) >= MAX_ORIGINS:
+                self._checked.clear()
+            self._checked[sentry_url] = allowed
+        return allowed
+
     def _turn(self, url: str) -> asyncio.Semaphore:
         """The semaphore of the URL's origin: at most `per_host_calls` calls in flight."""
-        parts = urlsplit(url)
-        origin = f"{parts.scheme}://{parts.netloc}".lower()
+        origin = _origin(url)
         turn = self._turns.get(origin)
         if turn is None:
             if len(self._turns) >= MAX_ORIGINS:  # bounded: forget idle origins
@@ -251,6 +270,12 @@ class HttpSentryApi:
                 f"the Sentry URL or token cannot be sent in a request ({what})"
             ) from None
         return _Answer(answer.status, answer.headers.get("Retry-After"), answer.body)
+
+
+@functools.lru_cache(maxsize=MAX_ORIGINS)
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _org_url(binding: Binding) -> str:
