@@ -86,7 +86,7 @@ async def drain(env: dict[str, str], deliveries: int, *, null_sentry: bool,
         profiler.enable()
     await worker.start()
     while (await container.inbox.stats(container.clock.now())).pending:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     if profiler:
         profiler.disable()

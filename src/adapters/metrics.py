@@ -37,7 +37,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from core.model.errors import ServiceError
-from core.model.sync import Watermark, WatermarkAdvance, WatermarkKey
+from core.model.sync import Kind, Outcome, Watermark, WatermarkAdvance, WatermarkKey
 from ports.clock import Clock
 from ports.inbox import ClaimedDelivery, Inbox
 from ports.journal import JOURNAL_DEFAULT_LIMIT, JOURNAL_MAX_LIMIT, DeadLetter, Journal
@@ -136,6 +136,7 @@ class Metrics:
             "sentry_jira_gauges_age_seconds", "Age of the database-wide gauges' reading, "
             "seconds (they are read at most every 5 s; -1: never read)", registry=self.registry)
         self._gauges_age.set(-1)
+        self._outcome_children: dict[tuple[Kind, Outcome], Any] = {}
         self._read_at: float | None = None
 
     # -- hooks -------------------------------------------------------------------------
@@ -144,15 +145,25 @@ class Metrics:
     def outbound_observer(self, target: str) -> Callable[[str], None]:
         """The callable `exchange(observe=...)` reports one call's result to."""
         counter = self._outbound
+        children: dict[str, Any] = {}  # result → its labelled counter (labels() locks)
 
         def observe(result: str) -> None:
-            counter.labels(target, result).inc()
+            child = children.get(result)
+            if child is None:
+                child = children[result] = counter.labels(target, result)
+            child.inc()
 
         return observe
 
     def sync_outcomes(self, entries: Iterable[JournalEntry]) -> None:
+        children = self._outcome_children
         for entry in entries:
-            self._outcomes.labels(str(entry.kind), str(entry.outcome)).inc()
+            key = (entry.kind, entry.outcome)
+            child = children.get(key)
+            if child is None:
+                child = children[key] = self._outcomes.labels(str(entry.kind),
+                                                              str(entry.outcome))
+            child.inc()
 
     async def refresh(self, *, inbox: Inbox, journal: Journal | None, clock: Clock) -> None:
         """Read the database-wide gauges unless read less than `GAUGE_SECONDS` ago. A
