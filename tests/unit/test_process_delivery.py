@@ -483,3 +483,43 @@ async def test_W9_each_outcome_is_stored_before_the_next_write_and_the_last_with
                      "batch Finish + Settle", "finish 2", "settle"]
     assert (await world.inbox.stats(world.clock.now())).pending == 0
     assert [o for _, o, _, _ in await world.journal(tenant)] == ["applied", "applied"]
+
+
+async def test_W9_an_admin_retry_of_a_delivery_dead_after_its_plan_writes_the_planned_action_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15: a first claim (no earlier claim counted) skips reading a stored plan. An
+    admin retry of a `delivery` dead letter resets the count while a plan may exist (the
+    failure came after the plan was stored): the delivery is decided again, `save_plan`
+    gives back the stored plan, and its pending action is written once."""
+    from core.issue_update.process import process_delivery, processing_failed
+
+    world = SyncWorld(max_attempts=1)
+    tenant = await world.a_tenant()
+    await world.bind(tenant, "acme", issues={"APP-123": ["1"]})
+    await world.deliver(tenant, issue_updated(status_item(IN_PROGRESS, DONE)), "d-1")
+    real = world.sentry.update_issue
+
+    async def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug after the plan was stored")
+
+    monkeypatch.setattr(world.sentry, "update_issue", broken)
+    [claimed] = await world.claim()
+    assert claimed.attempts == 0
+    with pytest.raises(RuntimeError):
+        await process_delivery(claimed, owner="w1", ports=world.ports, settings=world.settings)
+    await processing_failed(claimed, "RuntimeError", owner="w1", ports=world.ports,
+                            settings=world.settings)
+    [letter] = await world.sync.dead_letters()
+    assert letter.kind is Kind.DELIVERY
+    plan = await world.sync.plan_of(claimed.id)
+    assert plan is not None and [a.state for a in plan] == [ActionState.PENDING]
+
+    monkeypatch.setattr(world.sentry, "update_issue", real)
+    await sync_admin.retry_dead_letter(letter.id, journal=world.sync, clock=world.clock)
+    [again] = await world.claim()
+    assert again.attempts == 0  # the retry reset the count: no plan read on this claim
+    await process_delivery(again, owner="w1", ports=world.ports, settings=world.settings)
+    assert updates(world) == [("acme", "1", {"status": "resolved"})]
+    assert [a.state for a in await world.sync.plan_of(claimed.id) or []] == [ActionState.DONE]
+    assert [o for _, o, _, _ in await world.journal(tenant)] == ["dead", "applied"]
