@@ -42,8 +42,12 @@ class PgDatabase:
     """A PostgreSQL database: the pool, the secret box, start-up checks."""
 
     def __init__(self, conninfo: str, box: SecretBox, *, pool_size: int = 10,
-                 acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> None:
+                 acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+                 read_only: bool = False) -> None:
         self.conninfo = conninfo
+        # A read-only command's database: every pooled transaction is READ ONLY (the server
+        # refuses any write), and start-up neither migrates nor marks (wiring.open_postgres).
+        self.read_only = read_only
         self.box = box
         self.pool_size = pool_size
         self.acquire_timeout = acquire_timeout
@@ -60,15 +64,19 @@ class PgDatabase:
             raise Unavailable(_reason(err), retry_after=5) from None
 
     def check_key(self) -> None:
-        """Refuse keys that cannot read this database; mark a fresh database with ours."""
+        """Refuse keys that cannot read this database; mark a fresh database with ours
+        (a read-only `PgDatabase` marks nothing: an unmarked database stays unmarked)."""
         try:
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('key_check', %s) "
-                             "ON CONFLICT (key) DO NOTHING",
-                             [self.box.encrypt(KEY_CHECK_PLAINTEXT)])
+                if not self.read_only:
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('key_check', %s) "
+                                 "ON CONFLICT (key) DO NOTHING",
+                                 [self.box.encrypt(KEY_CHECK_PLAINTEXT)])
                 row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
         except psycopg.OperationalError as err:
             raise Unavailable(_reason(err), retry_after=5) from None
+        if row is None and self.read_only:
+            return
         assert row is not None
         try:
             plain = self.box.decrypt(row[0])
@@ -85,9 +93,10 @@ class PgDatabase:
             return self._pool
         if self._pool is not None:  # a pool of a loop that has ended (CLI): start afresh
             self._pool = None
+        configure = _configure_read_only if self.read_only else _configure
         pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
             self.conninfo, min_size=1, max_size=self.pool_size, open=False,
-            kwargs={"autocommit": True}, timeout=self.acquire_timeout, configure=_configure,
+            kwargs={"autocommit": True}, timeout=self.acquire_timeout, configure=configure,
             reconnect_timeout=0,  # keep trying in the background while the server is down
             name="sentry-jira",
         )
@@ -154,6 +163,13 @@ async def _configure(conn: Connection) -> None:
     """Every pooled connection, once: a bounded wait on locks (the URL's own `options`
     stay as they are)."""
     await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}".encode())
+
+
+async def _configure_read_only(conn: Connection) -> None:
+    """A read-only command's pooled connection: as `_configure`, and every transaction
+    READ ONLY, so a write the command should never make is refused by the server."""
+    await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}; "
+                       "SET default_transaction_read_only = on".encode())
 
 
 def _reason(err: psycopg.OperationalError) -> str:
