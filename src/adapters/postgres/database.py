@@ -28,6 +28,10 @@ ACQUIRE_TIMEOUT_SECONDS = 1.0  # W10: no connection within 1 s → 503
 # A statement waiting on a lock (a long transaction of another process, a schema change)
 # gives up after this, like SQLite's 5 s busy timeout: 503, never a request hung for ever.
 LOCK_TIMEOUT_MS = 5000
+# No statement holds a pooled connection longer than this (docs/operations.md, "Statement
+# timeout"): twice the lock timeout, so a lock wait still ends as a lock timeout first; far
+# above any query of the acknowledgement path, the worker or the admin API (milliseconds).
+STATEMENT_TIMEOUT_MS = 10_000
 
 log = logging.getLogger("sentry_jira.postgres")
 
@@ -114,6 +118,10 @@ class PgDatabase:
         except psycopg_pool.PoolTimeout:
             raise Unavailable("the database is busy or unreachable; retry shortly",
                               retry_after=1) from None
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as err:
+            # The statement or lock timeout: this statement was cancelled (its transaction
+            # rolled back), the connection itself is fine and goes back to the pool.
+            raise Unavailable(_reason(err), retry_after=1) from None
         except psycopg.OperationalError as err:
             # A connection that broke (the server restarted) means its idle siblings did
             # too: have the pool test and replace them now, not one failed request each.
@@ -159,17 +167,37 @@ async def _check(pool: psycopg_pool.AsyncConnectionPool[Connection]) -> None:
         log.warning("database unavailable: the pool's connections could not be checked")
 
 
+def _session_settings(read_only: bool) -> bytes:
+    """The settings every pooled connection gets once, in one round trip.
+
+    - `lock_timeout`: a statement waiting on a lock gives up after LOCK_TIMEOUT_MS.
+    - `statement_timeout`: no statement holds a pooled connection longer than
+      STATEMENT_TIMEOUT_MS (a runaway query, a server stalled on I/O): it is cancelled and
+      the caller gets `Unavailable` (503 on the acknowledgement path, W10). An operator's own
+      value (`options=-c statement_timeout=…` in the URL, `ALTER ROLE … SET statement_timeout`)
+      is kept. Migrations, `db copy` and `secrets reencrypt` use their own connections, not
+      the pool's, so they run without this limit; the worker's retention prune raises it for
+      its own transaction (sync_store.PRUNE_STATEMENT_TIMEOUT_MS).
+    - read-only commands: every transaction READ ONLY (the server refuses any write).
+    """
+    sql = (f"SELECT set_config('lock_timeout', '{int(LOCK_TIMEOUT_MS)}', false), "
+           "set_config('statement_timeout', CASE current_setting('statement_timeout') "
+           f"WHEN '0' THEN '{int(STATEMENT_TIMEOUT_MS)}' "
+           "ELSE current_setting('statement_timeout') END, false)")
+    if read_only:
+        sql += ", set_config('default_transaction_read_only', 'on', false)"
+    return sql.encode()
+
+
 async def _configure(conn: Connection) -> None:
-    """Every pooled connection, once: a bounded wait on locks (the URL's own `options`
-    stay as they are)."""
-    await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}".encode())
+    """Every pooled connection, once (the URL's own `options` stay as they are)."""
+    await conn.execute(_session_settings(read_only=False))
 
 
 async def _configure_read_only(conn: Connection) -> None:
     """A read-only command's pooled connection: as `_configure`, and every transaction
     READ ONLY, so a write the command should never make is refused by the server."""
-    await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}; "
-                       "SET default_transaction_read_only = on".encode())
+    await conn.execute(_session_settings(read_only=True))
 
 
 def _reason(err: psycopg.OperationalError) -> str:

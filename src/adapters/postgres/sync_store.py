@@ -27,6 +27,9 @@ from ports.sync_store import (
 _ACTION_COLUMNS = ("id, delivery_row, position, kind, org, action, state, attempts, "
                    "not_before, last_error, tenant_id, issue_key, finished_at")
 _JOURNAL_COLUMNS = "at, tenant_id, delivery_id, issue_key, org, kind, outcome, detail"
+# The retention prune's own statement timeout (the pool's is STATEMENT_TIMEOUT_MS, 10 s):
+# a first prune after a long outage may delete millions of rows; it still cannot run forever.
+PRUNE_STATEMENT_TIMEOUT_MS = 600_000
 
 
 def _dt(seconds: float) -> datetime:
@@ -282,6 +285,10 @@ class PgSyncStore:
                "AND NOT EXISTS (SELECT 1 FROM sync_actions AS a "
                "WHERE a.delivery_row = d.id AND a.state = 'dead')")
         async with self._database.transaction() as conn:
+            # Retention may delete a large backlog at once: this transaction only runs with a
+            # longer statement timeout than the pool's (which would cancel it every time).
+            await conn.execute(f"SET LOCAL statement_timeout = {PRUNE_STATEMENT_TIMEOUT_MS}"
+                               .encode())
             gone = (await conn.execute("DELETE FROM sync_journal WHERE at < %s",
                                        [cutoff])).rowcount
             for table, column in (("sync_actions", "delivery_row"),
