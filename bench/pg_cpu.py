@@ -1,7 +1,9 @@
 """CPU time of a throwaway PostgreSQL cluster's processes (#16): the postmaster, every process
 it has now (backends, checkpointer, WAL writer, …) and, through the postmaster's cutime and
 cstime, the ones that have exited. Read from /proc around a benchmark run, the difference is
-the server-side CPU the run cost, beside the `serve` process's own (bench/wrk.py).
+the server-side CPU the run cost, beside the `serve` process's own (bench/wrk.py). A backend
+that has exited but is not reaped yet reads as 0 for that instant: `serve`'s pooled
+connections stay open through a run, so this is noise of a few ticks at most.
 """
 
 from __future__ import annotations
