@@ -207,3 +207,17 @@ def test_a_read_only_pool_refuses_writes_at_the_server(postgres_url: str) -> Non
         asyncio.run(write())
     with psycopg.connect(postgres_url) as conn:
         assert conn.execute("SELECT count(*) FROM meta").fetchone() == (0,)
+
+
+def test_a_read_only_command_on_an_unreachable_postgres_server_is_one_line_exit_2(
+    tmp_path: Path,
+) -> None:
+    """No server on the socket (nothing sent anywhere but a Unix socket path that is not
+    there): the start-up line of §3/§9, naming the database without password."""
+    url = f"postgresql:///sj?host={tmp_path}&user=ops"
+    result = cli(url, "tenants", "list")
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("sentry-jira: configuration error: SENTRY_JIRA_DATABASE: cannot "
+                           "connect to postgresql://"), line
+    assert "Traceback" not in result.output
