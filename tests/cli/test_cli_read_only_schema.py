@@ -221,3 +221,12 @@ def test_a_read_only_command_on_an_unreachable_postgres_server_is_one_line_exit_
     assert line.startswith("sentry-jira: configuration error: SENTRY_JIRA_DATABASE: cannot "
                            "connect to postgresql://"), line
     assert "Traceback" not in result.output
+
+
+def test_the_refusal_names_the_database_without_its_password(empty_pg: str) -> None:
+    """§9: the URL is shown only without its password (trust auth here ignores it)."""
+    result = cli(empty_pg + "&password=hunter2-never-shown", "tenants", "list")
+    refused(result, NO_SCHEMA)
+    assert "hunter2" not in result.output
+    assert result.stderr.startswith("sentry-jira: postgresql://")
+    assert pg_tables(empty_pg) == []
