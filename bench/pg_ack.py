@@ -30,6 +30,7 @@ from bench.ack import (
     install_tenant,
     signed_headers,
 )
+from bench.pg_cpu import cluster_cpu_seconds
 from bench.wrk import (
     REPO,
     Target,
@@ -97,7 +98,10 @@ def measure_pg_ack(workdir: Path, *, seconds: int, rounds: int,
             served(serve_command(ports[2]), envs[2], ports[2], workdir / "sqlite.log") as lite,
             served(empty_cmd, empty_env, empty_port, workdir / "empty.log") as empty,
         ):
-            targets = [Target(s.url + ISSUE_UPDATED, headers, body, s)
+            def db_cpu() -> float:
+                return cluster_cpu_seconds(cluster.data)
+
+            targets = [Target(s.url + ISSUE_UPDATED, headers, body, s, db_cpu=db_cpu)
                        for s in (pg, pga, lite, empty)]
             for target in targets:
                 check_once(target.url, headers, body, 202)
@@ -119,13 +123,17 @@ def print_pg_ack(figures: dict[str, Any], *, connections: int, rounds: int,
                  seconds: int) -> None:
     print(f"\nacknowledgement on PostgreSQL (§7, §9): wrk {connections} connections, "
           f"{rounds} rounds of {seconds} s alternating")
-    print(f"{'run':<42}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}")
+    print("serve µs: the serve process's CPU per request; pg µs: the cluster's processes' "
+          "(postmaster, backends, WAL writer, …) per request; load: 1-min load at the end")
+    print(f"{'run':<42}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>10}"
+          f"{'serve µs':>10}{'pg µs':>8}{'load':>6}")
     for name, key in (("serve on PostgreSQL (synchronous_commit on)", "postgres"),
                       ("serve on PostgreSQL (synchronous_commit off)", "postgres_async_commit"),
                       ("serve on SQLite", "sqlite"), ("empty Litestar handler", "empty")):
         run = figures[key]
         print(f"{name:<42}{run['rps']:>10.0f}{run['p50']:>10.2f}{run['p99']:>10.2f}"
-              f"{run['non2xx']:>10.0f}")
+              f"{run['non2xx']:>10.0f}{run.get('cpu_us', 0.0):>10.0f}"
+              f"{run.get('db_cpu_us', 0.0):>8.0f}{run.get('load1', 0.0):>6.2f}")
     print(f"PostgreSQL ack / empty rate ratio: {figures['ratio']:.2f}  (target ≥ 0.50); "
           f"synchronous_commit off: {figures['ratio_async_commit']:.2f}; "
           f"SQLite: {figures['ratio_sqlite']:.2f}")

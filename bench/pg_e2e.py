@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from bench.e2e import (
     requests_for,
     send_stream,
 )
+from bench.pg_cpu import cluster_cpu_seconds
 from bench.wrk import free_port, serve_command, served
 from core.model.bindings import Binding, Link, StatusRule
 from core.model.tenant import Installation
@@ -80,7 +83,11 @@ def _pending(database: str) -> int:
 
 
 def measure_processing(work: Path, database: str, *, replicas: int, rate: float,
-                       seconds: float) -> dict[str, Any]:
+                       seconds: float, db_cpu: Callable[[], float] | None = None
+                       ) -> dict[str, Any]:
+    """The stream through `replicas` serve processes; beside the rate, the CPU per delivery
+    of the serve processes (their workers included) and, with `db_cpu`, of the database
+    server's processes (#16), and the 1-minute load average at the end."""
     work.mkdir(parents=True, exist_ok=True)
     sentry = FastSentry()
     try:
@@ -92,9 +99,11 @@ def measure_processing(work: Path, database: str, *, replicas: int, rate: float,
         bodies = [delivery_body(i % ISSUES + 1, base + timedelta(milliseconds=i))
                   for i in range(count)]
         with contextlib.ExitStack() as stack:
-            for port, env in zip(ports, envs, strict=True):
-                stack.enter_context(served(serve_command(port), env, port,
-                                           work / f"serve-{port}.log"))
+            servers = [stack.enter_context(served(serve_command(port), env, port,
+                                                  work / f"serve-{port}.log"))
+                       for port, env in zip(ports, envs, strict=True)]
+            serve_before = sum(server.cpu_seconds() for server in servers)
+            db_before = db_cpu() if db_cpu else 0.0
             started = time.monotonic()
 
             async def stream() -> list[Any]:
@@ -108,12 +117,17 @@ def measure_processing(work: Path, database: str, *, replicas: int, rate: float,
                 time.sleep(0.1)
             elapsed = time.monotonic() - started
             left = _pending(database)
+            serve_cpu = sum(server.cpu_seconds() for server in servers) - serve_before
+            used_db = (db_cpu() - db_before) if db_cpu else 0.0
     finally:
         sentry.close()
     accepted = sum(1 for s in sent for status in s.statuses if status == 202)
     return {"replicas": replicas, "offered": rate, "deliveries": count, "accepted": accepted,
             "left": left, "seconds": elapsed,
-            "processed_per_second": (accepted - left) / elapsed if elapsed else 0.0}
+            "processed_per_second": (accepted - left) / elapsed if elapsed else 0.0,
+            "serve_cpu_us": serve_cpu / count * 1e6 if count else 0.0,
+            "db_cpu_us": used_db / count * 1e6 if count else 0.0,
+            "load1": os.getloadavg()[0]}
 
 
 def measure_pg_e2e(work: Path, *, rate: float, seconds: float) -> list[dict[str, Any]]:
@@ -125,7 +139,8 @@ def measure_pg_e2e(work: Path, *, rate: float, seconds: float) -> list[dict[str,
         for replicas in (1, 2):
             url = cluster.database(migrated=False)
             results.append({"engine": "postgresql", **measure_processing(
-                work / f"pg{replicas}", url, replicas=replicas, rate=rate, seconds=seconds)})
+                work / f"pg{replicas}", url, replicas=replicas, rate=rate, seconds=seconds,
+                db_cpu=lambda: cluster_cpu_seconds(cluster.data))})
     finally:
         cluster.stop()
     return results
@@ -134,8 +149,11 @@ def measure_pg_e2e(work: Path, *, rate: float, seconds: float) -> list[dict[str,
 def print_pg_e2e(results: list[dict[str, Any]]) -> None:
     print("\nend to end (§7, §9): deliveries processed per second, the stream split over the "
           "replicas")
+    print("serve µs / pg µs: CPU per delivery of the serve processes (workers included) and of "
+          "the PostgreSQL cluster's processes; load: 1-min load average at the end")
     print(f"{'engine':<12}{'replicas':>9}{'offered/s':>11}{'accepted':>10}{'left':>6}"
-          f"{'seconds':>9}{'processed/s':>13}")
+          f"{'seconds':>9}{'processed/s':>13}{'serve µs':>10}{'pg µs':>8}{'load':>6}")
     for r in results:
         print(f"{r['engine']:<12}{r['replicas']:>9}{r['offered']:>11.0f}{r['accepted']:>10}"
-              f"{r['left']:>6}{r['seconds']:>9.1f}{r['processed_per_second']:>13.0f}")
+              f"{r['left']:>6}{r['seconds']:>9.1f}{r['processed_per_second']:>13.0f}"
+              f"{r['serve_cpu_us']:>10.0f}{r['db_cpu_us']:>8.0f}{r['load1']:>6.2f}")

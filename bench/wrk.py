@@ -13,7 +13,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -122,11 +122,15 @@ def wrk(
     workdir: Path,
     rotate: Mapping[str, Sequence[str]] | None = None,
     server: Served | None = None,
+    db_cpu: Callable[[], float] | None = None,
 ) -> dict[str, float]:
-    """One wrk run (one thread); with `server`, also its CPU time per request (µs)."""
+    """One wrk run (one thread); with `server`, also its CPU time per request (µs); with
+    `db_cpu` (a database server's CPU seconds so far), that per request too (`db_cpu_us`).
+    `load1`: the 1-minute load average at the end of the run."""
     script = workdir / "post.lua"
     script.write_text(wrk_script(headers, body, rotate))
     before = server.cpu_seconds() if server else 0.0
+    db_before = db_cpu() if db_cpu else 0.0
     result = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True,
@@ -136,6 +140,9 @@ def wrk(
     figures = parse_wrk(result.stdout)
     if server is not None and figures["requests"]:
         figures["cpu_us"] = (server.cpu_seconds() - before) / figures["requests"] * 1e6
+    if db_cpu is not None and figures["requests"]:
+        figures["db_cpu_us"] = (db_cpu() - db_before) / figures["requests"] * 1e6
+    figures["load1"] = os.getloadavg()[0]
     return figures
 
 
@@ -174,6 +181,7 @@ class Target:
     body: bytes
     server: Served | None = None
     rotate: Mapping[str, Sequence[str]] | None = None
+    db_cpu: Callable[[], float] | None = None  # a database server's CPU seconds so far
 
 
 def alternating_rounds(
@@ -210,6 +218,7 @@ def alternating_rounds(
                     workdir=workdir,
                     rotate=target.rotate,
                     server=target.server,
+                    db_cpu=target.db_cpu,
                 )
             )
     return runs

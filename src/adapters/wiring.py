@@ -284,8 +284,30 @@ class Container:
             self.database.close()
 
 
-def open_database(settings: Settings) -> Database:
-    """Open (and migrate) the database with the configured or generated secret key."""
+class SchemaNotReady(Exception):
+    """A read-only command found no sentry-jira schema, or an older one, at the configured
+    database: it migrates nothing (docs/operations.md, "Read-only commands never migrate")."""
+
+
+def check_schema_for_reading(location: str, pending: list[str] | None) -> None:
+    if pending is None:
+        raise SchemaNotReady(f"{location} holds no sentry-jira schema; `sentry-jira serve` "
+                             "or `sentry-jira worker` creates it (read-only commands never do)")
+    if pending:
+        raise SchemaNotReady(f"{location}: the sentry-jira schema is older than this version "
+                             f"({len(pending)} migrations pending); start `sentry-jira serve` "
+                             "or `sentry-jira worker` of this version to migrate it")
+
+
+def open_database(settings: Settings, *, read_only: bool = False) -> Database:
+    """Open (and migrate) the database with the configured or generated secret key.
+
+    `read_only` (a read-only command): the file must already hold this version's schema
+    (else SchemaNotReady); nothing is migrated and the key check is not written."""
+    if read_only:
+        from adapters.sqlite.schema import pending_steps
+
+        check_schema_for_reading(settings.database_location, pending_steps(settings.database))
     keys = settings.secret_keys
     if not keys:
         has_data = holds_encrypted_data(settings.database)
@@ -301,8 +323,9 @@ def open_database(settings: Settings) -> Database:
     database = Database(settings.database, SecretBox(keys),
                         synchronous=settings.sqlite_synchronous)
     try:
-        database.migrate(ALL_MIGRATIONS)
-        database.check_key()
+        if not read_only:
+            database.migrate(ALL_MIGRATIONS)
+        database.check_key(mark=not read_only)
     except KeyMismatchError:
         database.close()
         raise ConfigError(
@@ -314,9 +337,14 @@ def open_database(settings: Settings) -> Database:
     return database
 
 
-def open_postgres(settings: Settings) -> PgDatabase:
+def open_postgres(settings: Settings, *, read_only: bool = False) -> PgDatabase:
     """§9: the PostgreSQL database of `settings` (migrated under the advisory lock, the key
-    checked). The pool opens on first use, on the loop that uses it."""
+    checked). The pool opens on first use, on the loop that uses it.
+
+    `read_only` (a read-only command): the database must already hold this version's schema
+    (else SchemaNotReady); nothing is migrated or marked, every transaction is READ ONLY."""
+    import psycopg
+
     from adapters.postgres.database import KeyMismatchError as PgKeyMismatch
     from adapters.postgres.database import PgDatabase
 
@@ -324,9 +352,18 @@ def open_postgres(settings: Settings) -> PgDatabase:
     if not settings.secret_keys:  # load_settings refuses this; a hand-made Settings may not
         raise ConfigError("SENTRY_JIRA_SECRET_KEY", "required with a PostgreSQL database")
     database = PgDatabase(settings.postgres_url, SecretBox(settings.secret_keys),
-                          pool_size=settings.database_pool_size)
+                          pool_size=settings.database_pool_size, read_only=read_only)
     try:
-        database.migrate()
+        if read_only:
+            from adapters.postgres.schema import pending_steps
+
+            try:
+                pending = pending_steps(settings.postgres_url)
+            except psycopg.OperationalError:
+                raise Unavailable("the database is unavailable", retry_after=5) from None
+            check_schema_for_reading(settings.database_location, pending)
+        else:
+            database.migrate()
         database.check_key()
     except PgKeyMismatch:
         raise ConfigError(
@@ -338,11 +375,12 @@ def open_postgres(settings: Settings) -> PgDatabase:
     return database
 
 
-def bootstrap(settings: Settings) -> Container:
-    """Build the production container from settings."""
+def bootstrap(settings: Settings, *, read_only: bool = False) -> Container:
+    """Build the production container from settings (`read_only`: for a read-only command,
+    on a database that already holds this version's schema; nothing is migrated)."""
     if settings.postgres_url is not None:
-        return bootstrap_postgres(settings)
-    database = open_database(settings)
+        return bootstrap_postgres(settings, read_only=read_only)
+    database = open_database(settings, read_only=read_only)
     metrics = Metrics()
     loop_connection = LoopConnection(database.path, synchronous=settings.sqlite_synchronous)
     tenants = SqliteTenantStore(database)
@@ -393,7 +431,7 @@ def bootstrap(settings: Settings) -> Container:
     )
 
 
-def bootstrap_postgres(settings: Settings) -> Container:
+def bootstrap_postgres(settings: Settings, *, read_only: bool = False) -> Container:
     """§9: the production container on PostgreSQL. The same ports as SQLite's; the worker
     wakes on LISTEN/NOTIFY (Container.startup) and otherwise polls only slowly."""
     from adapters.postgres.forge import PgForgeSites
@@ -403,7 +441,7 @@ def bootstrap_postgres(settings: Settings) -> Container:
     from adapters.postgres.tenants import PgTenantLookup, PgTenantStore, RememberedTenants
     from adapters.postgres.wakeups import SAFETY_POLL_SECONDS
 
-    database = open_postgres(settings)
+    database = open_postgres(settings, read_only=read_only)
     metrics = Metrics()
     tenants = PgTenantStore(database)
     lookup = PgTenantLookup(database, database.box)

@@ -263,3 +263,81 @@ async def test_W10_a_delivery_waiting_on_a_lock_is_unavailable_not_hung(
         assert await inbox.record(a_delivery("blocked")) is True
     finally:
         await database.aclose()
+
+
+async def pooled_settings(database: PgDatabase) -> tuple[str, str, str]:
+    async with database.connection() as conn:
+        cursor = await conn.execute(
+            "SELECT current_setting('statement_timeout'), current_setting('lock_timeout'), "
+            "current_setting('default_transaction_read_only')")
+        row = await cursor.fetchone()
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
+async def test_s9_pooled_connections_have_a_bounded_statement_and_lock_timeout(
+    postgres_url: str,
+) -> None:
+    """#16: every pooled connection (serve, worker, CLI) runs with statement_timeout 10 s and
+    lock_timeout 5 s; migrations use their own connection, without a statement limit."""
+    database = PgDatabase(postgres_url, SecretBox((TEST_FERNET_KEY,)))
+    try:
+        assert await pooled_settings(database) == ("10s", "5s", "off")
+    finally:
+        await database.aclose()
+    with psycopg.connect(postgres_url) as conn:  # what migrate() and db copy connect with
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("0",)
+
+
+async def test_s9_an_operators_own_statement_timeout_is_kept(postgres_url: str) -> None:
+    """`options=-c statement_timeout=…` in the URL (or ALTER ROLE … SET) wins over ours."""
+    url = postgres_url + "&options=-c%20statement_timeout%3D1234"
+    database = PgDatabase(url, SecretBox((TEST_FERNET_KEY,)))
+    try:
+        assert (await pooled_settings(database))[0] == "1234ms"
+    finally:
+        await database.aclose()
+
+
+async def test_W10_a_statement_running_past_the_timeout_is_unavailable_and_the_pool_recovers(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A statement that runs (pg_sleep: no lock involved) past statement_timeout is cancelled
+    as `Unavailable(retry_after=1)`; the connection goes back to the pool and answers."""
+    from adapters.postgres import database as pg_module
+
+    monkeypatch.setattr(pg_module, "STATEMENT_TIMEOUT_MS", 200)
+    database = PgDatabase(postgres_url, SecretBox((TEST_FERNET_KEY,)), pool_size=1)
+    try:
+        with pytest.raises(Unavailable) as caught:
+            await asyncio.wait_for(database.fetchone("SELECT pg_sleep(5)"), timeout=3)
+        assert caught.value.retry_after == 1
+        assert await database.fetchone("SELECT 1") == (1,)
+    finally:
+        await database.aclose()
+
+
+async def test_s9_the_retention_prune_is_not_cut_short_by_the_pools_statement_timeout(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The prune deletes a backlog in one transaction under its own, longer limit: a delete
+    slower than the pool's statement timeout still completes."""
+    from adapters.postgres import database as pg_module
+    from adapters.postgres.sync_store import PgSyncStore
+
+    monkeypatch.setattr(pg_module, "STATEMENT_TIMEOUT_MS", 200)
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO sync_journal (tenant_id, at, delivery_id, issue_key, kind, "
+                     "outcome, detail) VALUES (1, 1.0, 'd', 'APP-1', 'status', 'applied', '')")
+        conn.execute("CREATE FUNCTION sj_slow() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$ BEGIN PERFORM pg_sleep(0.5); RETURN NULL; END $$")
+        conn.execute("CREATE TRIGGER sj_slow AFTER DELETE ON sync_journal "
+                     "FOR EACH STATEMENT EXECUTE FUNCTION sj_slow()")
+    database = PgDatabase(postgres_url, SecretBox((TEST_FERNET_KEY,)))
+    try:
+        with pytest.raises(Unavailable):  # the pool's limit does apply to other statements
+            await database.fetchone("SELECT pg_sleep(0.5)")
+        assert await PgSyncStore(database).prune(datetime(2026, 1, 1, tzinfo=UTC)) == 1
+        assert await pooled_settings(database) == ("200ms", "5s", "off")  # SET LOCAL ended
+    finally:
+        await database.aclose()

@@ -75,6 +75,46 @@ async def test_W6_a_watermark_never_moves_backwards(stores: Stores) -> None:
     assert await stores.sync.watermarks([KEY, other]) == {KEY: mark(10, "newer")}
 
 
+async def test_W6_watermarks_compare_as_instants_whatever_their_offsets(stores: Stores) -> None:
+    """#16: 05:00 UTC is later than 10:00+05:30 (04:30 UTC) although it sorts first as text;
+    an equal instant replaces the stored one (the later delivery names it)."""
+    claimed = await a_claimed(stores)
+    first, second, third = await stores.sync.save_plan(
+        claimed, actions=[a_write("1"), a_write("2"), a_write("3")], entries=[], advances=[],
+        at=T0)
+    india = datetime.fromisoformat("2025-11-28T10:00:00+05:30")
+    utc_later = datetime.fromisoformat("2025-11-28T05:00:00+00:00")
+    await stores.sync.finish(first.id, state=ActionState.DONE, entry=an_entry(),
+                             advance=WatermarkAdvance(KEY, Watermark(india, "d-india")))
+    await stores.sync.finish(second.id, state=ActionState.DONE, entry=an_entry(),
+                             advance=WatermarkAdvance(KEY, Watermark(utc_later, "d-utc")))
+    assert (await stores.sync.watermarks([KEY]))[KEY] == Watermark(utc_later, "d-utc")
+    same_instant = utc_later.astimezone(india.tzinfo)
+    await stores.sync.finish(third.id, state=ActionState.DONE, entry=an_entry(),
+                             advance=WatermarkAdvance(KEY, Watermark(same_instant, "d-same")))
+    assert (await stores.sync.watermarks([KEY]))[KEY].delivery_id == "d-same"
+
+
+async def test_a_plan_keeps_the_order_of_its_entries_and_the_latest_of_its_advances(
+    stores: Stores,
+) -> None:
+    """Several journal entries and two advances of one key in one plan: the journal lists
+    them newest first in the order given, and the later watermark stays, whichever came
+    first."""
+    claimed = await a_claimed(stores)
+    other = attrs.evolve(KEY, kind=Kind.ASSIGNEE)
+    await stores.sync.save_plan(
+        claimed, actions=[],
+        entries=[an_entry(Outcome.NOOP, detail="first"), an_entry(Outcome.STALE, detail="2nd"),
+                 an_entry(Outcome.IGNORED, detail="third")],
+        advances=[WatermarkAdvance(KEY, mark(9, "newer")), WatermarkAdvance(KEY, mark(4)),
+                  WatermarkAdvance(other, mark(1)), WatermarkAdvance(other, mark(2, "later"))],
+        at=T0)
+    assert [e.detail for e in await stores.journal.journal(1)] == ["third", "2nd", "first"]
+    assert await stores.sync.watermarks([KEY, other]) == {KEY: mark(9, "newer"),
+                                                          other: mark(2, "later")}
+
+
 async def test_a_watermark_keeps_its_time_exactly(stores: Stores) -> None:
     """W6 compares times for equality: a round trip must not lose precision or the offset."""
     claimed = await a_claimed(stores)
@@ -157,6 +197,23 @@ async def test_apply_batch_gives_back_a_delivery_with_a_pending_action(stores: S
     assert results == [True, later]
     assert (await stores.inbox.stats(T0)).pending == 1  # given back, due at `later`
     assert await stores.inbox.claim("w2", now=T0, lease_seconds=30) == []
+
+
+async def test_apply_batch_of_several_outcomes_then_the_settle(stores: Stores) -> None:
+    """A batch longer than the worker's usual pair: each change sees the ones before it."""
+    claimed = await a_claimed(stores)
+    first, second = await stores.sync.save_plan(
+        claimed, actions=[a_write("1"), a_write("2")], entries=[], advances=[], at=T0)
+    results = await apply_batch(stores.sync, [
+        Finish(first.id, ActionState.DONE, an_entry(detail="one"), WatermarkAdvance(KEY, mark(1))),
+        Finish(second.id, ActionState.DONE, an_entry(detail="two"),
+               WatermarkAdvance(KEY, mark(2, "d-2"))),
+        Finish(first.id, ActionState.DONE, an_entry(detail="again")),
+        Settle(claimed.id, "w1")])
+    assert results == [True, True, False, None]
+    assert [e.detail for e in await stores.journal.journal(1)] == ["two", "one"]
+    assert await stores.sync.watermarks([KEY]) == {KEY: mark(2, "d-2")}
+    assert (await stores.inbox.stats(T0)).pending == 0
 
 
 async def test_apply_batch_settles_only_under_the_owners_lease(stores: Stores) -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,8 @@ from core.model.tenant import Tenant
 from tests.cli import test_cli_admin as admin_cli
 from tests.cli.test_cli_admin_argv import PASTED
 from tests.support.admin_api import SENTRY_TOKEN
+from tests.support.builders import TEST_FERNET_KEY
+from tests.support.engines import Storage, table_rows
 from tests.support.process import server_env
 
 pytestmark = pytest.mark.e2e
@@ -81,3 +84,21 @@ def test_A_the_installed_command_does_not_echo_a_pasted_token(env: dict[str, str
         assert done.returncode == 2, done.stderr
         assert PASTED not in done.stdout + done.stderr
         assert done.stderr.startswith("sentry-jira: ")
+
+
+@pytest.mark.parametrize("args", [["tenants", "list"], ["dead-letters", "list"]], ids=" ".join)
+def test_s9_a_read_only_command_as_a_process_creates_no_tables_in_an_empty_database(
+    storage: Storage, tmp_path: Path, args: list[str],
+) -> None:
+    """#16, both engines as real processes: an empty PostgreSQL database, an empty SQLite
+    file — exit 1, one line naming `serve`/`worker`, and still no table afterwards."""
+    if storage.url is None:
+        (tmp_path / "sentry-jira.db").touch()
+    environ = {**storage.env(tmp_path), "SENTRY_JIRA_SECRET_KEY": TEST_FERNET_KEY}
+    done = subprocess.run([sys.executable, "-m", "adapters.cli.main", *args],
+                          env=server_env(environ), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert "holds no sentry-jira schema; `sentry-jira serve` or `sentry-jira worker`" in line
+    assert done.stdout == ""
+    assert table_rows(storage.where(tmp_path)) == {}

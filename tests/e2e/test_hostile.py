@@ -25,7 +25,6 @@ import json
 import random
 import secrets
 import socket
-import sqlite3
 import string
 import threading
 import time
@@ -40,6 +39,7 @@ import pytest
 
 from core.connect.qsh import query_string_hash
 from core.describe import ISSUE_UPDATED_PATH as WEBHOOK
+from tests.support.builders import TEST_FERNET_KEY
 from tests.support.connect_tokens import (
     INSTALLED,
     UNINSTALLED,
@@ -51,9 +51,10 @@ from tests.support.connect_tokens import (
     signing_key,
     unsigned_token,
 )
+from tests.support.engines import SQLITE, Storage, Where, is_postgres, stored_bytes, table_rows
 from tests.support.fake_jira import FakeJira, FakeJiraSite
 from tests.support.key_server import KeyServer, running_key_server
-from tests.support.leak_scan import database_files, find_leaks
+from tests.support.leak_scan import find_leaks
 from tests.support.process import free_port, running_server
 from tests.support.raw_http import (
     chunk,
@@ -96,7 +97,7 @@ class Hostile:
     url: str
     port: int
     directory: Path
-    database: Path
+    database: Where  # the SQLite file, or the PostgreSQL URL (§9: the suite runs on both)
     log: Path
     keys: KeyServer
     jira: FakeJira
@@ -257,22 +258,16 @@ class Hostile:
 
     # -- state ----------------------------------------------------------------------------
 
+    def database_env(self) -> dict[str, str]:
+        """What a CLI process needs to open this server's database."""
+        env = {"SENTRY_JIRA_DATABASE": str(self.database)}
+        if is_postgres(self.database):
+            env["SENTRY_JIRA_SECRET_KEY"] = TEST_FERNET_KEY
+        return env
+
     def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
-        """Every row of every table, through a read-only connection."""
-        conn = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=5)
-        try:
-            names = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
-                )
-            ]
-            return {
-                name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
-                for name in names
-            }
-        finally:
-            conn.close()
+        """Every row of every table, read from outside the server (either engine)."""
+        return table_rows(self.database)
 
     def egress(self) -> tuple[int, int, int]:
         """(key fetches, connections to Jira, requests Jira received)."""
@@ -318,9 +313,11 @@ def nothing_stored_nor_sent(h: Hostile, *, key_fetch_allowed: bool = False) -> I
     )
 
 
-def server_env(directory: Path, keys: KeyServer, admin_token: str) -> dict[str, str]:
+def server_env(directory: Path, keys: KeyServer, admin_token: str,
+               storage: Storage = SQLITE) -> dict[str, str]:
     return {
-        "SENTRY_JIRA_DATABASE": str(directory / "sentry-jira.db"),  # key file generated beside
+        # SQLite: the key file generated beside; PostgreSQL: the key given (§9 requires it).
+        **storage.env(directory),
         "SENTRY_JIRA_BASE_URL": BASE,
         "SENTRY_JIRA_INSTALL_KEYS_URL": keys.url,
         "SENTRY_JIRA_JIRA_HOSTS": "https://*.atlassian.net,http://127.0.0.1:*",
@@ -390,14 +387,13 @@ def set_up_real_data(h: Hostile) -> None:
 def leaks(h: Hostile) -> list[str]:
     places = {"server log": h.log.read_bytes()}
     places.update({f"response body {n}": body for n, body in enumerate(h.bodies)})
-    places.update(
-        database_files(h.directory, exclude=[h.database.with_name(h.database.name + ".key")])
-    )
+    places.update(stored_bytes(h.database, h.directory,
+                               exclude=(h.directory / "sentry-jira.db.key",)))
     return [f"{leak.secret} in {leak.place}" for leak in find_leaks(h.secrets, places)]
 
 
 @pytest.fixture(scope="module")
-def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+def h(tmp_path_factory: pytest.TempPathFactory, module_storage: Storage) -> Iterator[Hostile]:
     directory = tmp_path_factory.mktemp("hostile")
     admin_token = random_secret("admin")
     with (
@@ -410,7 +406,8 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
         shared_secret = random_secret("shared")
         log = directory / "server.log"
         with (
-            running_server(server_env(directory, keys, admin_token), port=port, log=log) as (
+            running_server(server_env(directory, keys, admin_token, module_storage), port=port,
+                           log=log) as (
                 url,
                 _,
             ),
@@ -420,7 +417,7 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
                 url=url,
                 port=port,
                 directory=directory,
-                database=directory / "sentry-jira.db",
+                database=module_storage.where(directory),
                 log=log,
                 keys=keys,
                 jira=jira,

@@ -1,10 +1,10 @@
 """Hostile deliveries against real `sentry-jira serve` processes (issue #11 items 6, 7, 9):
 signed but odd input is a 4xx and stores nothing; a flood of copies of one delivery through
-two processes sharing the database leaves exactly one `duplicate` journal entry (W3, W9)."""
+two processes sharing the database leaves exactly one `duplicate` journal entry (W3, W9).
+Each test runs on SQLite and on a fresh PostgreSQL database (§9)."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,29 +13,35 @@ import httpx
 import pytest
 
 from core.describe import ISSUE_UPDATED_PATH as PATH
-from tests.e2e.test_ack_path import CLIENT, SECRET, env_for, install, pending_deliveries
+from tests.e2e.test_ack_path import CLIENT, SECRET, env_for
+from tests.support.engines import Storage, Where, query
 from tests.support.process import running_server
+from tests.support.sync_e2e import install
 from tests.support.webhooks import issue_updated_body, signed_delivery
 
 pytestmark = pytest.mark.e2e
 
 
-def duplicate_entries(db_file: Path) -> list[tuple[str, str, str, str]]:
-    conn = sqlite3.connect(db_file)
-    try:
-        return conn.execute(
-            "SELECT kind, outcome, delivery_id, issue_key FROM sync_journal "
-            "WHERE outcome = 'duplicate' ORDER BY id").fetchall()
-    finally:
-        conn.close()
+def duplicate_entries(where: Where) -> list[tuple[Any, ...]]:
+    return query(where, "SELECT kind, outcome, delivery_id, issue_key FROM sync_journal "
+                        "WHERE outcome = 'duplicate' ORDER BY id")
+
+
+def pending_deliveries(where: Where) -> list[tuple[Any, ...]]:
+    return query(where, "SELECT delivery_id, state FROM deliveries ORDER BY id")
+
+
+def engine_env(tmp_path: Path, storage: Storage) -> tuple[dict[str, str], Where]:
+    """test_ack_path's environment on `storage`, with the tenant installed."""
+    env = {**env_for(tmp_path), **storage.env(tmp_path, "db.sqlite")}
+    install(env, CLIENT, SECRET, "https://acme.atlassian.net")
+    return env, storage.where(tmp_path, "db.sqlite")
 
 
 def test_W9_a_flood_of_copies_through_two_processes_is_one_duplicate_journal_entry(
-    tmp_path: Path,
+    tmp_path: Path, storage: Storage,
 ) -> None:
-    env = env_for(tmp_path)
-    install(env)
-    db_file = tmp_path / "db.sqlite"
+    env, db_file = engine_env(tmp_path, storage)
     headers, body = signed_delivery(CLIENT, SECRET, delivery_id="flooded")
     with running_server(env) as (first, _), running_server(env) as (second, _):
         accepted = httpx.post(first + PATH, content=body, headers=headers, timeout=10)
@@ -84,10 +90,9 @@ ODD: list[tuple[str, Any, dict[str, Any], int]] = [
 
 
 def test_odd_signed_deliveries_are_4xx_and_store_nothing_on_a_real_serve(
-    tmp_path: Path,
+    tmp_path: Path, storage: Storage,
 ) -> None:
-    env = env_for(tmp_path)
-    install(env)
+    env, where = engine_env(tmp_path, storage)
     with running_server(env) as (url, proc):
         for name, body, claims, status in ODD:
             headers, raw = signed_delivery(CLIENT, SECRET, body, delivery_id=f"odd-{name}",
@@ -97,4 +102,4 @@ def test_odd_signed_deliveries_are_4xx_and_store_nothing_on_a_real_serve(
             assert SECRET not in response.text
         assert proc.poll() is None  # still serving
         assert httpx.get(url + "/health", timeout=10).status_code in (200, 503)
-    assert pending_deliveries(tmp_path / "db.sqlite") == []
+    assert pending_deliveries(where) == []

@@ -61,6 +61,7 @@ SCHEMA_PATHS = [
 ]
 
 
+@pytest.mark.usefixtures("each_engine")  # §9: the stored binding on either engine
 def test_A_a_stored_sentry_token_never_follows_a_new_url(tmp_path: Path) -> None:
     with (
         FakeJira(app_key=APP_KEY) as jira,

@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.builders import ADMIN_TOKEN
+from tests.support.engines import Storage
 from tests.support.fake_jira import FakeJira, FakeJiraSite
 from tests.support.forge import (
     APP_ID,
@@ -66,12 +67,15 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, module_storage: Storage) -> Iterator[World]:
+    """The module's server on SQLite, then on a fresh PostgreSQL database (§9): the spent FIT
+    ids and the sites a refused FIT must not create live in either."""
     tmp = tmp_path_factory.mktemp("forge-hostile")
     with JwksServer(ForgeSigner("hostile-key")) as jwks, FakeJira("sentry-jira.forge") as jira:
         site = jira.add_forge_site("forge-site")
         env = sync_env(tmp, forge_app_id=APP_ID, forge_jwks_url=jwks.url,
                        forge_api_hosts="http://127.0.0.1:*", jira_hosts="https://*.atlassian.net")
+        env.update(module_storage.env(tmp, "db.sqlite"))
         log = tmp / "serve.log"
         with running_server(env, log=log) as (url, _):
             yield World(url, log, jwks, jira, site)

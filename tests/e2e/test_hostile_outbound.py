@@ -127,7 +127,7 @@ def test_issue11_8_3_bind_refuses_a_sentry_url_the_patterns_do_not_allow(
 def test_issue11_8_3_cli_orgs_bind_refuses_a_loopback_sentry_url(h: Hostile) -> None:
     environ = server_env(
         {
-            "SENTRY_JIRA_DATABASE": str(h.database),
+            **h.database_env(),
             "SENTRY_JIRA_SENTRY_TOKEN": h.remember("cli sentry", "sntrys_cli_" + "y" * 24),
         }
     )
@@ -146,6 +146,7 @@ def test_issue11_8_3_cli_orgs_bind_refuses_a_loopback_sentry_url(h: Hostile) -> 
 # -- item 3: before every call, and at start-up ----------------------------------------------
 
 
+@pytest.mark.usefixtures("each_engine")  # §9: the stored binding on either engine
 def test_issue11_8_3_a_binding_the_patterns_no_longer_allow_is_a_dead_letter_unsent(
     tmp_path: Path,
 ) -> None:

@@ -3,11 +3,11 @@
 real `sentry-jira serve`, each answered with its exact status and leaving every table unchanged
 (read-only snapshot) and both fake Jiras untouched.
 
-One server for the module, without a worker (stable snapshots): a Cloud site and a Data Center
-site registered over the admin API, a third site registered and removed, and a Connect tenant.
-The last test checks that every 401 carried the same detail (a refusal tells an attacker nothing
-about which check failed), and the fixture scans the log, every answer and the database files
-for every secret the suite used.
+One server for the module, without a worker (stable snapshots), on each engine (SQLite, then a
+fresh PostgreSQL database, §9): a Cloud site and a Data Center site registered over the admin
+API, a third site registered and removed, and a Connect tenant. The last test checks that every
+401 carried the same detail (a refusal tells an attacker nothing about which check failed), and
+the fixture scans the log, every answer and the stored rows for every secret the suite used.
 
 Written to the SPEC before the implementation landed. Assumptions where the SPEC is silent:
 - A non-integer site id may be 401 or 404; it must never reach a site (a full-width digit is
@@ -24,7 +24,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -32,16 +31,16 @@ import httpx
 import pytest
 
 from tests.e2e.test_hostile import assert_error, random_secret
+from tests.support.engines import Storage, Where, stored_bytes, table_rows
 from tests.support.fake_jira import FakeJira
 from tests.support.hub_signature import data_center_body, hub_signature
-from tests.support.leak_scan import database_files, find_leaks
+from tests.support.leak_scan import find_leaks
 from tests.support.process import running_server
 from tests.support.sync_e2e import install
 from tests.support.webhook_sites import (
     SITES,
     admin_call,
     site_request,
-    table_rows,
     webhook_env,
     webhook_path,
 )
@@ -56,7 +55,7 @@ LIMIT = 65_536  # SENTRY_JIRA_MAX_BODY_BYTES of this server
 @attrs.define(repr=False)  # a failing assertion must not print the secrets it holds
 class Hostile:
     url: str
-    database: Path
+    database: Where
     jiras: tuple[FakeJira, ...]
     client: httpx.Client
     cloud_id: int = 0
@@ -118,10 +117,11 @@ def register(h: Hostile, request: dict[str, Any]) -> tuple[int, str]:
 
 
 @pytest.fixture(scope="module")
-def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
+def h(tmp_path_factory: pytest.TempPathFactory, module_storage: Storage) -> Iterator[Hostile]:
     directory = tmp_path_factory.mktemp("hostile-webhook")
     log = directory / "serve.log"
-    env = webhook_env(directory, worker=False, SENTRY_JIRA_MAX_BODY_BYTES=str(LIMIT))
+    env = webhook_env(directory, worker=False, SENTRY_JIRA_MAX_BODY_BYTES=str(LIMIT),
+                      **module_storage.env(directory))
     with (
         FakeJira("unused-app-key") as cloud_jira,
         FakeJira("unused-app-key") as dc_jira,
@@ -129,7 +129,7 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
         running_server(env, log=log) as (url, _),
         httpx.Client(base_url=url, timeout=15, follow_redirects=False) as client,
     ):
-        told = Hostile(url=url, database=directory / "sentry-jira.db",
+        told = Hostile(url=url, database=module_storage.where(directory),
                        jiras=(cloud_jira, dc_jira, removed_jira), client=client)
         token = told.remember("api token", random_secret("api-token"))
         pat = told.remember("pat", random_secret("pat"))
@@ -151,7 +151,7 @@ def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hostile]:
         yield told
     places = {"server log": log.read_bytes()}
     places.update({f"response {n}": body for n, body in enumerate(told.bodies)})
-    places.update(database_files(directory))
+    places.update(stored_bytes(told.database, directory))
     assert [f"{x.secret} in {x.place}" for x in find_leaks(told.secrets, places)] == []
 
 

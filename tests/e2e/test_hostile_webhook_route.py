@@ -11,6 +11,8 @@
   log, any answer or the database files;
 - a removal or a rotation made by another process (the CLI) is seen by the running server on
   its next request (no stale secret cache).
+
+The module's server runs on SQLite, then on a fresh PostgreSQL database (§9).
 """
 
 from __future__ import annotations
@@ -29,16 +31,16 @@ import pytest
 
 from tests.e2e.test_hostile import random_secret
 from tests.e2e.test_story import run_cli
+from tests.support.engines import Storage, Where, stored_bytes, table_rows
 from tests.support.fake_jira import FakeJira, Reply
 from tests.support.hub_signature import hub_signature
-from tests.support.leak_scan import database_files, find_leaks
+from tests.support.leak_scan import find_leaks
 from tests.support.process import running_server
 from tests.support.raw_http import chunk, connect, read_response, request_head, send_until_answered
 from tests.support.webhook_sites import (
     SITES,
     admin_call,
     site_request,
-    table_rows,
     webhook_env,
     webhook_path,
 )
@@ -55,6 +57,7 @@ class Served:
     url: str
     port: int
     directory: Path
+    database: Where
     log: Path
     env: dict[str, str]
     jira: FakeJira
@@ -87,26 +90,28 @@ class Served:
         return response
 
     def deliveries(self) -> list[tuple[Any, ...]]:
-        return table_rows(self.directory / "sentry-jira.db")["deliveries"]
+        return table_rows(self.database)["deliveries"]
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory, module_storage: Storage
+           ) -> Iterator[Served]:
     directory = tmp_path_factory.mktemp("hostile-webhook-route")
     log = directory / "serve.log"
-    env = webhook_env(directory, worker=False, SENTRY_JIRA_MAX_BODY_BYTES=str(LIMIT))
+    env = webhook_env(directory, worker=False, SENTRY_JIRA_MAX_BODY_BYTES=str(LIMIT),
+                      **module_storage.env(directory))
     with FakeJira("unused-app-key") as jira, running_server(env, log=log) as (url, _):
         token = random_secret("api-token")
         jira.add_cloud_token_site("hostile-cloud", EMAIL, token)
-        served = Served(url=url, port=int(url.rsplit(":", 1)[1]), directory=directory, log=log,
-                        env=env, jira=jira)
+        served = Served(url=url, port=int(url.rsplit(":", 1)[1]), directory=directory,
+                        database=module_storage.where(directory), log=log, env=env, jira=jira)
         served.remember("api token", token)
         created = admin_call(url, "POST", SITES, site_request("cloud", jira.url, token, EMAIL))
         assert created.status_code == 201, created.text
         served.site_id = int(created.json()["id"])
         served.secret = served.remember("webhook secret", created.json()["webhook_secret"])
         yield served
-    places = {"server log": log.read_bytes(), **database_files(directory)}
+    places = {"server log": log.read_bytes(), **stored_bytes(served.database, directory)}
     places.update({f"answer {n}": body for n, body in enumerate(served.bodies)})
     assert [f"{x.secret} in {x.place}" for x in find_leaks(served.secrets, places)] == []
 
@@ -128,7 +133,7 @@ def test_8_1_a_body_replayed_under_200_new_identifiers_is_one_delivery(served: S
 def test_8_1_a_flood_of_forged_signatures_is_all_401_and_the_site_still_verifies(
     served: Served,
 ) -> None:
-    rows = table_rows(served.directory / "sentry-jira.db")
+    rows = table_rows(served.database)
     raw = served.body()
     answered: dict[int, int] = {}
     deadline = time.monotonic() + 120  # the bug costs seconds per request, the fix microseconds
@@ -143,12 +148,12 @@ def test_8_1_a_flood_of_forged_signatures_is_all_401_and_the_site_still_verifies
             response = served.post(raw, forged, client=client)
             answered[response.status_code] = answered.get(response.status_code, 0) + 1
     assert answered == {401: 1000}
-    assert table_rows(served.directory / "sentry-jira.db") == rows  # nothing recorded
+    assert table_rows(served.database) == rows  # nothing recorded
     assert served.post(raw, hub_signature(raw, served.secret)).status_code == 202
 
 
 def test_8_0_a_10_MB_chunked_body_is_413_once_past_the_limit(served: Served) -> None:
-    rows = table_rows(served.directory / "sentry-jira.db")
+    rows = table_rows(served.database)
     headers = [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked"),
                ("X-Hub-Signature", "sha256=" + "0" * 64)]
     piece = chunk(b"[" * 65_536)
@@ -161,11 +166,11 @@ def test_8_0_a_10_MB_chunked_body_is_413_once_past_the_limit(served: Served) -> 
     assert sent < 10 * 1024 * 1024
     assert response.status == 413, response
     assert set(json.loads(response.body)) == {"detail"}
-    assert table_rows(served.directory / "sentry-jira.db") == rows
+    assert table_rows(served.database) == rows
 
 
 def test_8_1_the_credential_check_follows_no_redirect(served: Served) -> None:
-    rows = table_rows(served.directory / "sentry-jira.db")
+    rows = table_rows(served.database)
     with FakeJira("unused-app-key") as elsewhere, FakeJira("unused-app-key") as jira:
         token = served.remember("api token", random_secret("redirected-token"))
         site = jira.add_cloud_token_site("redirecting", EMAIL, token)
@@ -176,19 +181,19 @@ def test_8_1_the_credential_check_follows_no_redirect(served: Served) -> None:
         assert response.status_code == 502, response.text
         assert [r.route for r in jira.requests] == ["myself"]
         assert elsewhere.connections == 0
-    assert table_rows(served.directory / "sentry-jira.db") == rows
+    assert table_rows(served.database) == rows
 
 
 def test_3_an_identifier_header_built_to_forge_log_lines_stays_out_of_the_log(
     served: Served,
 ) -> None:
     # Control characters never get past the HTTP parser (400, nothing recorded)…
-    rows = table_rows(served.directory / "sentry-jira.db")
+    rows = table_rows(served.database)
     raw = served.body()
     refused = served.post(raw, hub_signature(raw, served.secret),
                           **{"X-Atlassian-Webhook-Identifier": "a\x1b[2J\x08b"})
     assert refused.status_code == 400
-    assert table_rows(served.directory / "sentry-jira.db") == rows
+    assert table_rows(served.database) == rows
     # …and what does (obs-text: NEL and LINE SEPARATOR in UTF-8, quotes, a fake event) is
     # logged on its own line, escaped and cut short.
     marker = secrets.token_hex(8).encode()

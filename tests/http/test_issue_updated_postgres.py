@@ -118,3 +118,49 @@ async def test_W1_an_unknown_or_forged_token_is_refused_and_nothing_recorded(
     headers, raw = signed_delivery("nobody", FIRST, BODIES["relevant"], delivery_id="nobody")
     assert (await client.post(PATH, content=raw, headers=headers)).status_code == 401
     assert recorded(postgres_url) == ["d-1"]
+
+
+SLOW_INSERTS = """
+CREATE FUNCTION sj_test_slow() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;
+CREATE TRIGGER sj_test_slow BEFORE INSERT ON deliveries
+FOR EACH ROW EXECUTE FUNCTION sj_test_slow();
+"""
+
+
+async def test_W10_s9_a_statement_past_the_statement_timeout_is_503_and_nothing_written(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """#16: the insert of a delivery runs for 3 s (a trigger sleeping: no lock is waited on,
+    so lock_timeout cannot end it — only statement_timeout can). The pool's statement timeout
+    (shortened here from its 10 s) cancels it: 503 with Retry-After, nothing recorded, and
+    the same connection serves the next delivery once the statement is fast again."""
+    import time
+
+    from adapters.postgres import database as pg_module
+
+    monkeypatch.setattr(pg_module, "STATEMENT_TIMEOUT_MS", 300)
+    other = PgDatabase(postgres_url, SecretBox((TEST_FERNET_KEY,)))
+    await PgTenantStore(other).upsert_installed(installation(FIRST))
+    await other.aclose()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(SLOW_INSERTS)  # type: ignore[arg-type]
+    container = bootstrap(a_settings(database=postgres_url, worker="off", database_pool_size="1"))
+    try:
+        async with AsyncTestClient(app=create_app(container)) as client:
+            headers, raw = signed_delivery(CLIENT, FIRST, BODIES["relevant"], delivery_id="d-1")
+            started = time.monotonic()
+            response = await client.post(PATH, content=raw, headers=headers)
+            took = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.headers["retry-after"] == "1"
+            assert took < 2.5  # cancelled, not waited out
+            assert recorded(postgres_url) == []
+            with psycopg.connect(postgres_url, autocommit=True) as conn:
+                conn.execute("DROP TRIGGER sj_test_slow ON deliveries")
+            assert await post(client, FIRST, "relevant", "d-1") == (
+                202, {"status": "accepted", "delivery": "d-1"})
+            assert recorded(postgres_url) == ["d-1"]
+    finally:
+        await container.close_pools()
+        container.close()

@@ -60,17 +60,20 @@ def open_configured(*, read_only: bool = False) -> Container:
 def open_container(settings: Settings, *, read_only: bool = False) -> Container:
     """Open the configured database; every configuration or environment mistake is one line
     on stderr, exit 2, never a traceback (§3). A read-only command never creates a database
-    or a key file: with none at the configured path it says so, exit 1."""
+    or a key file: with none at the configured path it says so, exit 1; nor does it migrate:
+    a database without this version's schema (either engine) is one line, exit 1."""
     import sqlite3
 
     from adapters.config import ConfigError, check_database_file
-    from adapters.wiring import bootstrap
+    from adapters.wiring import SchemaNotReady, bootstrap
 
     if read_only and settings.postgres_url is None and not settings.database.exists():
         fail(f"no database at {settings.database} (set SENTRY_JIRA_DATABASE)", 1)
     try:
         check_database_file(settings)
-        return bootstrap(settings)
+        return bootstrap(settings, read_only=read_only)
+    except SchemaNotReady as err:
+        fail(str(err), 1)
     except ConfigError as err:
         fail(f"configuration error: {err}", 2)
     except sqlite3.DatabaseError as err:

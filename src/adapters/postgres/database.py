@@ -28,6 +28,10 @@ ACQUIRE_TIMEOUT_SECONDS = 1.0  # W10: no connection within 1 s → 503
 # A statement waiting on a lock (a long transaction of another process, a schema change)
 # gives up after this, like SQLite's 5 s busy timeout: 503, never a request hung for ever.
 LOCK_TIMEOUT_MS = 5000
+# No statement holds a pooled connection longer than this (docs/operations.md, "Statement
+# timeout"): twice the lock timeout, so a lock wait still ends as a lock timeout first; far
+# above any query of the acknowledgement path, the worker or the admin API (milliseconds).
+STATEMENT_TIMEOUT_MS = 10_000
 
 log = logging.getLogger("sentry_jira.postgres")
 
@@ -42,8 +46,12 @@ class PgDatabase:
     """A PostgreSQL database: the pool, the secret box, start-up checks."""
 
     def __init__(self, conninfo: str, box: SecretBox, *, pool_size: int = 10,
-                 acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS) -> None:
+                 acquire_timeout: float = ACQUIRE_TIMEOUT_SECONDS,
+                 read_only: bool = False) -> None:
         self.conninfo = conninfo
+        # A read-only command's database: every pooled transaction is READ ONLY (the server
+        # refuses any write), and start-up neither migrates nor marks (wiring.open_postgres).
+        self.read_only = read_only
         self.box = box
         self.pool_size = pool_size
         self.acquire_timeout = acquire_timeout
@@ -60,15 +68,19 @@ class PgDatabase:
             raise Unavailable(_reason(err), retry_after=5) from None
 
     def check_key(self) -> None:
-        """Refuse keys that cannot read this database; mark a fresh database with ours."""
+        """Refuse keys that cannot read this database; mark a fresh database with ours
+        (a read-only `PgDatabase` marks nothing: an unmarked database stays unmarked)."""
         try:
             with psycopg.connect(self.conninfo, autocommit=True) as conn:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('key_check', %s) "
-                             "ON CONFLICT (key) DO NOTHING",
-                             [self.box.encrypt(KEY_CHECK_PLAINTEXT)])
+                if not self.read_only:
+                    conn.execute("INSERT INTO meta (key, value) VALUES ('key_check', %s) "
+                                 "ON CONFLICT (key) DO NOTHING",
+                                 [self.box.encrypt(KEY_CHECK_PLAINTEXT)])
                 row = conn.execute("SELECT value FROM meta WHERE key = 'key_check'").fetchone()
         except psycopg.OperationalError as err:
             raise Unavailable(_reason(err), retry_after=5) from None
+        if row is None and self.read_only:
+            return
         assert row is not None
         try:
             plain = self.box.decrypt(row[0])
@@ -85,9 +97,10 @@ class PgDatabase:
             return self._pool
         if self._pool is not None:  # a pool of a loop that has ended (CLI): start afresh
             self._pool = None
+        configure = _configure_read_only if self.read_only else _configure
         pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
             self.conninfo, min_size=1, max_size=self.pool_size, open=False,
-            kwargs={"autocommit": True}, timeout=self.acquire_timeout, configure=_configure,
+            kwargs={"autocommit": True}, timeout=self.acquire_timeout, configure=configure,
             reconnect_timeout=0,  # keep trying in the background while the server is down
             name="sentry-jira",
         )
@@ -105,6 +118,10 @@ class PgDatabase:
         except psycopg_pool.PoolTimeout:
             raise Unavailable("the database is busy or unreachable; retry shortly",
                               retry_after=1) from None
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as err:
+            # The statement or lock timeout: this statement was cancelled (its transaction
+            # rolled back), the connection itself is fine and goes back to the pool.
+            raise Unavailable(_reason(err), retry_after=1) from None
         except psycopg.OperationalError as err:
             # A connection that broke (the server restarted) means its idle siblings did
             # too: have the pool test and replace them now, not one failed request each.
@@ -150,10 +167,37 @@ async def _check(pool: psycopg_pool.AsyncConnectionPool[Connection]) -> None:
         log.warning("database unavailable: the pool's connections could not be checked")
 
 
+def _session_settings(read_only: bool) -> bytes:
+    """The settings every pooled connection gets once, in one round trip.
+
+    - `lock_timeout`: a statement waiting on a lock gives up after LOCK_TIMEOUT_MS.
+    - `statement_timeout`: no statement holds a pooled connection longer than
+      STATEMENT_TIMEOUT_MS (a runaway query, a server stalled on I/O): it is cancelled and
+      the caller gets `Unavailable` (503 on the acknowledgement path, W10). An operator's own
+      value (`options=-c statement_timeout=…` in the URL, `ALTER ROLE … SET statement_timeout`)
+      is kept. Migrations, `db copy` and `secrets reencrypt` use their own connections, not
+      the pool's, so they run without this limit; the worker's retention prune raises it for
+      its own transaction (sync_store.PRUNE_STATEMENT_TIMEOUT_MS).
+    - read-only commands: every transaction READ ONLY (the server refuses any write).
+    """
+    sql = (f"SELECT set_config('lock_timeout', '{int(LOCK_TIMEOUT_MS)}', false), "
+           "set_config('statement_timeout', CASE current_setting('statement_timeout') "
+           f"WHEN '0' THEN '{int(STATEMENT_TIMEOUT_MS)}' "
+           "ELSE current_setting('statement_timeout') END, false)")
+    if read_only:
+        sql += ", set_config('default_transaction_read_only', 'on', false)"
+    return sql.encode()
+
+
 async def _configure(conn: Connection) -> None:
-    """Every pooled connection, once: a bounded wait on locks (the URL's own `options`
-    stay as they are)."""
-    await conn.execute(f"SET lock_timeout = {LOCK_TIMEOUT_MS}".encode())
+    """Every pooled connection, once (the URL's own `options` stay as they are)."""
+    await conn.execute(_session_settings(read_only=False))
+
+
+async def _configure_read_only(conn: Connection) -> None:
+    """A read-only command's pooled connection: as `_configure`, and every transaction
+    READ ONLY, so a write the command should never make is refused by the server."""
+    await conn.execute(_session_settings(read_only=True))
 
 
 def _reason(err: psycopg.OperationalError) -> str:

@@ -256,3 +256,21 @@ def migrate(conninfo: str) -> list[str]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK])
     return applied
+
+
+def pending_steps(conninfo: str) -> list[str] | None:
+    """The steps not yet applied, read without writing anything; None when the database
+    holds no sentry-jira schema at all (no step of ours recorded). Read-only commands use
+    this instead of `migrate` (docs/operations.md, "Read-only commands never migrate")."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = on")
+        row = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        if row is None or not row[0]:
+            return None
+        try:
+            done = {name for (name,) in conn.execute("SELECT name FROM schema_migrations")}
+        except psycopg.errors.UndefinedColumn:  # another tool's table of the same name
+            return None
+    if not done.intersection(step.name for step in STEPS):
+        return None
+    return [step.name for step in STEPS if step.name not in done]

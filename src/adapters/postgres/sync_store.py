@@ -5,7 +5,7 @@ of an action one transaction with its journal entry and watermark."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,9 @@ from ports.sync_store import (
 _ACTION_COLUMNS = ("id, delivery_row, position, kind, org, action, state, attempts, "
                    "not_before, last_error, tenant_id, issue_key, finished_at")
 _JOURNAL_COLUMNS = "at, tenant_id, delivery_id, issue_key, org, kind, outcome, detail"
+# The retention prune's own statement timeout (the pool's is STATEMENT_TIMEOUT_MS, 10 s):
+# a first prune after a long outage may delete millions of rows; it still cannot run forever.
+PRUNE_STATEMENT_TIMEOUT_MS = 600_000
 
 
 def _dt(seconds: float) -> datetime:
@@ -77,35 +80,27 @@ class PgSyncStore:
         advances: Sequence[WatermarkAdvance],
         at: datetime,
     ) -> list[StoredAction]:
+        # One statement (#16): the plan row, its actions, the journal entries and the no-ops'
+        # watermarks, each written only when this statement made the plan row — atomic on
+        # its own, so no BEGIN/COMMIT round trips. A plan there already: read it, write none.
         stamp = at.timestamp()
-        async with self._database.transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO sync_plans (delivery_row, planned_at) VALUES (%s, %s) "
-                "ON CONFLICT (delivery_row) DO NOTHING", [delivery.id, stamp])
-            if cursor.rowcount != 1:
+        records = [dict(action.record) for action in actions]
+        sql, params = _plan_statement(delivery, actions, records, entries, advances, stamp)
+        async with self._database.connection() as conn:
+            cursor = await conn.execute(sql, params)
+            row = await cursor.fetchone()
+            assert row is not None
+            planned, ids = row
+            if not planned:
                 plan = await _plan(conn, delivery.id)
                 assert plan is not None
                 return plan
-            stored = []
-            for position, action in enumerate(actions):
-                record = dict(action.record)
-                cursor = await conn.execute(
-                    "INSERT INTO sync_actions (delivery_row, tenant_id, delivery_id, "
-                    "issue_key, position, kind, org, action, state, not_before, created_at) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s) RETURNING id",
-                    [delivery.id, delivery.tenant_id, delivery.delivery_id, delivery.issue_key,
-                     position, action.kind.value, action.org, json.dumps(record), stamp,
-                     stamp])
-                row = await cursor.fetchone()
-                assert row is not None
-                stored.append(StoredAction(
-                    id=row[0], delivery_row=delivery.id, position=position, kind=action.kind,
-                    org=action.org, record=json.loads(json.dumps(record)),
-                    state=ActionState.PENDING, attempts=0, not_before=_dt(stamp)))
-            await _journal(conn, entries)
-            for advance in advances:
-                await _advance(conn, advance)
-            return stored
+        return [StoredAction(
+            id=id_, delivery_row=delivery.id, position=position, kind=action.kind,
+            org=action.org, record=json.loads(json.dumps(record)), state=ActionState.PENDING,
+            attempts=0, not_before=_dt(stamp))
+            for position, (id_, action, record) in enumerate(zip(ids, actions, records,
+                                                                 strict=True))]
 
     async def finish(
         self,
@@ -117,8 +112,9 @@ class PgSyncStore:
     ) -> bool:
         change = Finish(action_id, state, entry, advance)
         _check_finish(change)
-        async with self._database.transaction() as conn:
-            return await _finish(conn, change)
+        [finished] = await self.apply_batch([change])
+        assert isinstance(finished, bool)
+        return finished
 
     async def apply_batch(self, changes: Sequence[SyncChange]) -> list[bool | datetime | None]:
         """Issue 15 on PostgreSQL: the changes in one transaction (one commit, one WAL flush);
@@ -126,9 +122,25 @@ class PgSyncStore:
         for change in changes:
             if isinstance(change, Finish):
                 _check_finish(change)
+        if not changes:
+            return []
+        # The worker's batches — an outcome, a settle, or an outcome then its delivery's
+        # settle — are one statement (#16): atomic by itself, no BEGIN/COMMIT round trips.
+        single = _one_statement(changes)
+        if single is not None:
+            sql, params, read = single
+            async with self._database.connection() as conn:
+                row = await (await conn.execute(sql, params)).fetchone()
+            assert row is not None
+            return read(row)
         async with self._database.transaction() as conn:
-            return [await _finish(conn, change) if isinstance(change, Finish)
-                    else await _settle(conn, change) for change in changes]
+            results: list[bool | datetime | None] = []
+            for change in changes:
+                sql, params, read = _statement([change])
+                row = await (await conn.execute(sql, params)).fetchone()
+                assert row is not None
+                results += read(row)
+            return results
 
     async def postpone(
         self,
@@ -199,8 +211,9 @@ class PgSyncStore:
         return buried
 
     async def settle(self, delivery_row: int, owner: str) -> datetime | None:
-        async with self._database.transaction() as conn:
-            return await _settle(conn, Settle(delivery_row, owner))
+        [due] = await self.apply_batch([Settle(delivery_row, owner)])
+        assert not isinstance(due, bool)
+        return due
 
     # -- journal ------------------------------------------------------------------------
 
@@ -282,6 +295,10 @@ class PgSyncStore:
                "AND NOT EXISTS (SELECT 1 FROM sync_actions AS a "
                "WHERE a.delivery_row = d.id AND a.state = 'dead')")
         async with self._database.transaction() as conn:
+            # Retention may delete a large backlog at once: this transaction only runs with a
+            # longer statement timeout than the pool's (which would cancel it every time).
+            await conn.execute(f"SET LOCAL statement_timeout = {PRUNE_STATEMENT_TIMEOUT_MS}"
+                               .encode())
             gone = (await conn.execute("DELETE FROM sync_journal WHERE at < %s",
                                        [cutoff])).rowcount
             for table, column in (("sync_actions", "delivery_row"),
@@ -319,66 +336,161 @@ def _check_finish(change: Finish) -> None:
         raise ValueError("finish() takes DONE or SKIPPED")
 
 
-async def _finish(conn: Connection, change: Finish) -> bool:
-    """A pending action done or skipped, its journal entry and watermark (W6, W9)."""
-    cursor = await conn.execute(
-        "UPDATE sync_actions SET state = %s, finished_at = %s "
-        "WHERE id = %s AND state = 'pending'",
-        [change.state.value, change.entry.at.timestamp(), change.action_id])
-    if cursor.rowcount != 1:
-        return False
-    await _journal(conn, [change.entry])
-    if change.advance is not None:
-        await _advance(conn, change.advance)
-    return True
+Read = Callable[[Sequence[Any]], list[bool | datetime | None]]
+
+_JOURNAL_INSERT = ("INSERT INTO sync_journal (tenant_id, at, delivery_id, issue_key, org, kind, "
+                   "outcome, detail) ")
+# A watermark is never moved backwards (W6): an older one than the stored one changes nothing;
+# an equal one replaces it (as the sequential read-compare-write did). The column holds ISO
+# 8601 text with its offset: compared as instants, not as text.
+_WATERMARK_UPSERT = (
+    "INSERT INTO sync_watermarks AS w (tenant_id, issue_id, org, kind, updated, delivery_id) "
+    "{select} ON CONFLICT (tenant_id, issue_id, org, kind) DO UPDATE SET "
+    "updated = excluded.updated, delivery_id = excluded.delivery_id "
+    "WHERE excluded.updated::timestamptz >= w.updated::timestamptz")
 
 
-async def _settle(conn: Connection, change: Settle) -> datetime | None:
-    """The delivery done, or released until its earliest pending action is due."""
-    delivery_row, owner = change.delivery_row, change.owner
-    cursor = await conn.execute(
-        "SELECT min(not_before) FROM sync_actions "
-        "WHERE delivery_row = %s AND state = 'pending'", [delivery_row])
-    row = await cursor.fetchone()
-    due = None if row is None else row[0]
-    if due is None:
-        await conn.execute(
-            "UPDATE deliveries SET state = 'done', "
-            "done_at = floor(extract(epoch FROM now())), "
-            "claimed_by = NULL, claimed_until = NULL "
-            "WHERE id = %s AND claimed_by = %s AND state = 'pending'",
-            [delivery_row, owner])
-        return None
-    await conn.execute(
-        "UPDATE deliveries SET claimed_by = NULL, claimed_until = NULL, "
-        "not_before = %s WHERE id = %s AND claimed_by = %s AND state = 'pending'",
-        [due, delivery_row, owner])
-    return _dt(due)
+def _journal_columns(entries: Sequence[JournalEntry], prefix: str) -> dict[str, list[Any]]:
+    return {f"{prefix}tenant": [e.tenant_id for e in entries],
+            f"{prefix}at": [e.at.timestamp() for e in entries],
+            f"{prefix}delivery": [e.delivery_id for e in entries],
+            f"{prefix}key": [e.issue_key for e in entries],
+            f"{prefix}org": [e.org for e in entries],
+            f"{prefix}kind": [e.kind.value for e in entries],
+            f"{prefix}outcome": [e.outcome.value for e in entries],
+            f"{prefix}detail": [e.detail for e in entries]}
 
 
-async def _watermark(conn: Connection, key: WatermarkKey) -> Watermark | None:
-    cursor = await conn.execute(
-        "SELECT updated, delivery_id FROM sync_watermarks "
-        "WHERE tenant_id = %s AND issue_id = %s AND org = %s AND kind = %s",
-        [key.tenant_id, key.issue_id, key.org, key.kind.value])
-    row = await cursor.fetchone()
-    if row is None:
-        return None
-    return Watermark(updated=datetime.fromisoformat(row[0]), delivery_id=row[1])
+def _journal_unnest(prefix: str) -> str:
+    """The rows of `_journal_columns(…, prefix)`, in the order given."""
+    p = prefix
+    return (f"unnest(%({p}tenant)s::bigint[], %({p}at)s::double precision[], "
+            f"%({p}delivery)s::text[], %({p}key)s::text[], %({p}org)s::text[], "
+            f"%({p}kind)s::text[], %({p}outcome)s::text[], %({p}detail)s::text[]) "
+            "WITH ORDINALITY AS j (tenant_id, at, delivery_id, issue_key, org, kind, outcome, "
+            "detail, n)")
 
 
-async def _advance(conn: Connection, advance: WatermarkAdvance) -> None:
-    """Store the watermark unless a newer one is there already (never moved backwards)."""
-    current = await _watermark(conn, advance.key)
-    if current is not None and advance.watermark.updated < current.updated:
-        return
-    key = advance.key
-    await conn.execute(
-        "INSERT INTO sync_watermarks (tenant_id, issue_id, org, kind, updated, delivery_id) "
-        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (tenant_id, issue_id, org, kind) "
-        "DO UPDATE SET updated = excluded.updated, delivery_id = excluded.delivery_id",
-        [key.tenant_id, key.issue_id, key.org, key.kind.value,
-         advance.watermark.updated.isoformat(), advance.watermark.delivery_id])
+def _latest(advances: Sequence[WatermarkAdvance]) -> list[WatermarkAdvance]:
+    """One advance per key: what applying them in order would leave (never backwards)."""
+    kept: dict[WatermarkKey, WatermarkAdvance] = {}
+    for advance in advances:
+        current = kept.get(advance.key)
+        if current is None or advance.watermark.updated >= current.watermark.updated:
+            kept[advance.key] = advance
+    return list(kept.values())
+
+
+def _watermark_columns(advances: Sequence[WatermarkAdvance]) -> dict[str, list[Any]]:
+    return {"w_tenant": [a.key.tenant_id for a in advances],
+            "w_issue": [a.key.issue_id for a in advances],
+            "w_org": [a.key.org for a in advances],
+            "w_kind": [a.key.kind.value for a in advances],
+            "w_updated": [a.watermark.updated.isoformat() for a in advances],
+            "w_delivery": [a.watermark.delivery_id for a in advances]}
+
+
+_WATERMARK_UNNEST = ("unnest(%(w_tenant)s::bigint[], %(w_issue)s::text[], %(w_org)s::text[], "
+                     "%(w_kind)s::text[], %(w_updated)s::text[], %(w_delivery)s::text[]) "
+                     "AS x (tenant_id, issue_id, org, kind, updated, delivery_id)")
+
+
+def _plan_statement(delivery: ClaimedDelivery, actions: Sequence[NewAction],
+                    records: Sequence[dict[str, Any]], entries: Sequence[JournalEntry],
+                    advances: Sequence[WatermarkAdvance], stamp: float
+                    ) -> tuple[bytes, dict[str, Any]]:
+    """`save_plan` as one statement: (planned 0/1, the actions' ids by position)."""
+    latest = _latest(advances)
+    params: dict[str, Any] = {
+        "row": delivery.id, "at": stamp, "tenant": delivery.tenant_id,
+        "delivery": delivery.delivery_id, "key": delivery.issue_key,
+        "a_kind": [a.kind.value for a in actions], "a_org": [a.org for a in actions],
+        "a_action": [json.dumps(record) for record in records],
+        **_journal_columns(entries, "j_"), **_watermark_columns(latest)}
+    parts = [
+        "WITH p AS (INSERT INTO sync_plans (delivery_row, planned_at) VALUES (%(row)s, %(at)s) "
+        "ON CONFLICT (delivery_row) DO NOTHING RETURNING delivery_row)",
+        "a AS (INSERT INTO sync_actions (delivery_row, tenant_id, delivery_id, issue_key, "
+        "position, kind, org, action, state, not_before, created_at) "
+        "SELECT p.delivery_row, %(tenant)s, %(delivery)s, %(key)s, x.n - 1, x.kind, x.org, "
+        "x.action, 'pending', %(at)s, %(at)s FROM p, unnest(%(a_kind)s::text[], "
+        "%(a_org)s::text[], %(a_action)s::text[]) WITH ORDINALITY AS x (kind, org, action, n) "
+        "ORDER BY x.n RETURNING id, position)",
+    ]
+    if entries:
+        parts.append("j AS (" + _JOURNAL_INSERT + "SELECT j.tenant_id, j.at, j.delivery_id, "
+                     "j.issue_key, j.org, j.kind, j.outcome, j.detail FROM p, "
+                     + _journal_unnest("j_") + " ORDER BY j.n)")
+    if latest:
+        parts.append("w AS (" + _WATERMARK_UPSERT.format(
+            select="SELECT x.* FROM p, " + _WATERMARK_UNNEST) + ")")
+    sql = (", ".join(parts) + " SELECT (SELECT count(*) FROM p), "
+           "(SELECT coalesce(array_agg(id ORDER BY position), '{}') FROM a)")
+    return sql.encode(), params
+
+
+def _one_statement(changes: Sequence[SyncChange]
+                   ) -> tuple[bytes, dict[str, Any], Read] | None:
+    """The batches that fit one statement: [Finish], [Settle], [Finish, Settle]."""
+    if len(changes) == 1 or (len(changes) == 2 and isinstance(changes[0], Finish)
+                             and isinstance(changes[1], Settle)):
+        return _statement(changes)
+    return None
+
+
+def _statement(changes: Sequence[SyncChange]) -> tuple[bytes, dict[str, Any], Read]:
+    """One statement for a Finish, a Settle, or a Finish then a Settle.
+
+    All of one statement sees one snapshot: the settle's earliest pending action leaves out
+    the action the finish ends (were it not pending, it would not count either)."""
+    finish = next((c for c in changes if isinstance(c, Finish)), None)
+    settle = next((c for c in changes if isinstance(c, Settle)), None)
+    parts: list[str] = []
+    params: dict[str, Any] = {}
+    selected: list[str] = []
+    if finish is not None:
+        params.update({"a_id": finish.action_id, "a_state": finish.state.value,
+                       "a_at": finish.entry.at.timestamp(),
+                       **_journal_columns([finish.entry], "j_")})
+        parts.append("a AS (UPDATE sync_actions SET state = %(a_state)s, "
+                     "finished_at = %(a_at)s WHERE id = %(a_id)s AND state = 'pending' "
+                     "RETURNING id)")
+        parts.append("j AS (" + _JOURNAL_INSERT + "SELECT j.tenant_id, j.at, j.delivery_id, "
+                     "j.issue_key, j.org, j.kind, j.outcome, j.detail FROM a, "
+                     + _journal_unnest("j_") + ")")
+        if finish.advance is not None:
+            params.update(_watermark_columns([finish.advance]))
+            parts.append("w AS (" + _WATERMARK_UPSERT.format(
+                select="SELECT x.* FROM a, " + _WATERMARK_UNNEST) + ")")
+        selected.append("(SELECT count(*) FROM a)")
+    if settle is not None:
+        params.update({"s_row": settle.delivery_row, "s_owner": settle.owner,
+                       "s_ended": -1 if finish is None else finish.action_id})
+        parts.append("due AS (SELECT min(not_before) AS at FROM sync_actions "
+                     "WHERE delivery_row = %(s_row)s AND state = 'pending' "
+                     "AND id <> %(s_ended)s)")
+        parts.append("s AS (UPDATE deliveries AS d SET "
+                     "state = CASE WHEN due.at IS NULL THEN 'done' ELSE d.state END, "
+                     "done_at = CASE WHEN due.at IS NULL "
+                     "THEN floor(extract(epoch FROM now())) ELSE d.done_at END, "
+                     "not_before = coalesce(due.at, d.not_before), "
+                     "claimed_by = NULL, claimed_until = NULL FROM due "
+                     "WHERE d.id = %(s_row)s AND d.claimed_by = %(s_owner)s "
+                     "AND d.state = 'pending')")
+        selected.append("(SELECT at FROM due)")
+    sql = "WITH " + ", ".join(parts) + " SELECT " + ", ".join(selected)
+
+    def read(row: Sequence[Any]) -> list[bool | datetime | None]:
+        out: list[bool | datetime | None] = []
+        values = list(row)
+        if finish is not None:
+            out.append(int(values.pop(0)) == 1)
+        if settle is not None:
+            due = values.pop(0)
+            out.append(None if due is None else _dt(due))
+        return out
+
+    return sql.encode(), params, read
 
 
 async def _journal(conn: Connection, entries: Sequence[JournalEntry]) -> None:

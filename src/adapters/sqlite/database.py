@@ -123,12 +123,15 @@ class Database:
         for migrations in migration_sets:
             self.write_sync(migrations.apply)
 
-    def check_key(self) -> None:
-        """Refuse keys that cannot read this database; mark a fresh database with ours."""
+    def check_key(self, *, mark: bool = True) -> None:
+        """Refuse keys that cannot read this database; mark a fresh database with ours
+        (`mark=False`, a read-only command: an unmarked database stays unmarked)."""
 
         def check(db: sqlite_utils.Database) -> None:
             row = next(db.query("SELECT value FROM meta WHERE key = 'key_check'"), None)
             if row is None:
+                if not mark:
+                    return
                 db.execute(
                     "INSERT INTO meta (key, value) VALUES ('key_check', ?)",
                     [self.box.encrypt(KEY_CHECK_PLAINTEXT)],
@@ -141,7 +144,7 @@ class Database:
             if plain != KEY_CHECK_PLAINTEXT:
                 raise KeyMismatchError("the database holds data encrypted with another secret key")
 
-        self.write_sync(check)
+        (self.write_sync if mark else self.read_sync)(check)
 
     async def ping(self) -> None:
         """Raise Unavailable when the database file does not answer a fresh reader.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
@@ -75,3 +78,20 @@ ALL_MIGRATIONS: tuple[Migrations, ...] = (
     sync_store.migrations,
     forge.migrations,
 )
+
+
+def pending_steps(path: Path) -> list[str] | None:
+    """The migrations not yet applied to the file at `path`, read through a read-only open
+    (nothing is created or written); None when it holds no sentry-jira schema at all (no
+    migration of ours recorded). Read-only commands use this instead of migrating
+    (docs/operations.md, "Read-only commands never migrate")."""
+    from adapters.sqlite.database import read_only_uri
+
+    conn = sqlite3.connect(read_only_uri(path), uri=True)
+    try:
+        db = sqlite_utils.Database(conn)
+        applied = [m.name for s in ALL_MIGRATIONS for m in s.applied(db)]
+        pending = [f"{s.name}:{m.name}" for s in ALL_MIGRATIONS for m in s.pending(db)]
+    finally:
+        conn.close()
+    return pending if applied else None
