@@ -50,6 +50,7 @@ from core.issue_update import (
     Outcome,
     Rekey,
     SentryWrite,
+    Watermark,
     WatermarkKey,
     advance_after,
     after_failure,
@@ -100,6 +101,14 @@ class SyncPorts:
     clock: Clock
 
 
+@attrs.define
+class _JustRead:
+    """What deciding a delivery read, for its first write (see `process_delivery`)."""
+
+    bindings: dict[str, Binding] = attrs.field(factory=dict)
+    marks: dict[WatermarkKey, Watermark | None] = attrs.field(factory=dict)
+
+
 class LookupFailed(Exception):
     """A lookup before the decision failed (W9: retry the delivery, or a dead letter)."""
 
@@ -123,14 +132,15 @@ async def process_delivery(
     # one, and a later claim counts the earlier ones (an admin retry that resets the count
     # finds its old plan through save_plan, which returns a stored plan as it is).
     plan = None if claimed.attempts == 0 else await ports.sync.plan_of(claimed.id)
-    # The bindings the decision just read, by org: the first write uses its org's binding
-    # as read a moment ago instead of reading it again; later actions read it afresh
-    # (a write may take up to the HTTP timeout, an admin may rebind meanwhile).
-    fresh: dict[str, Binding] = {}
+    # What the decision just read: the first write uses its org's binding and its W6
+    # watermark as read a moment ago instead of reading them again; later actions read
+    # afresh (a write may take up to the HTTP timeout, an admin may rebind meanwhile, and
+    # the first write's outcome moves the watermark).
+    fresh = _JustRead()
     if plan is None:
         try:
             plan = await _decide_and_save(claimed, ports=ports, settings=settings,
-                                          read_bindings=fresh)
+                                          just_read=fresh)
         except LookupFailed as failure:
             return await _lookup_failed(claimed, failure, owner=owner, ports=ports,
                                         settings=settings, jitter=jitter)
@@ -144,8 +154,8 @@ async def process_delivery(
             held = await _rekey(claimed, action, ports=ports)
         else:
             held = await _attempt_write(claimed, action, ports=ports, settings=settings,
-                                        jitter=jitter, read_bindings=fresh)
-        fresh.clear()
+                                        jitter=jitter, just_read=fresh)
+        fresh = _JustRead()
     if held is None:
         return await ports.sync.settle(claimed.id, owner)
     _, due = await apply_batch(ports.sync, [held, Settle(claimed.id, owner)])
@@ -158,7 +168,7 @@ async def process_delivery(
 
 async def _decide_and_save(
     claimed: ClaimedDelivery, *, ports: SyncPorts, settings: AppSettings,
-    read_bindings: dict[str, Binding],
+    just_read: _JustRead,
 ) -> list[StoredAction]:
     now = ports.clock.now()
     try:
@@ -175,7 +185,7 @@ async def _decide_and_save(
         return await _save_final(claimed, Decision(
             Kind.DELIVERY, Outcome.IGNORED, f"tenant {claimed.tenant_id} is unknown"), ports)
     bindings = await ports.bindings.of_tenant(tenant.id)
-    read_bindings.update((b.org, b) for b in bindings)
+    just_read.bindings.update((b.org, b) for b in bindings)
     links = await _links(delivery, bindings, ports.links)
     look_up_email = may_look_up_email(tenant, use_email_scope=settings.use_email_scope)
     lookups = await gather_lookups(
@@ -187,14 +197,17 @@ async def _decide_and_save(
     )
     keys = [WatermarkKey(tenant.id, delivery.issue_id, b.org, kind)
             for b in bindings for kind in (Kind.STATUS, Kind.ASSIGNEE)]
+    marks = await ports.sync.watermarks(keys)
     actions = decide(
         delivery,
         bindings=bindings,
         links=links,
         lookups=lookups,
-        watermarks=await ports.sync.watermarks(keys),
+        watermarks=marks,
         look_up_email=look_up_email,
     )
+    advanced = {advance.key for advance in actions.advances}  # stored with the plan below
+    just_read.marks.update((key, marks.get(key)) for key in keys if key not in advanced)
     decisions = list(actions.decisions)
     if not actions.rekeys and not actions.writes and not decisions:
         decisions.append(Decision(
@@ -344,11 +357,11 @@ async def _attempt_write(
     ports: SyncPorts,
     settings: AppSettings,
     jitter: Callable[[], float],
-    read_bindings: dict[str, Binding],
+    just_read: _JustRead,
 ) -> Finish | None:
     """The action's outcome to store (None: a failure, stored already)."""
     write = SentryWrite.from_record(action.record)
-    binding = read_bindings.get(write.org)
+    binding = just_read.bindings.get(write.org)
     if binding is None or binding.tenant_id != write.tenant_id:
         binding = await ports.bindings.get(write.tenant_id, write.org)
     if binding is None:
@@ -356,8 +369,11 @@ async def _attempt_write(
                         f"org {write.org} is no longer bound to the tenant: no write",
                         write.org, write.sentry_issue_id)
         return Finish(action.id, ActionState.SKIPPED, _entry(claimed, gone, ports.clock.now()))
-    marks = await ports.sync.watermarks([write.watermark_key])
-    watermark = marks.get(write.watermark_key)
+    if write.watermark_key in just_read.marks:
+        watermark = just_read.marks[write.watermark_key]
+    else:
+        marks = await ports.sync.watermarks([write.watermark_key])
+        watermark = marks.get(write.watermark_key)
     replaced = False
     try:
         status = (await ports.sentry.get_issue_status(binding, write.sentry_issue_id)
