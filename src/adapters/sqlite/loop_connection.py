@@ -113,15 +113,38 @@ class LoopConnection:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             # call_soon: requests that arrive in this loop turn join the same transaction.
-            loop.call_soon(lambda: loop.create_task(self._flush()))
+            # A plain callback, not a Task: the commit is synchronous; only a busy database
+            # needs a coroutine (`_retry`), to wait without holding the loop.
+            loop.call_soon(self._flush)
         return future
 
-    async def _flush(self) -> None:
+    def _flush(self) -> None:
         batch, self._pending = self._pending, []
         self._flush_scheduled = False  # later arrivals schedule their own flush
+        try:
+            self._commit(batch)  # synchronous: no other coroutine runs inside it
+            return
+        except sqlite3.OperationalError as err:
+            if not _is_busy(err):
+                _fail(batch, _unavailable(err))
+                return
+        except sqlite3.DatabaseError as err:
+            _fail(batch, _unavailable(err))
+            return
+        except BaseException as err:
+            _fail(batch, err)  # never leave a request waiting on a future nobody sets
+            raise
+        asyncio.get_running_loop().create_task(self._retry(batch))
+
+    async def _retry(
+        self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
+    ) -> None:
+        """The database was busy: try again with a growing pause, up to the deadline (W10)."""
         deadline = time.monotonic() + self.busy_retry_seconds
         delay = FIRST_RETRY_SECONDS
         while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)
             try:
                 # Synchronous: no other coroutine runs inside this transaction.
                 self._commit(batch)
@@ -133,8 +156,6 @@ class LoopConnection:
             except sqlite3.DatabaseError as err:
                 _fail(batch, _unavailable(err))
                 return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     def _commit(self, batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]]
                 ) -> None:

@@ -61,7 +61,11 @@ _HEADERS: dict[str, dict[str, Any]] = {}
 _HEADER_CACHE_SIZE: Final = 64
 
 _FROM_URLSAFE: Final = bytes.maketrans(b"-_", b"+/")
-_TO_URLSAFE: Final = bytes.maketrans(b"+/", b"-_")
+# A base64url character's 6-bit value, and the low bits a segment's last character leaves
+# unused, by the segment's length mod 4 (2 characters → 1 byte: 4 bits; 3 → 2 bytes: 2 bits).
+_VALUE: Final = {c: i for i, c in enumerate(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+_UNUSED_BITS: Final = (0, 0, 0b1111, 0b11)
 
 # The verifiers of the two route algorithms; chosen by the route, never by the token.
 _RS256: Final = RSAAlgorithm(RSAAlgorithm.SHA256)
@@ -190,18 +194,24 @@ def _has_jwt_parameter(raw_query: str) -> bool:
 
 
 def _segment(text: str) -> bytes:
-    # base64url through binascii directly: what `base64.urlsafe_b64decode` does, without its
-    # wrappers (the hot path decodes two segments per request).
+    """A base64url segment (no padding) → bytes; only its canonical spelling is accepted,
+    else 401. The checks, each in C: ASCII; none of `+`, `/`, `=` (the standard alphabet's
+    and the padding, which the translation or the padding below would let through); a strict
+    decode (any other character outside the alphabet, or a length of 4n + 1, is an error);
+    then the unused low bits of the last character must be zero — otherwise one signature
+    would have many spellings and a replay could pass as a new token (§4.3). Exactly what
+    the former round trip (decode, encode, compare) accepted, without encoding again
+    (tests/unit/test_token_segments.py compares the two on many strings)."""
     try:
         encoded = text.encode("ascii")
+        if b"+" in encoded or b"/" in encoded or b"=" in encoded:
+            raise ValueError
         raw = binascii.a2b_base64(
-            (encoded + b"=" * (-len(encoded) % 4)).translate(_FROM_URLSAFE))
+            (encoded + b"=" * (-len(encoded) % 4)).translate(_FROM_URLSAFE), strict_mode=True)
     except (binascii.Error, ValueError):
         raise Unauthorized("the token is malformed") from None
-    # Only the canonical encoding: otherwise unused trailing bits would give one
-    # signature many spellings, and a replay could pass as a new token (§4.3). The round
-    # trip also refuses every character outside the alphabet, which decoding skips.
-    if binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=") != encoded:
+    unused = _UNUSED_BITS[len(encoded) % 4]
+    if unused and _VALUE[encoded[-1]] & unused:
         raise Unauthorized("the token is malformed")
     return raw
 
