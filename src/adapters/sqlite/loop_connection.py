@@ -112,10 +112,11 @@ class LoopConnection:
         self._pending.append((fn, future))
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            # call_soon: requests that arrive in this loop turn join the same transaction.
-            # A plain callback, not a Task: the commit is synchronous; only a busy database
-            # needs a coroutine (`_retry`), to wait without holding the loop.
-            loop.call_soon(self._flush)
+            # Two loop turns, as when a Task ran the flush: the requests of this turn and of
+            # the next join the same transaction (one turn only gave smaller groups and more
+            # COMMITs under load: docs/performance.md, forgeack). Plain callbacks, not a Task:
+            # the commit is synchronous; only a busy database needs a coroutine (`_retry`).
+            loop.call_soon(loop.call_soon, self._flush)
         return future
 
     def _flush(self) -> None:
