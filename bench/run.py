@@ -118,9 +118,11 @@ def run_e2e(workdir: Path, *, seconds: float, rate: float | None, runs: int,
     for run in range(runs):
         print(f"\nend to end, run {run + 1} of {runs} (load average {load_average()})",
               flush=True)
-        ceiling, ceiling_cpu = measure_ceiling()
+        ceiling, ceiling_cpu, loops = measure_ceiling()
         print(f"  ceiling: bare loop of the same PUTs, {WORKER_LANES} at a time, same client: "
-              f"{ceiling:.0f}/s, {ceiling_cpu:.0f} µs CPU a PUT", flush=True)
+              f"{ceiling:.0f}/s, {ceiling_cpu:.0f} µs CPU a PUT (the higher of: "
+              + ", ".join(f"{name} {r:.0f}/s at {c:.0f} µs" for name, (r, c) in loops.items())
+              + ")", flush=True)
         base = workdir / f"e2e-{run}"
         if rate is not None:
             best = run_stream(base / "fixed", rate, seconds, trial=f"r{run}", profile=profile)
