@@ -23,18 +23,10 @@ from adapters.crypto import SecretBox
 from adapters.postgres.database import PgDatabase
 from adapters.postgres.schema import STEPS, migrate, pending_steps
 from adapters.wiring import open_database
+from tests.cli.test_cli_ops import READ_ONLY  # the same read-only commands
 from tests.support.builders import TEST_FERNET_KEY, a_settings
 from tests.support.postgres import PostgresCluster
 
-READ_ONLY = [
-    ["tenants", "list"],
-    ["tenants", "show", "1"],
-    ["orgs", "show", "1", "acme"],
-    ["links", "show", "1", "acme", "ABC-1"],
-    ["search-tokens", "list", "acme"],
-    ["journal", "1"],
-    ["dead-letters", "list"],
-]
 NO_SCHEMA = "holds no sentry-jira schema; `sentry-jira serve` or `sentry-jira worker` creates it"
 
 

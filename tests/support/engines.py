@@ -18,6 +18,7 @@ import attrs
 
 from tests.support.builders import TEST_FERNET_KEY
 from tests.support.leak_scan import database_files
+from tests.support.webhook_sites import table_rows as sqlite_table_rows
 
 ENGINES = ("sqlite", "postgres")
 Where = Path | str  # a SQLite file, or a postgresql:// URL
@@ -54,14 +55,7 @@ def table_rows(where: Where) -> dict[str, list[tuple[Any, ...]]]:
             return {name: sorted(conn.execute(f'SELECT * FROM "{name}"'.encode()).fetchall(),
                                  key=repr)
                     for name in names}
-    conn = sqlite3.connect(f"file:{where}?mode=ro", uri=True, timeout=5)
-    try:
-        names = [row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        return {name: sorted(conn.execute(f'SELECT * FROM "{name}"').fetchall(), key=repr)
-                for name in names}
-    finally:
-        conn.close()
+    return sqlite_table_rows(Path(where))
 
 
 def query(where: Where, sql: str) -> list[tuple[Any, ...]]:
