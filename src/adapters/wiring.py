@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -413,21 +413,13 @@ def bootstrap(settings: Settings, *, read_only: bool = False) -> Container:
         loop_connection=loop_connection,
         tenant_lookup=LoopTenantLookup(loop_connection, database.box),
         admin=admin,
-        install_keys=out.install_keys,
         lifecycle=SqliteLifecycleStore(database, tenants),
-        install_keys_client=out.keys_client,
-        jira=jira,
-        jira_http=out.jira_http,
-        sentry=sentry,
-        glance_sentry=out.glance_sentry,
-        http_client=out.http_client,
         journal=sync,
         worker=worker,
         upkeep=sync,
         metrics=metrics,
-        forge_keys=out.forge_keys,
         forge_sites=forge_sites,
-        forge_keys_client=out.forge_client,
+        **out.container_fields(),
     )
 
 
@@ -471,21 +463,13 @@ def bootstrap_postgres(settings: Settings, *, read_only: bool = False) -> Contai
         tenant_lookup=lookup,
         remembered_tenants=RememberedTenants(lookup),
         admin=admin,
-        install_keys=out.install_keys,
         lifecycle=PgLifecycleStore(database, tenants),
-        install_keys_client=out.keys_client,
-        jira=jira,
-        jira_http=out.jira_http,
-        sentry=sentry,
-        glance_sentry=out.glance_sentry,
-        http_client=out.http_client,
         journal=sync,
         worker=worker,
         upkeep=sync,
         metrics=metrics,
-        forge_keys=out.forge_keys,
         forge_sites=forge_sites,
-        forge_keys_client=out.forge_client,
+        **out.container_fields(),
     )
 
 
@@ -503,6 +487,15 @@ class Outbound:
     sentry: HttpSentryApi
     glance_sentry: CachedSentryIssues
     forge_keys: HttpForgeJwks
+
+    def container_fields(self) -> dict[str, Any]:
+        """The `Container` fields these clients fill, alike for every storage engine."""
+        return {
+            "install_keys": self.install_keys, "install_keys_client": self.keys_client,
+            "jira": self.jira, "jira_http": self.jira_http, "sentry": self.sentry,
+            "glance_sentry": self.glance_sentry, "http_client": self.http_client,
+            "forge_keys": self.forge_keys, "forge_keys_client": self.forge_client,
+        }
 
 
 def outbound(settings: Settings, clock: SystemClock, metrics: Metrics,
