@@ -153,3 +153,36 @@ def test_W2_a_nul_in_the_issue_key_or_id_is_400_and_spoils_no_delivery_sent_besi
     assert stored == sorted([*good, "nul-in-a-name"])
     body = query(where, "SELECT body FROM deliveries WHERE delivery_id = 'nul-in-a-name'")[0][0]
     assert b'"Done\\u0000"' in bytes(body)
+
+
+def test_W1_a_nul_in_an_unverified_issuer_is_401_and_spoils_no_lookup_beside_it(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """The issuer is read before any signature can be checked (it names the secret). On
+    PostgreSQL concurrent tenant reads share one statement: an issuer the database cannot
+    hold must be refused alone, so the verified requests beside it (each `ignored` answer is
+    confirmed by a fresh read, adapters/http/connect/remembered.py) still get theirs."""
+    env, where = engine_env(tmp_path, storage)
+    ignored = issue_updated_body(webhookEvent="jira:issue_created")
+    answers: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def send(url: str, name: str, client_key: str) -> None:
+        headers, raw = signed_delivery(client_key, SECRET, ignored, delivery_id=name)
+        status = httpx.post(url + PATH, content=raw, headers=headers, timeout=10).status_code
+        with lock:
+            answers[name] = status
+
+    with running_server(env) as (url, _):
+        for round_ in range(5):
+            jobs = [(f"good-{round_}-{n}", CLIENT) for n in range(8)]
+            jobs += [(f"nul-{round_}-{n}", CLIENT + "\u0000") for n in range(2)]
+            threads = [threading.Thread(target=send, args=(url, name, key))
+                       for name, key in jobs]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    assert {answers[name] for name in answers if name.startswith("good-")} == {200}
+    assert {answers[name] for name in answers if name.startswith("nul-")} == {401}
+    assert pending_deliveries(where) == []
