@@ -4,7 +4,8 @@ runs go out together in the next one; a failed statement fails each of its reque
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -12,17 +13,22 @@ from adapters.postgres.batching import Batcher
 from core.model.errors import Unavailable
 
 
+@contextlib.asynccontextmanager
+async def _no_session() -> AsyncIterator[None]:
+    yield None
+
+
 async def test_requests_arriving_during_a_flush_share_the_next_one() -> None:
     batches: list[list[int]] = []
     gate = asyncio.Event()
 
-    async def flush(items: Sequence[int]) -> list[int]:
+    async def flush(_session: None, items: Sequence[int]) -> list[int]:
         batches.append(list(items))
         if len(batches) == 1:
             await gate.wait()  # the first statement is "in flight"
         return [item * 10 for item in items]
 
-    batcher: Batcher[int, int] = Batcher(flush, in_flight=1)
+    batcher: Batcher[None, int, int] = Batcher(flush, session=_no_session, in_flight=1)
     first = asyncio.create_task(batcher.submit(1))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -39,7 +45,7 @@ async def test_two_statements_may_be_in_flight_at_once() -> None:
     most = 0
     gate = asyncio.Event()
 
-    async def flush(items: Sequence[int]) -> list[int]:
+    async def flush(_session: None, items: Sequence[int]) -> list[int]:
         nonlocal running, most
         running += 1
         most = max(most, running)
@@ -47,7 +53,7 @@ async def test_two_statements_may_be_in_flight_at_once() -> None:
         running -= 1
         return list(items)
 
-    batcher: Batcher[int, int] = Batcher(flush, in_flight=2)
+    batcher: Batcher[None, int, int] = Batcher(flush, session=_no_session, in_flight=2)
     tasks = [asyncio.create_task(batcher.submit(0))]
     for _ in range(3):
         await asyncio.sleep(0)  # the first statement is in flight
@@ -62,14 +68,14 @@ async def test_two_statements_may_be_in_flight_at_once() -> None:
 async def test_W10_a_failed_statement_fails_every_request_it_carried_then_recovers() -> None:
     calls = 0
 
-    async def flush(items: Sequence[str]) -> list[str]:
+    async def flush(_session: None, items: Sequence[str]) -> list[str]:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise Unavailable("the database is unavailable", retry_after=1)
         return list(items)
 
-    batcher: Batcher[str, str] = Batcher(flush)
+    batcher: Batcher[None, str, str] = Batcher(flush, session=_no_session)
     results = await asyncio.gather(*(batcher.submit(s) for s in "abc"),
                                    return_exceptions=True)
     assert all(isinstance(r, Unavailable) and r.retry_after == 1 for r in results)
@@ -80,22 +86,22 @@ async def test_W10_a_failed_statement_fails_every_request_it_carried_then_recove
 async def test_a_batch_is_capped() -> None:
     sizes: list[int] = []
 
-    async def flush(items: Sequence[int]) -> list[int]:
+    async def flush(_session: None, items: Sequence[int]) -> list[int]:
         sizes.append(len(items))
         return list(items)
 
-    batcher: Batcher[int, int] = Batcher(flush, max_batch=4)
+    batcher: Batcher[None, int, int] = Batcher(flush, session=_no_session, max_batch=4)
     assert await asyncio.gather(*(batcher.submit(n) for n in range(10))) == list(range(10))
     assert max(sizes) <= 4 and sum(sizes) == 10
 
 
 @pytest.mark.parametrize("cancel_after", [0, 1])
 async def test_cancelled_drain_leaves_no_request_waiting_for_ever(cancel_after: int) -> None:
-    async def flush(items: Sequence[int]) -> list[int]:
+    async def flush(_session: None, items: Sequence[int]) -> list[int]:
         await asyncio.Event().wait()  # never answers
         return list(items)
 
-    batcher: Batcher[int, int] = Batcher(flush)
+    batcher: Batcher[None, int, int] = Batcher(flush, session=_no_session)
     tasks = [asyncio.create_task(batcher.submit(n)) for n in range(3)]
     for _ in range(cancel_after + 2):
         await asyncio.sleep(0)

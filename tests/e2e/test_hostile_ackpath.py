@@ -103,3 +103,86 @@ def test_odd_signed_deliveries_are_4xx_and_store_nothing_on_a_real_serve(
         assert proc.poll() is None  # still serving
         assert httpx.get(url + "/health", timeout=10).status_code in (200, 503)
     assert pending_deliveries(where) == []
+
+
+def _with_issue(**values: str) -> dict[str, Any]:
+    body = issue_updated_body()
+    body["issue"].update(values)
+    return body
+
+
+def test_W2_a_nul_in_the_issue_key_or_id_is_400_and_spoils_no_delivery_sent_beside_it(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """On PostgreSQL, concurrent deliveries share one insert (group commit): a value the
+    database cannot hold (NUL in text) must be refused on its own, before the batch, so the
+    deliveries sent beside it are still 202 and recorded. A NUL elsewhere in the kept record
+    is only bytes of the stored body, and is recorded as sent."""
+    env, where = engine_env(tmp_path, storage)
+    poisoned = {"nul-key": _with_issue(key="APP-\u0000"), "nul-id": _with_issue(id="20417\u0000")}
+    nul_name = issue_updated_body()
+    for item in nul_name["changelog"]["items"]:
+        if item["field"] == "status":
+            item["toString"] = "Done\u0000"
+    answers: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def send(url: str, name: str, body: Any) -> None:
+        headers, raw = signed_delivery(CLIENT, SECRET, body, delivery_id=name)
+        status = httpx.post(url + PATH, content=raw, headers=headers, timeout=10).status_code
+        with lock:
+            answers[name] = status
+
+    with running_server(env) as (url, _):
+        for round_ in range(5):
+            jobs = [(f"good-{round_}-{n}", None) for n in range(8)]
+            jobs += [(f"{name}-{round_}", body) for name, body in poisoned.items()]
+            threads = [threading.Thread(target=send, args=(url, name, body))
+                       for name, body in jobs]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        send(url, "nul-in-a-name", nul_name)
+    good = sorted(name for name in answers if name.startswith("good-"))
+    assert {name: answers[name] for name in good} == dict.fromkeys(good, 202)
+    assert {answers[name] for name in answers if name.startswith("nul-key")} == {400}
+    assert {answers[name] for name in answers if name.startswith("nul-id")} == {400}
+    assert answers["nul-in-a-name"] == 202
+    stored = sorted(row[0] for row in pending_deliveries(where))
+    assert stored == sorted([*good, "nul-in-a-name"])
+    body = query(where, "SELECT body FROM deliveries WHERE delivery_id = 'nul-in-a-name'")[0][0]
+    assert b'"Done\\u0000"' in bytes(body)
+
+
+def test_W1_a_nul_in_an_unverified_issuer_is_401_and_spoils_no_lookup_beside_it(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """The issuer is read before any signature can be checked (it names the secret). On
+    PostgreSQL concurrent tenant reads share one statement: an issuer the database cannot
+    hold must be refused alone, so the verified requests beside it (each `ignored` answer is
+    confirmed by a fresh read, adapters/http/connect/remembered.py) still get theirs."""
+    env, where = engine_env(tmp_path, storage)
+    ignored = issue_updated_body(webhookEvent="jira:issue_created")
+    answers: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def send(url: str, name: str, client_key: str) -> None:
+        headers, raw = signed_delivery(client_key, SECRET, ignored, delivery_id=name)
+        status = httpx.post(url + PATH, content=raw, headers=headers, timeout=10).status_code
+        with lock:
+            answers[name] = status
+
+    with running_server(env) as (url, _):
+        for round_ in range(5):
+            jobs = [(f"good-{round_}-{n}", CLIENT) for n in range(8)]
+            jobs += [(f"nul-{round_}-{n}", CLIENT + "\u0000") for n in range(2)]
+            threads = [threading.Thread(target=send, args=(url, name, key))
+                       for name, key in jobs]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    assert {answers[name] for name in answers if name.startswith("good-")} == {200}
+    assert {answers[name] for name in answers if name.startswith("nul-")} == {401}
+    assert pending_deliveries(where) == []

@@ -44,6 +44,10 @@ def test_W2_the_shared_fixtures_parse() -> None:
         (lambda b: b["issue"].update(id=20417), "issue.id must be a string"),
         (lambda b: b["issue"].update(fields=None), "issue.fields must be an object"),
         (lambda b: b["issue"].pop("fields"), "issue.fields must be an object"),
+        (lambda b: b["issue"].update(key="APP-\x00"), "issue.key must be printable text"),
+        (lambda b: b["issue"].update(key="APP-1\n"), "issue.key must be printable text"),
+        (lambda b: b["issue"].update(id="20417\x00"), "issue.id must be printable text"),
+        (lambda b: b["issue"].update(id="\x1b[2J"), "issue.id must be printable text"),
     ],
 )
 def test_W2_malformed_bodies_are_refused(mutate: Any, detail: str) -> None:

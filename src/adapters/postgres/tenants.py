@@ -241,10 +241,12 @@ class PgTenantLookup:
         self._cache_size = cache_size
         self._plaintexts: OrderedDict[str, str] = OrderedDict()
         self._tenants: OrderedDict[tuple[Any, ...], Tenant] = OrderedDict()
-        self._by_client_key: Batcher[str, Tenant | None] = Batcher(
-            lambda keys: self._read_many(_BY_CLIENT_KEYS, keys, column=1))
-        self._by_id: Batcher[int, Tenant | None] = Batcher(
-            lambda ids: self._read_many(_BY_IDS, ids, column=0))
+        self._by_client_key: Batcher[Connection, str, Tenant | None] = Batcher(
+            lambda conn, keys: self._read_many(conn, _BY_CLIENT_KEYS, keys, column=1),
+            session=database.connection)
+        self._by_id: Batcher[Connection, int, Tenant | None] = Batcher(
+            lambda conn, ids: self._read_many(conn, _BY_IDS, ids, column=0),
+            session=database.connection)
 
     def _secret(self, ciphertext: str | None) -> str | None:
         if ciphertext is None:
@@ -257,11 +259,10 @@ class PgTenantLookup:
                 self._plaintexts.popitem(last=False)
         return plain
 
-    async def _read_many(self, sql: bytes, keys: Sequence[Any],
+    async def _read_many(self, conn: Connection, sql: bytes, keys: Sequence[Any],
                          *, column: int) -> list[Tenant | None]:
-        async with self._database.connection() as conn:
-            cursor = await conn.execute(sql, [list(set(keys))], prepare=True)
-            rows = {row[column]: row for row in await cursor.fetchall()}
+        cursor = await conn.execute(sql, [list(set(keys))], prepare=True)
+        rows = {row[column]: row for row in await cursor.fetchall()}
         found = {key: self._tenant(row) for key, row in rows.items()}
         return [found.get(key) for key in keys]
 

@@ -134,6 +134,8 @@ class ParsedToken:
         issuer = self.claims.get("iss")
         if not isinstance(issuer, str) or not issuer:
             raise Unauthorized("the token has no issuer")
+        if not issuer.isprintable():  # no clientKey holds a control character (NUL above all)
+            raise Unauthorized("the token's issuer is not an installed site")
         return issuer
 
 

@@ -219,6 +219,13 @@ def read_issue_update(body: Any, webhook_id: str | None) -> IncomingDelivery | N
         raise BadRequest("issue.key must be a string")
     if not isinstance(issue_id, str) or not issue_id:
         raise BadRequest("issue.id must be a string")
+    # Jira's issue ids are digits and its keys letters, digits, `_` and `-`: a control
+    # character (NUL above all, which PostgreSQL text cannot hold) is a malformed body, on
+    # every engine alike (docs/security.md, "Malformed identifiers").
+    if not key.isprintable():
+        raise BadRequest("issue.key must be printable text")
+    if not issue_id.isprintable():
+        raise BadRequest("issue.id must be printable text")
     if not isinstance(fields, dict):
         raise BadRequest("issue.fields must be an object")
     changelog = body.get("changelog")
