@@ -1,0 +1,164 @@
+"""Values PostgreSQL cannot hold, against real `sentry-jira serve` processes on SQLite and on a
+fresh PostgreSQL database (§9; docs/security.md, "Malformed identifiers").
+
+PostgreSQL `text` holds no NUL. A signed delivery whose record carries a NUL in an identifier
+the worker later looks up (an account id, a moved issue key, a project id) was accepted (202)
+on both engines and then failed every worker attempt on PostgreSQL until it became a dead
+letter; now it is a 400 on both engines, nothing stored. Free text (a status name from Jira,
+a user id from Sentry) is accepted and journalled with U+FFFD in place of the NUL."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.describe import ISSUE_UPDATED_PATH as PATH
+from tests.e2e.test_hostile_ackpath import CLIENT, SECRET, engine_env, pending_deliveries
+from tests.support.engines import Storage, query, table_rows
+from tests.support.fake_jira import FakeJira
+from tests.support.paths import fixture_json
+from tests.support.process import running_server
+from tests.support.sync_e2e import (
+    TimedFakeSentry,
+    bind,
+    install,
+    journal,
+    status_body,
+    sync_env,
+    wait_for,
+)
+from tests.support.webhook_sites import (
+    SITES,
+    admin_call,
+    deliver,
+    site_request,
+    webhook_env,
+)
+from tests.support.webhooks import issue_updated_body, signed_delivery
+
+pytestmark = pytest.mark.e2e
+
+
+def _item(body: dict[str, Any], field: str) -> dict[str, Any]:
+    return next(i for i in body["changelog"]["items"] if i["field"] == field)
+
+
+def _poisoned() -> dict[str, dict[str, Any]]:
+    """One signed delivery per identifier the worker keys by, each holding a NUL."""
+    project = issue_updated_body()
+    project["issue"]["fields"]["project"]["id"] = "10000\u0000"
+    account = issue_updated_body("assignee")
+    account["issue"]["fields"]["assignee"]["accountId"] = "5b10ac8d82e05b22cc7d4ef5\u0000"
+    email = issue_updated_body("assignee")
+    email["issue"]["fields"]["assignee"]["emailAddress"] = "grace@example.com\u0000"
+    moved = issue_updated_body("moved")
+    _item(moved, "Key")["fromString"] = "APP-123\u0000"
+    status_to = issue_updated_body()
+    _item(status_to, "status")["to"] = "10101\u0000"
+    changelog = issue_updated_body()
+    changelog["changelog"]["id"] = "88231\u0000"
+    return {"project": project, "account": account, "email": email, "moved": moved,
+            "status-to": status_to, "changelog": changelog}
+
+
+def test_W2_a_nul_in_a_kept_identifier_is_400_stores_nothing_and_spoils_no_delivery_beside_it(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """Each poisoned delivery is refused on its own, before the (batched) insert: the signed
+    deliveries sent beside it are still 202 and recorded, the poisoned ones are 400 and not."""
+    env, where = engine_env(tmp_path, storage)
+    poisoned = _poisoned()
+    answers: dict[str, httpx.Response] = {}
+    lock = threading.Lock()
+
+    def send(url: str, name: str, body: Any) -> None:
+        headers, raw = signed_delivery(CLIENT, SECRET, body, delivery_id=name)
+        response = httpx.post(url + PATH, content=raw, headers=headers, timeout=10)
+        with lock:
+            answers[name] = response
+
+    with running_server(env) as (url, proc):
+        for round_ in range(3):
+            jobs: list[tuple[str, Any]] = [(f"good-{round_}-{n}", None) for n in range(6)]
+            jobs += [(f"{name}-{round_}", body) for name, body in poisoned.items()]
+            threads = [threading.Thread(target=send, args=(url, name, body))
+                       for name, body in jobs]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert proc.poll() is None
+    good = sorted(name for name in answers if name.startswith("good-"))
+    assert {name: answers[name].status_code for name in good} == dict.fromkeys(good, 202)
+    refused = {name: (answers[name].status_code, answers[name].json()["detail"])
+               for name in answers if not name.startswith("good-")}
+    assert {status for status, _ in refused.values()} == {400}, refused
+    assert all(detail.endswith("must be printable text") for _, detail in refused.values())
+    assert sorted(row[0] for row in pending_deliveries(where)) == good
+
+
+def test_8_1_a_nul_in_a_data_center_user_key_is_400_on_the_webhook_route(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """§8.1: a Data Center assignee is identified by its `key` (account mappings are keyed by
+    it): one holding a NUL is a malformed body on the plain-webhook route too."""
+    env = webhook_env(tmp_path, worker=False, **storage.env(tmp_path))
+    where = storage.where(tmp_path)
+    with FakeJira("unused-app-key") as jira, running_server(env) as (url, _):
+        site = jira.add_data_center_site("dc", "dc-personal-access-token-0123456789")
+        created = admin_call(url, "POST", SITES, site_request(
+            "data-center", site.base_url, "dc-personal-access-token-0123456789"))
+        assert created.status_code == 201, created.text
+        site_id, secret = created.json()["id"], created.json()["webhook_secret"]
+        body = fixture_json("jira-datacenter-issue-updated.json")
+        before = table_rows(where)
+        for field, value in (("key", "JIRAUSER10100\u0000"), ("emailAddress", "dee\u0000@x")):
+            poisoned = json.loads(json.dumps(body))
+            poisoned["issue"]["fields"]["assignee"][field] = value
+            refused = deliver(url, site_id, secret, poisoned)
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["detail"] == (
+                f"issue.fields.assignee.{field} must be printable text")
+        assert table_rows(where) == before
+        assert deliver(url, site_id, secret, body).status_code == 202
+    assert [row[0] for row in query(where, "SELECT issue_key FROM deliveries")] == ["OPS-7"]
+
+
+def test_W9_a_nul_in_a_jira_status_name_or_a_sentry_user_id_is_journalled_replaced(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """Free text is not refused: a status name from Jira and a user id from Sentry's members
+    answer reach the journal, where a NUL would fail the write on PostgreSQL (the delivery
+    retried into a dead letter). They are journalled with U+FFFD and the sync happens."""
+    with TimedFakeSentry() as sentry:
+        sentry.add_org("acme", "sntrys_acme-identifiers-token-0123456789")
+        sentry.add_issue("acme", "4711")
+        sentry.add_member("acme", "7\u0000", [("grace@example.com", True)])
+        env = {**sync_env(tmp_path), **storage.env(tmp_path, "db.sqlite")}
+        tenant = install(env, CLIENT, SECRET, "http://127.0.0.1:9")
+        with running_server(env) as (url, _):
+            bind(url, tenant, "acme", sentry.url, "sntrys_acme-identifiers-token-0123456789",
+                 {"APP-123": ["4711"]}, status_map={"10000": {"resolve": ["10101"]}})
+            status = status_body("20417", "APP-123")
+            _item(status, "status")["toString"] = "Done\u0000"
+            assignee = issue_updated_body("assignee")
+            for name, body in (("status-name", status), ("sentry-user", assignee)):
+                headers, raw = signed_delivery(CLIENT, SECRET, body, delivery_id=name)
+                accepted = httpx.post(url + PATH, content=raw, headers=headers, timeout=10)
+                assert accepted.status_code == 202, accepted.text
+            where = storage.where(tmp_path, "db.sqlite")
+            wait_for(lambda: [state for _, state in pending_deliveries(where)] == ["done"] * 2,
+                     what="both deliveries processed")
+            entries = journal(url, tenant)
+    assert sorted((e["delivery"], e["kind"], e["outcome"]) for e in entries) == [
+        ("sentry-user", "assignee", "applied"), ("status-name", "status", "applied")]
+    details = {e["delivery"]: e["detail"] for e in entries}
+    assert "→ Done\ufffd (10101): resolves by the status map" in details["status-name"]
+    assert "Sentry user 7\ufffd" in details["sentry-user"]
+    assert sentry.issue("acme", "4711").status == "resolved"
+    assert sentry.issue("acme", "4711").assigned_to == "7\u0000"
