@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from core.describe import CONFIGURE_PATH
 from core.describe import ISSUE_UPDATED_PATH as PATH
 from tests.e2e.test_hostile_ackpath import CLIENT, SECRET, engine_env, pending_deliveries
 from tests.support.engines import Storage, query, table_rows
 from tests.support.fake_jira import FakeJira
+from tests.support.pages import context_token, signed_page_url
 from tests.support.paths import fixture_json
 from tests.support.process import running_server
 from tests.support.sync_e2e import (
@@ -162,3 +165,47 @@ def test_W9_a_nul_in_a_jira_status_name_or_a_sentry_user_id_is_journalled_replac
     assert "Sentry user 7\ufffd" in details["sentry-user"]
     assert sentry.issue("acme", "4711").status == "resolved"
     assert sentry.issue("acme", "4711").assigned_to == "7\u0000"
+
+
+def test_10_a_nul_in_a_page_token_issuer_is_401_and_spoils_no_page_beside_it(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """§10, before authentication: a page's `?jwt=` and a page POST's context token name their
+    site by an unverified `iss`, looked up (batched, on PostgreSQL) before any signature can be
+    checked. One holding a NUL is 401 on its own; the page loads beside it still render."""
+    env = {**sync_env(tmp_path), **storage.env(tmp_path, "db.sqlite")}
+    install(env, CLIENT, SECRET, "http://127.0.0.1:9")
+    now = datetime.now(UTC)
+    good = signed_page_url(client_key=CLIENT, secret=SECRET, now=now, path=CONFIGURE_PATH)
+    forged = signed_page_url(client_key=CLIENT + "\u0000", secret=SECRET, now=now,
+                             path=CONFIGURE_PATH)
+    unbind = CONFIGURE_PATH + "orgs/acme/unbind/"
+    context = context_token(client_key=CLIENT + "\u0000", secret=SECRET, now=now)
+    answers: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def load(url: str, name: str) -> None:
+        if name.startswith("post-"):
+            status = httpx.post(url + unbind, json={}, timeout=10,
+                                headers={"Authorization": f"JWT {context}"}).status_code
+        else:
+            target = good if name.startswith("good-") else forged
+            status = httpx.get(url + target, timeout=10).status_code
+        with lock:
+            answers[name] = status
+
+    before = table_rows(storage.where(tmp_path, "db.sqlite"))
+    with running_server(env) as (url, _):
+        for round_ in range(3):
+            names = [f"good-{round_}-{n}" for n in range(6)]
+            names += [f"get-{round_}-{n}" for n in range(2)] + [f"post-{round_}"]
+            threads = [threading.Thread(target=load, args=(url, name)) for name in names]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    assert {answers[n] for n in answers if n.startswith("good-")} == {200}
+    assert {answers[n] for n in answers if not n.startswith("good-")} == {401}, answers
+    after = table_rows(storage.where(tmp_path, "db.sqlite"))
+    assert {name: rows for name, rows in after.items() if name != "sync_workers"} == {
+        name: rows for name, rows in before.items() if name != "sync_workers"}
