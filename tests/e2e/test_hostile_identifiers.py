@@ -23,6 +23,7 @@ from core.describe import ISSUE_UPDATED_PATH as PATH
 from tests.e2e.test_hostile_ackpath import CLIENT, SECRET, engine_env, pending_deliveries
 from tests.support.engines import Storage, query, table_rows
 from tests.support.fake_jira import FakeJira
+from tests.support.forge import APP_ID, INSTALLATION_ID, ForgeSigner, JwksServer, mint_fit
 from tests.support.pages import context_token, signed_page_url
 from tests.support.paths import fixture_json
 from tests.support.process import running_server
@@ -209,3 +210,47 @@ def test_10_a_nul_in_a_page_token_issuer_is_401_and_spoils_no_page_beside_it(
     after = table_rows(storage.where(tmp_path, "db.sqlite"))
     assert {name: rows for name, rows in after.items() if name != "sync_workers"} == {
         name: rows for name, rows in before.items() if name != "sync_workers"}
+
+
+def test_8_2_a_nul_in_a_forge_event_identifier_is_400_and_a_nul_in_a_fit_claim_is_401(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """§8.2: every FIT claim that is stored or looked up has a shape (installation id,
+    `apiBaseUrl`) or is stored hashed (`jti`); the event maps onto the W2 reader, whose
+    identifiers must be printable. Nothing is stored for a refused call."""
+    def fit(**options: Any) -> str:
+        return mint_fit(jwks.signer, module_key="issue-updated-endpoint",
+                        api_base_url=site.base_url, **options)
+
+    def post(token: str, event: Any) -> httpx.Response:
+        return httpx.post(url + "/extensions/jira/forge/issue-updated/", json=event, timeout=15,
+                          headers={"authorization": f"Bearer {token}"})
+
+    with JwksServer(ForgeSigner("identifiers-key")) as jwks, \
+            FakeJira("sentry-jira.forge") as jira:
+        site = jira.add_forge_site("forge-site")
+        env = sync_env(tmp_path, forge_app_id=APP_ID, forge_jwks_url=jwks.url,
+                       forge_api_hosts="http://127.0.0.1:*", jira_hosts="https://*.atlassian.net",
+                       worker="off")
+        env.update(storage.env(tmp_path, "db.sqlite"))
+        where = storage.where(tmp_path, "db.sqlite")
+        with running_server(env) as (url, _):
+            event = fixture_json("forge-issue-updated-event.json")
+            for claim in ("app.installationId", "app.apiBaseUrl", "app.module.key"):
+                value = {"app.installationId": INSTALLATION_ID, "app.apiBaseUrl": site.base_url,
+                         "app.module.key": "issue-updated-endpoint"}[claim] + "\u0000"
+                answer = post(fit(overrides={claim: value}), event)
+                assert answer.status_code == 401, (claim, answer.text)
+            assert query(where, "SELECT count(*) FROM tenants") == [(0,)]
+            assert query(where, "SELECT count(*) FROM used_forge_tokens") == [(0,)]
+            poisoned = json.loads(json.dumps(event))
+            poisoned["issue"]["fields"]["assignee"]["accountId"] = "5b10\u0000"
+            refused = post(fit(), poisoned)
+            assert refused.status_code == 400, refused.text
+            assert refused.json()["detail"] == (
+                "issue.fields.assignee.accountId must be printable text")
+            assert query(where, "SELECT count(*) FROM deliveries") == [(0,)]
+            # A jti is stored only as its hash: a NUL in it is no harm, the call is accepted.
+            accepted = post(fit(overrides={"jti": "jti-\u0000"}), event)
+            assert accepted.status_code == 202, accepted.text
+    assert query(where, "SELECT issue_key FROM deliveries") == [("APP-123",)]
