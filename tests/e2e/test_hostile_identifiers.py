@@ -10,6 +10,9 @@ a user id from Sentry) is accepted and journalled with U+FFFD in place of the NU
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +23,14 @@ import pytest
 
 from core.describe import CONFIGURE_PATH
 from core.describe import ISSUE_UPDATED_PATH as PATH
-from tests.e2e.test_hostile_ackpath import CLIENT, SECRET, engine_env, pending_deliveries
-from tests.support.engines import Storage, query, table_rows
+from tests.e2e.test_ack_path import CLIENT, SECRET
+from tests.e2e.test_hostile_ackpath import engine_env, pending_deliveries
+from tests.support.engines import Storage, Where, query, table_rows
 from tests.support.fake_jira import FakeJira
 from tests.support.forge import APP_ID, INSTALLATION_ID, ForgeSigner, JwksServer, mint_fit
 from tests.support.pages import context_token, signed_page_url
-from tests.support.paths import fixture_json
-from tests.support.process import running_server
+from tests.support.paths import REPO, fixture_json
+from tests.support.process import running_server, server_env
 from tests.support.sync_e2e import (
     TimedFakeSentry,
     bind,
@@ -46,6 +50,11 @@ from tests.support.webhook_sites import (
 from tests.support.webhooks import issue_updated_body, signed_delivery
 
 pytestmark = pytest.mark.e2e
+
+
+def _rows(where: Where) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table but the worker's heartbeats (a worker runs meanwhile)."""
+    return {name: rows for name, rows in table_rows(where).items() if name != "sync_workers"}
 
 
 def _item(body: dict[str, Any], field: str) -> dict[str, Any]:
@@ -195,7 +204,7 @@ def test_10_a_nul_in_a_page_token_issuer_is_401_and_spoils_no_page_beside_it(
         with lock:
             answers[name] = status
 
-    before = table_rows(storage.where(tmp_path, "db.sqlite"))
+    before = _rows(storage.where(tmp_path, "db.sqlite"))
     with running_server(env) as (url, _):
         for round_ in range(3):
             names = [f"good-{round_}-{n}" for n in range(6)]
@@ -207,9 +216,7 @@ def test_10_a_nul_in_a_page_token_issuer_is_401_and_spoils_no_page_beside_it(
                 thread.join()
     assert {answers[n] for n in answers if n.startswith("good-")} == {200}
     assert {answers[n] for n in answers if not n.startswith("good-")} == {401}, answers
-    after = table_rows(storage.where(tmp_path, "db.sqlite"))
-    assert {name: rows for name, rows in after.items() if name != "sync_workers"} == {
-        name: rows for name, rows in before.items() if name != "sync_workers"}
+    assert _rows(storage.where(tmp_path, "db.sqlite")) == before
 
 
 def test_8_2_a_nul_in_a_forge_event_identifier_is_400_and_a_nul_in_a_fit_claim_is_401(
@@ -254,3 +261,72 @@ def test_8_2_a_nul_in_a_forge_event_identifier_is_400_and_a_nul_in_a_fit_claim_i
             accepted = post(fit(overrides={"jti": "jti-\u0000"}), event)
             assert accepted.status_code == 202, accepted.text
     assert query(where, "SELECT issue_key FROM deliveries") == [("APP-123",)]
+
+
+def _cli(env: dict[str, str], *args: str, stdin: bytes = b"") -> int:
+    """`sentry-jira ARGS` on the same database, `stdin` as its standard input; the exit code.
+    A `str` argument may hold surrogate escapes: it reaches the process as those raw bytes,
+    as a non-UTF-8 argument from a shell would."""
+    environ = server_env({k: v for k, v in env.items() if k != "SENTRY_JIRA_ADMIN_TOKEN"})
+    environ["PYTHONPATH"] = str(REPO / "src") + os.pathsep + environ.get("PYTHONPATH", "")
+    done = subprocess.run([sys.executable, "-m", "adapters.cli.main", *args], env=environ,
+                          input=stdin, capture_output=True, timeout=30, check=False)
+    assert b"Traceback" not in done.stderr, done.stderr
+    return done.returncode
+
+
+def test_S_A_nul_in_search_admin_and_cli_input_is_4xx_or_exit_1_and_stores_nothing(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """S1–S2 and §A: every path segment, query parameter and body field that is looked up or
+    stored is checked (ids and slugs by their ASCII shapes, URLs and tokens as printable
+    ASCII) before any store sees it; so is every CLI argument and standard input. A NUL (or a
+    non-UTF-8 argument) is a 4xx or exit 1, never a 500, on both engines."""
+    env = {**sync_env(tmp_path), **storage.env(tmp_path, "db.sqlite")}
+    where = storage.where(tmp_path, "db.sqlite")
+    tenant = install(env, CLIENT, SECRET, "http://127.0.0.1:9")
+    api = f"/api/tenants/{tenant}/orgs"
+    binding = {"sentry_url": "http://127.0.0.1:9", "sentry_token": "sntrys_nul-0123456789"}
+    with running_server(env) as (url, _):
+        bind(url, tenant, "acme", "http://127.0.0.1:9", "sntrys_nul-0123456789", {})
+        token = admin_call(url, "POST", "/api/orgs/acme/search-tokens").json()["token"]
+        before = _rows(where)
+        search = f"/extensions/jira/search/acme/{tenant}/?field=project&query="
+        for path, status in (
+            (search + "a%00", 400),
+            (search + "a&project=A%00", 400),
+            (search.replace("field=project", "field=pro%00ject") + "a", 400),
+            (search.replace("/acme/", "/ac%00me/") + "a", 401),
+            (search.replace(f"/{tenant}/", f"/{tenant}%00/") + "a", 404),
+        ):
+            answer = httpx.get(url + path, headers={"Authorization": f"Bearer {token}"},
+                               timeout=10)
+            assert answer.status_code == status, (path, answer.text)
+        for method, path, body in (
+            ("PUT", f"{api}/acme/accounts/a%00b", {"sentry_user_id": "7"}),
+            ("PUT", f"{api}/acme/accounts/dee", {"sentry_user_id": "7\u0000"}),
+            ("PUT", f"{api}/acme/links/APP-1%00", {"sentry_issue_ids": ["1"]}),
+            ("PUT", f"{api}/acme/links/APP-1", {"sentry_issue_ids": ["1\u0000"]}),
+            ("PUT", f"{api}/ac%00me", binding),
+            ("PUT", f"{api}/acme", {**binding, "sentry_url": "http://127.0.0.1:9/\u0000"}),
+            ("PUT", f"{api}/acme", {**binding, "sentry_token": "sntrys_\u0000"}),
+            ("PUT", f"{api}/acme", {"status_map": {"10000\u0000": {"resolve": ["1"]}}}),
+            ("PUT", f"{api}/acme", {"status_map": {"10000": {"resolve": ["1\u0000"]}}}),
+            ("POST", SITES, site_request("cloud", "http://127.0.0.1:9/\u0000", "c" * 20,
+                                         "bot@example.com")),
+            ("POST", SITES, site_request("cloud", "http://127.0.0.1:9", "c" * 20, "b\u0000@x")),
+            ("POST", SITES, site_request("cloud", "http://127.0.0.1:9", "c\u0000", "b@x")),
+            ("GET", f"/api/tenants/{tenant}/journal?issue_key=APP-1%00", None),
+            ("GET", f"/api/tenants/{tenant}/journal?limit=1%00", None),
+            ("POST", "/api/orgs/ac%00me/search-tokens", None),
+            ("DELETE", "/api/orgs/acme/search-tokens/1%00", None),
+            ("POST", "/api/dead-letters/1%00/retry", None),
+        ):
+            answer = admin_call(url, method, path, body)
+            assert answer.status_code == 400, (method, path, answer.text)
+        assert _cli(env, "orgs", "bind", str(tenant), "acme", "--sentry-url",
+                    "http://127.0.0.1:9", "--sentry-token-stdin", stdin=b"sntrys_\x00") == 1
+        assert _cli(env, "accounts", "map", str(tenant), "acme", "m\udcfcller", "7") == 1
+        assert _cli(env, "links", "set", str(tenant), "acme", "APP-\udcff1", "1") == 1
+        assert _cli(env, "journal", str(tenant), "--issue-key", "APP-\udcff1") == 1
+        assert _rows(where) == before
