@@ -11,12 +11,16 @@ from typing import Any
 
 import pytest
 from tests.support.builders import a_settings
+from tests.support.connect_tokens import hs256_token
 from tests.support.paths import fixture_json
 from tests.support.sync_world import PROJECT, SyncWorld, issue_updated, key_item, status_item
 
+from core.connect.tokens import parse_token
+from core.issue_update.acknowledge import acknowledge_issue_update
 from core.issue_update.delivery import read_issue_update
 from core.lifecycle.install import InstallBody
-from core.model.errors import BadRequest
+from core.model.errors import BadRequest, Unauthorized
+from core.model.tenant import VerifiedSite
 from core.model.text import storable_text
 
 # A NUL, another C0 control, a C1 control and a lone surrogate: none is part of an id.
@@ -182,3 +186,31 @@ async def test_W7_a_record_kept_before_the_rule_still_journals_its_move_replaced
     details = [detail for _, _, _, detail in await world.journal(tenant)]
     assert "issue moved APP-1\ufffd → APP-123; no links" in details
     assert all("\x00" not in detail for detail in details)
+
+
+async def test_W2_a_lone_surrogate_in_free_text_is_400_with_the_core_decoder_too() -> None:
+    """The adapters' JSON decoder refuses a `\\ud800` escape; the core's default one (library
+    use, docs/embedding.md) lets it through, so its encoder refuses it: 400, nothing recorded
+    — never a UnicodeEncodeError (500) nor a value no engine can store."""
+    world = SyncWorld()
+    tenant = await world.a_tenant()
+    item = status_item()
+    item["toString"] = "Done\ud800"
+    raw = json.dumps(issue_updated(item)).encode()
+    assert b"\\ud800" in raw
+    with pytest.raises(BadRequest, match="lone surrogate"):
+        await acknowledge_issue_update(VerifiedSite(tenant), raw, webhook_id="d-1",
+                                       inbox=world.inbox, clock=world.clock)
+    assert (await world.inbox.stats(world.clock.now())).pending == 0
+
+
+@pytest.mark.parametrize("issuer", ["client-1\x00", "client-1\ud800", "client\x1b-1", "\u2028"])
+def test_W1_an_unverified_issuer_that_no_client_key_can_be_is_401_before_any_lookup(
+    issuer: str,
+) -> None:
+    """§4.2: the issuer names the secret, so it is read before the signature: a control
+    character or a lone surrogate (a `\\ud800` escape in the claims) is 401 at once."""
+    token = parse_token(hs256_token({"iss": issuer, "iat": 1, "exp": 2, "qsh": "x"}, "s" * 32),
+                        "HS256")
+    with pytest.raises(Unauthorized):
+        token.unverified_issuer  # noqa: B018 - the property raises
