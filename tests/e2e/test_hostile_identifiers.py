@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from core.describe import ISSUE_UPDATED_PATH as PATH
 from tests.e2e.test_ack_path import CLIENT, SECRET
 from tests.e2e.test_hostile_ackpath import engine_env, pending_deliveries
 from tests.support.engines import Storage, Where, query, table_rows
+from tests.support.engines import is_postgres as storage_is_postgres
 from tests.support.fake_jira import FakeJira
 from tests.support.forge import APP_ID, INSTALLATION_ID, ForgeSigner, JwksServer, mint_fit
 from tests.support.pages import context_token, signed_page_url
@@ -330,3 +333,59 @@ def test_S_A_nul_in_search_admin_and_cli_input_is_4xx_or_exit_1_and_stores_nothi
         assert _cli(env, "links", "set", str(tenant), "acme", "APP-\udcff1", "1") == 1
         assert _cli(env, "journal", str(tenant), "--issue-key", "APP-\udcff1") == 1
         assert _rows(where) == before
+
+
+def _insert_legacy_delivery(where: Where, tenant: int, delivery_id: str,
+                            body: dict[str, Any]) -> None:
+    """A delivery as a release before the W2 identifier rule recorded it (a NUL inside the
+    stored JSON is only the six bytes `\\u0000` of a bytea / BLOB: both engines kept it)."""
+    row = (tenant, delivery_id, body["issue"]["id"], body["issue"]["key"],
+           json.dumps(body).encode(), time.time(), time.time())
+    sql = ("INSERT INTO deliveries (tenant_id, delivery_id, issue_id, issue_key, body, "
+           "received_at, not_before) VALUES ({0}, {0}, {0}, {0}, {0}, {0}, {0})")
+    if storage_is_postgres(where):
+        import psycopg
+
+        with psycopg.connect(str(where), autocommit=True) as conn:
+            conn.execute(sql.format("%s").encode(), row)
+        return
+    conn = sqlite3.connect(where)
+    try:
+        with conn:
+            conn.execute(sql.format("?"), row)
+    finally:
+        conn.close()
+
+
+def test_W5_W7_a_delivery_recorded_before_the_rule_is_still_processed_on_both_engines(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """Deliveries recorded by an earlier release may hold a NUL in an account id or a
+    moved-from key. The worker reads such an identifier as absent — the e-mail decides the
+    assignee (W5), the old key names no link (W7) — instead of lookups that failed on
+    PostgreSQL at every attempt until the delivery became a dead letter."""
+    token = "sntrys_acme-legacy-token-0123456789"
+    with TimedFakeSentry() as sentry:
+        sentry.add_org("acme", token)
+        sentry.add_issue("acme", "4711")
+        sentry.add_member("acme", "7", [("grace@example.com", True)])
+        env = {**sync_env(tmp_path), **storage.env(tmp_path, "db.sqlite")}
+        where = storage.where(tmp_path, "db.sqlite")
+        tenant = install(env, CLIENT, SECRET, "http://127.0.0.1:9")
+        with running_server(env) as (url, _):
+            bind(url, tenant, "acme", sentry.url, token, {"APP-123": ["4711"]})
+        assigned = issue_updated_body("assignee")
+        assigned["issue"]["fields"]["assignee"]["accountId"] = "5b10ac8d\u0000"
+        moved = issue_updated_body("moved", issue={**assigned["issue"], "key": "APP-123"})
+        _item(moved, "Key").update(fromString="APP-1\u0000", toString="APP-123")
+        _insert_legacy_delivery(where, tenant, "legacy-assigned", assigned)
+        _insert_legacy_delivery(where, tenant, "legacy-moved", moved)
+        with running_server(env) as (url, _):
+            wait_for(lambda: [state for _, state in pending_deliveries(where)] == ["done"] * 2,
+                     what="both legacy deliveries processed")
+            entries = journal(url, tenant)
+    outcomes = sorted((e["delivery"], e["kind"], e["outcome"]) for e in entries)
+    assert outcomes == [("legacy-assigned", "assignee", "applied"),
+                        ("legacy-moved", "delivery", "ignored")], outcomes
+    assert sentry.issue("acme", "4711").assigned_to == "7"
+    assert all("\u0000" not in e["detail"] for e in entries)

@@ -175,17 +175,28 @@ async def test_W9_a_sentry_user_id_holding_a_nul_is_journalled_replaced() -> Non
     assert any("Sentry user 7\ufffd" in detail for detail in details)
 
 
-async def test_W7_a_record_kept_before_the_rule_still_journals_its_move_replaced() -> None:
-    """The ack path now refuses a `Key` item whose keys are not printable; a record stored
-    before that rule still cannot break the worker: the journal names the old key replaced."""
+async def test_W7_W5_a_record_kept_before_the_rule_names_no_link_and_no_account() -> None:
+    """The ack path refuses these identifiers now; a record stored before that rule still
+    cannot break the worker: a moved-from key no engine can hold names no link, and such an
+    account id is no account (W5: the e-mail decides), instead of lookups that fail on
+    PostgreSQL at every attempt until a dead letter."""
     world = SyncWorld()
     tenant = await world.a_tenant()
     await world.bind(tenant, "acme", issues={"APP-123": ["4711"]})
-    await world.deliver(tenant, issue_updated(key_item("APP-1\x00", "APP-123")), "d-1")
-    await world.run()
-    details = [detail for _, _, _, detail in await world.journal(tenant)]
-    assert "issue moved APP-1\ufffd → APP-123; no links" in details
-    assert all("\x00" not in detail for detail in details)
+    await world.map_account(tenant, "acme", "5b10", "1")
+    world.sentry.add_member("acme", "7", [("mia@acme.example", True)])
+    await world.deliver(tenant, issue_updated(key_item("APP-1\x00", "APP-123")), "moved")
+    await world.deliver(tenant, issue_updated(
+        {"field": "assignee", "from": None, "to": "5b10\x00"},
+        assignee={"accountId": "5b10\x00", "emailAddress": "mia@acme.example"}), "assigned")
+    await world.run_until_idle()
+
+    journal = await world.journal(tenant)
+    assert ("delivery", "ignored", None, "the changelog changes no status or assignee") in journal
+    [assigned] = [entry for entry in journal if entry[0] == "assignee"]
+    assert assigned[:2] == ("assignee", "applied")
+    assert "the e-mail of the Jira assignee" in assigned[3] and "Sentry user 7" in assigned[3]
+    assert all("\x00" not in detail for _, _, _, detail in journal)
 
 
 async def test_W2_a_lone_surrogate_in_free_text_is_400_with_the_core_decoder_too() -> None:

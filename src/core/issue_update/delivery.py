@@ -116,6 +116,9 @@ class Delivery:
             and item.from_string
             and item.to_string
             and item.from_string != item.to_string
+            # Links are looked up by the old key: one no engine can hold (a record kept
+            # before the W2 rule) names no link ("Malformed identifiers").
+            and item.from_string.isprintable()
         )
 
     @property
@@ -158,6 +161,14 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _identifier(value: Any) -> str | None:
+    """`_text`, and printable: the ack path refuses any other identifier (W2), so only a
+    record kept before that rule holds one; it is absent rather than a lookup that fails
+    on PostgreSQL at every attempt (docs/security.md, "Malformed identifiers")."""
+    text = _text(value)
+    return text if text is not None and text.isprintable() else None
+
+
 def _change_item(raw: Any) -> ChangeItem | None:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("field"), str):
         return None
@@ -175,11 +186,11 @@ def _assignee(raw: Any) -> Assignee | None:
         return None
     # W5, §8.1: Cloud names a user by `accountId`; Data Center by `key` (never `name`, which
     # a rename changes). A Cloud payload's `accountId` wins over any legacy `key`.
-    account_id = _text(raw.get("accountId"))
+    account_id = _identifier(raw.get("accountId"))
     if account_id is None:
-        account_id = _text(raw.get("key")) or None
+        account_id = _identifier(raw.get("key")) or None
     email = raw.get("emailAddress")
-    email = email.strip() if isinstance(email, str) and email.strip() else None
+    email = email.strip() if isinstance(email, str) and _identifier(email.strip()) else None
     # An assignee we cannot identify is still an assignee: unresolvable, never an unassign.
     return Assignee(account_id=account_id, email=email)
 
