@@ -389,3 +389,34 @@ def test_W5_W7_a_delivery_recorded_before_the_rule_is_still_processed_on_both_en
                         ("legacy-moved", "delivery", "ignored")], outcomes
     assert sentry.issue("acme", "4711").assigned_to == "7"
     assert all("\u0000" not in e["detail"] for e in entries)
+
+
+def test_W2_the_longest_values_fit_every_index_on_both_engines(
+    tmp_path: Path, storage: Storage,
+) -> None:
+    """Over-long values: every indexed text column is fed a bounded value, so none can pass
+    PostgreSQL's btree entry limit (~2.7 kB). The longest an outside caller can send — a
+    255-character issue key and a 64-character issue id of 4-byte characters, a 64-character
+    delivery id — is recorded, processed and journalled (indexed by issue key); one more
+    character is a 400."""
+    token = "sntrys_acme-longest-token-0123456789"
+    with TimedFakeSentry() as sentry:
+        sentry.add_org("acme", token)
+        env = {**sync_env(tmp_path), **storage.env(tmp_path, "db.sqlite")}
+        where = storage.where(tmp_path, "db.sqlite")
+        tenant = install(env, CLIENT, SECRET, "http://127.0.0.1:9")
+        longest = issue_updated_body()
+        longest["issue"].update(key="\U0001d538" * 255, id="\U0001d539" * 64)
+        with running_server(env) as (url, _):
+            bind(url, tenant, "acme", sentry.url, token, {"APP-123": ["4711"]})
+            for key, status in (("\U0001d538" * 256, 400), (longest["issue"]["key"], 202)):
+                body = {**longest, "issue": {**longest["issue"], "key": key}}
+                headers, raw = signed_delivery(CLIENT, SECRET, body, delivery_id="d" * 64)
+                answer = httpx.post(url + PATH, content=raw, headers=headers, timeout=10)
+                assert answer.status_code == status, answer.text
+            wait_for(lambda: [state for _, state in pending_deliveries(where)] == ["done"],
+                     what="the longest delivery processed")
+            entries = journal(url, tenant)
+    assert [(e["issue_key"] == longest["issue"]["key"], e["kind"], e["outcome"])
+            for e in entries] == [(True, "delivery", "ignored")]
+    assert len(longest["issue"]["key"].encode()) == 1020
