@@ -32,5 +32,11 @@ def json_object(raw: bytes) -> dict[str, Any]:
 
 
 def encode_json_body(value: Any) -> bytes:
-    """Compact UTF-8 JSON (the adapters may inject a faster encoder)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON (the adapters may inject a faster encoder). A lone surrogate (which
+    `decode_json_body` lets through from a `\\ud800` escape, and the adapters' decoder
+    refuses) is no UTF-8: BadRequest, as the adapters answer (docs/security.md, "Malformed
+    identifiers")."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("the body holds text that is not UTF-8 (a lone surrogate)") from None

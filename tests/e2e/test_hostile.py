@@ -623,6 +623,9 @@ BAD_INSTALL_BODIES: list[tuple[str, Callable[[Hostile], bytes]]] = [
     ("missing baseUrl", install_json(baseUrl=None)),
     ("wrong eventType", install_json(eventType="uninstalled")),
     ("displayUrl javascript", install_json(displayUrl="javascript:alert(1)")),
+    # PostgreSQL text holds no NUL (docs/security.md, "Malformed identifiers").
+    ("displayUrl holding a NUL", install_json(displayUrl="https://jira.acme.example/\u0000")),
+    ("displayUrl holding a control", install_json(displayUrl="https://jira.acme.example/\x1b")),
 ]
 
 # L2: every kind of refused baseUrl (this server allows https://*.atlassian.net and

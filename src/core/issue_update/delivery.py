@@ -116,6 +116,9 @@ class Delivery:
             and item.from_string
             and item.to_string
             and item.from_string != item.to_string
+            # Links are looked up by the old key: one no engine can hold (a record kept
+            # before the W2 rule) names no link ("Malformed identifiers").
+            and item.from_string.isprintable()
         )
 
     @property
@@ -158,6 +161,14 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _identifier(value: Any) -> str | None:
+    """`_text`, and printable: the ack path refuses any other identifier (W2), so only a
+    record kept before that rule holds one; it is absent rather than a lookup that fails
+    on PostgreSQL at every attempt (docs/security.md, "Malformed identifiers")."""
+    text = _text(value)
+    return text if text is not None and text.isprintable() else None
+
+
 def _change_item(raw: Any) -> ChangeItem | None:
     if not isinstance(raw, Mapping) or not isinstance(raw.get("field"), str):
         return None
@@ -175,11 +186,11 @@ def _assignee(raw: Any) -> Assignee | None:
         return None
     # W5, §8.1: Cloud names a user by `accountId`; Data Center by `key` (never `name`, which
     # a rename changes). A Cloud payload's `accountId` wins over any legacy `key`.
-    account_id = _text(raw.get("accountId"))
+    account_id = _identifier(raw.get("accountId"))
     if account_id is None:
-        account_id = _text(raw.get("key")) or None
+        account_id = _identifier(raw.get("key")) or None
     email = raw.get("emailAddress")
-    email = email.strip() if isinstance(email, str) and email.strip() else None
+    email = email.strip() if isinstance(email, str) and _identifier(email.strip()) else None
     # An assignee we cannot identify is still an assignee: unresolvable, never an unassign.
     return Assignee(account_id=account_id, email=email)
 
@@ -260,42 +271,57 @@ def _header_delivery_id(header: str | None) -> str | None:
     return None
 
 
-# The kept keys of a relevant changelog item, with their names in errors and their bounds:
-# `from`/`to` hold status ids or account ids, `fromString`/`toString` names or issue keys.
-_ITEM_BOUNDS = (("field", "changelog.items[].field", MAX_NAME),
-                ("from", "changelog.items[].from", MAX_ACCOUNT_ID),
-                ("fromString", "changelog.items[].fromString", MAX_NAME),
-                ("to", "changelog.items[].to", MAX_ACCOUNT_ID),
-                ("toString", "changelog.items[].toString", MAX_NAME))
+# The kept keys of a relevant changelog item, with their names in errors, their bounds and
+# whether they are identifiers: `from`/`to` hold status ids or account ids (looked up by the
+# worker), `fromString`/`toString` names — or, in a `Key` item, the issue keys W7 moves links
+# between. An identifier must be printable text: the worker looks it up or stores it as a
+# key, and PostgreSQL text holds no NUL (docs/security.md, "Malformed identifiers"). Names
+# are free text, kept as sent (the journal replaces what it cannot hold).
+_Bound = tuple[str, str, int, bool]
+_ITEM_BOUNDS: tuple[_Bound, ...] = (
+    ("field", "changelog.items[].field", MAX_NAME, False),
+    ("from", "changelog.items[].from", MAX_ACCOUNT_ID, True),
+    ("fromString", "changelog.items[].fromString", MAX_NAME, False),
+    ("to", "changelog.items[].to", MAX_ACCOUNT_ID, True),
+    ("toString", "changelog.items[].toString", MAX_NAME, False))
+_KEY_ITEM_BOUNDS: tuple[_Bound, ...] = tuple(
+    (key, name, limit, identifier or key in ("fromString", "toString"))
+    for key, name, limit, identifier in _ITEM_BOUNDS)
 # `key` is a Data Center user's identity (§8.1); kept only when the payload has one, so a
-# Cloud record stays byte for byte what it was.
-_ASSIGNEE_BOUNDS = (("accountId", "issue.fields.assignee.accountId", MAX_ACCOUNT_ID),
-                    ("key", "issue.fields.assignee.key", MAX_ACCOUNT_ID),
-                    ("emailAddress", "issue.fields.assignee.emailAddress", MAX_NAME),
-                    ("displayName", "issue.fields.assignee.displayName", MAX_NAME))
-_PROJECT_BOUNDS = (("id", "issue.fields.project.id", MAX_ID),
-                   ("key", "issue.fields.project.key", MAX_KEY))
+# Cloud record stays byte for byte what it was. The e-mail is looked up in Sentry.
+_ASSIGNEE_BOUNDS: tuple[_Bound, ...] = (
+    ("accountId", "issue.fields.assignee.accountId", MAX_ACCOUNT_ID, True),
+    ("key", "issue.fields.assignee.key", MAX_ACCOUNT_ID, True),
+    ("emailAddress", "issue.fields.assignee.emailAddress", MAX_NAME, True),
+    ("displayName", "issue.fields.assignee.displayName", MAX_NAME, False))
+_PROJECT_BOUNDS: tuple[_Bound, ...] = (
+    ("id", "issue.fields.project.id", MAX_ID, True),
+    ("key", "issue.fields.project.key", MAX_KEY, True))
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def _bounded(name: str, value: Any, limit: int) -> None:
+def _bounded(name: str, value: Any, limit: int, identifier: bool = False) -> None:
     """The slow path of every bound check: a kept value must be a scalar of at most `limit`
-    characters (as text); else 400. Strings within their bound never get here."""
+    characters (as text), and printable text when it is an identifier; else 400. Strings
+    within their bound (and printable identifiers) never get here."""
     if not isinstance(value, _SCALARS):
         raise BadRequest(f"{name} must be a string")
     if isinstance(value, str | int) and not isinstance(value, bool) and (
         len(value) if isinstance(value, str) else len(str(value))
     ) > limit:
         raise BadRequest(f"{name} must be at most {limit} characters")
+    if identifier and isinstance(value, str) and not value.isprintable():
+        raise BadRequest(f"{name} must be printable text")
 
 
-def _kept(source: dict[str, Any], bounds: tuple[tuple[str, str, int], ...]) -> dict[str, Any]:
+def _kept(source: dict[str, Any], bounds: tuple[_Bound, ...]) -> dict[str, Any]:
     kept = {}
-    for key, name, limit in bounds:
+    for key, name, limit, identifier in bounds:
         if key in source:
             value = kept[key] = source[key]
-            if value is not None and (type(value) is not str or len(value) > limit):
-                _bounded(name, value, limit)
+            if value is not None and (type(value) is not str or len(value) > limit
+                                      or (identifier and not value.isprintable())):
+                _bounded(name, value, limit, identifier)
     return kept
 
 
@@ -339,10 +365,12 @@ def _record(body: dict[str, Any], issue: dict[str, Any], fields: dict[str, Any],
         if type(timestamp) is not int or not -_INT_FLOOR < timestamp < _INT_CEILING:
             _bounded("timestamp", timestamp, MAX_TIMESTAMP)
     changelog_id = changelog.get("id")  # a relevant body has a changelog object
-    if changelog_id is not None and (type(changelog_id) is not str or len(changelog_id) > MAX_ID):
-        _bounded("changelog.id", changelog_id, MAX_ID)
-    record["changelog"] = {"id": changelog_id,
-                           "items": [_kept(item, _ITEM_BOUNDS) for item in relevant]}
+    if changelog_id is not None and (type(changelog_id) is not str or len(changelog_id) > MAX_ID
+                                     or not changelog_id.isprintable()):
+        _bounded("changelog.id", changelog_id, MAX_ID, identifier=True)
+    record["changelog"] = {"id": changelog_id, "items": [
+        _kept(item, _KEY_ITEM_BOUNDS if item["field"] == KEY_FIELD else _ITEM_BOUNDS)
+        for item in relevant]}
     return record
 
 

@@ -66,6 +66,7 @@ from core.model.bindings import Binding, Link
 from core.model.errors import BadRequest, SentryError, SentryReleaseRefused, UpstreamError
 from core.model.settings import AppSettings
 from core.model.tenant import Tenant
+from core.model.text import storable_text
 from ports.admin import AccountMappingStore, BindingStore, LinkStore
 from ports.clock import Clock
 from ports.inbox import ClaimedDelivery, Inbox
@@ -312,7 +313,7 @@ async def _lookup_failed(
     ending = "giving up" if failure.transient else "not retried"
     decision = Decision(Kind.DELIVERY, Outcome.DEAD, f"{what}; {ending}")
     await ports.sync.bury_delivery(claimed, owner, entry=_entry(claimed, decision, now),
-                                   error=failure.detail, at=now)
+                                   error=storable_text(failure.detail), at=now)
     return None
 
 
@@ -418,13 +419,18 @@ async def _write_failed(
     if decision.outcome is Outcome.RETRYING:
         delay = retry_delay(attempt, base_seconds=settings.retry_base_seconds,
                             retry_after=error.retry_after, jitter=jitter())
-        await ports.sync.postpone(action.id, entry=entry, error=error.detail,
+        await ports.sync.postpone(action.id, entry=entry, error=storable_text(error.detail),
                                   not_before=now + timedelta(seconds=delay), record=record)
     else:
-        await ports.sync.bury(action.id, entry=entry, error=error.detail, at=now, record=record)
+        await ports.sync.bury(action.id, entry=entry, error=storable_text(error.detail), at=now,
+                              record=record)
 
 
 def _entry(claimed: ClaimedDelivery, decision: Decision, at: datetime) -> JournalEntry:
+    """Every journal entry the worker writes. Its detail may name values from a delivery
+    (status names, keys) or from a Jira or Sentry answer (a user id): what no engine can
+    hold (NUL, a lone surrogate) is replaced, never a failed write that would retry the
+    delivery into a dead letter (docs/security.md, "Malformed identifiers")."""
     return JournalEntry(
         at=at,
         tenant_id=claimed.tenant_id,
@@ -433,5 +439,5 @@ def _entry(claimed: ClaimedDelivery, decision: Decision, at: datetime) -> Journa
         org=decision.org,
         kind=decision.kind,
         outcome=decision.outcome,
-        detail=decision.detail,
+        detail=storable_text(decision.detail),
     )

@@ -139,6 +139,9 @@ def _check_display_url(url: Any) -> None:
         raise BadRequest("displayUrl is not a valid URL") from None
     if (
         not url.isascii()
+        # A control character (NUL above all: PostgreSQL text cannot hold it) is no URL
+        # (docs/security.md, "Malformed identifiers").
+        or not url.isprintable()
         or any(c.isspace() for c in url)
         or parts.scheme.lower() not in ("http", "https")
         or not parts.hostname
