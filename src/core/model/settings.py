@@ -28,9 +28,12 @@ class AppSettings:
     forge_environment: str = "PRODUCTION"
     forge_api_hosts: tuple[HostPattern, ...] = ()
 
-    @property
-    def base_path(self) -> str:
-        """The path part of the base URL ("" when the app is served at the root)."""
+    # The path part of the base URL ("" when the app is served at the root): read by every
+    # Connect request's qsh check, so worked out once (settings are frozen).
+    base_path: str = attrs.field(init=False, eq=False, repr=False)
+
+    @base_path.default
+    def _base_path(self) -> str:
         rest = self.base_url.split("://", 1)[-1]
         slash = rest.find("/")
         return "" if slash < 0 else rest[slash:].rstrip("/")
