@@ -13,12 +13,14 @@ from adapters.http.connect import descriptor, issue_updated
 from adapters.http.connect import lifecycle as lifecycle_routes
 from adapters.http.errors import EXCEPTION_HANDLERS
 from adapters.http.forge import routes as forge_routes
+from adapters.http.hot_path import ServiceApp
 from adapters.http.jira_webhooks import issue_updated as webhook_routes
 from adapters.http.jira_webhooks import sites as site_routes
 from adapters.http.pages import routes as page_routes
 from adapters.http.schema_page import OfflineSchemaPage, SchemaJson
-from adapters.http.transport import guard_factory
+from adapters.http.transport import TransportGuard, guard_factory
 from adapters.wiring import Container
+from core.describe import ISSUE_UPDATED_PATH
 
 VERSION = "0.1.0"
 
@@ -30,7 +32,8 @@ def create_app(container: Container) -> Litestar:
     handlers += health.routes(container)
     handlers += admin.routes(container)
     handlers += lifecycle_routes.routes(container)
-    handlers += issue_updated.routes(container)
+    connect_ack = issue_updated.routes(container)
+    handlers += connect_ack
     handlers += site_routes.routes(container)
     handlers += webhook_routes.routes(container)
     handlers += forge_routes.routes(container)
@@ -41,18 +44,14 @@ def create_app(container: Container) -> Litestar:
     # /schema describes the admin API: served only with it on, and behind its token (§A).
     # Offline: the page is rendered here, no UI assets from a CDN (adapters/http/schema_page.py).
     admin_on = bool(container.settings.admin_tokens)
+    admin_gate = admin.AdminGate(container) if admin_on else None
     openapi = OpenAPIConfig(title="sentry-jira", version=VERSION, path=f"{base_path}/schema",
                             render_plugins=[OfflineSchemaPage("/"),
                                             SchemaJson(path="/openapi.json")])
-    return Litestar(
+    app = ServiceApp(
         route_handlers=[Router(path=base_path or "/", route_handlers=handlers)],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[
-            guard_factory(
-                container.settings.max_body_bytes,
-                admin.AdminGate(container) if admin_on else None,
-            ),
-        ],
+        middleware=[guard_factory(container.settings.max_body_bytes, admin_gate)],
         request_max_body_size=container.settings.max_body_bytes,
         openapi_config=openapi if admin_on else None,
         state=State({"base_path": base_path}),  # errors.log_refusal names routes without it
@@ -63,3 +62,9 @@ def create_app(container: Container) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    # §7: the Connect acknowledgement, straight to its route (adapters/http/hot_path.py).
+    for handler in connect_ack:
+        app.add_lane(base_path + ISSUE_UPDATED_PATH, handler, TransportGuard(
+            handler.fn, max_body_bytes=container.settings.max_body_bytes,
+            admin_gate=admin_gate))
+    return app
