@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
 from adapters.http.app import create_app
 from adapters.http.parser import JsonErrorHttpToolsProtocol
 from tests.support.builders import a_fake_container
-from tests.support.process import free_port
+from tests.support.process import uvicorn_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -24,18 +22,8 @@ class ShortDeadline(JsonErrorHttpToolsProtocol):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[int]:
-    port = free_port()
-    config = uvicorn.Config(create_app(a_fake_container()), host="127.0.0.1", port=port,
-                            http=ShortDeadline, log_level="warning", lifespan="off")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield port
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(create_app(a_fake_container()), http=ShortDeadline) as port:
+        yield port
 
 
 def closed_within(sock: socket.socket, seconds: float) -> bool:
@@ -109,19 +97,9 @@ def test_a_later_request_trickled_on_a_kept_alive_connection_is_cut_off(server: 
 
 @pytest.fixture(scope="module")
 def short_keep_alive() -> Iterator[int]:
-    port = free_port()
-    config = uvicorn.Config(create_app(a_fake_container()), host="127.0.0.1", port=port,
-                            http=ShortDeadline, log_level="warning", lifespan="off",
-                            timeout_keep_alive=1)
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield port
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(create_app(a_fake_container()), http=ShortDeadline,
+                           timeout_keep_alive=1) as port:
+        yield port
 
 
 def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout(
