@@ -26,6 +26,16 @@ def server() -> Iterator[int]:
         yield port
 
 
+def trickle(sock: socket.socket, piece: bytes, times: int) -> None:
+    """Send `piece` every 0.1 s, `times` times, or until the server has closed."""
+    for _ in range(times):
+        try:
+            sock.sendall(piece)
+        except OSError:
+            return
+        time.sleep(0.1)
+
+
 def closed_within(sock: socket.socket, seconds: float) -> bool:
     sock.settimeout(seconds)
     try:
@@ -44,12 +54,7 @@ def test_a_silent_connection_is_closed_after_the_deadline(server: int) -> None:
 def test_headers_trickled_past_the_deadline_are_cut_off(server: int) -> None:
     with socket.create_connection(("127.0.0.1", server)) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-        for _ in range(8):  # 0.8 s of trickling, past the 0.5 s deadline
-            try:
-                sock.sendall(b"X-Slow: 1\r\n")
-            except OSError:
-                break
-            time.sleep(0.1)
+        trickle(sock, b"X-Slow: 1\r\n", 8)  # 0.8 s of trickling, past the 0.5 s deadline
         assert closed_within(sock, 3)
 
 
@@ -85,12 +90,7 @@ def test_a_later_request_trickled_on_a_kept_alive_connection_is_cut_off(server: 
         time.sleep(0.7)  # the connection's timer lapsed between requests
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
-        for _ in range(12):  # 1.2 s of trickling, past the 0.5 s deadline
-            try:
-                sock.sendall(b"X-Slow: 1\r\n")
-            except OSError:
-                break
-            time.sleep(0.1)
+        trickle(sock, b"X-Slow: 1\r\n", 12)  # 1.2 s of trickling, past the 0.5 s deadline
         assert closed_within(sock, 3)
         assert time.monotonic() - started < 3
 
@@ -129,11 +129,6 @@ def test_blank_lines_after_a_response_do_not_hold_a_connection_open(
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
         started = time.monotonic()
-        for _ in range(20):  # 2 s of blank lines, past the 0.5 s read deadline
-            try:
-                sock.sendall(b"\r\n")
-            except OSError:
-                break
-            time.sleep(0.1)
+        trickle(sock, b"\r\n", 20)  # 2 s of blank lines, past the 0.5 s read deadline
         assert closed_within(sock, 3)
         assert time.monotonic() - started < 3
