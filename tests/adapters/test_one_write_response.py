@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from adapters.http.app import create_app
 from adapters.http.parser import JsonErrorHttpToolsProtocol
 from tests.support.builders import a_fake_container
-from tests.support.process import free_port
+from tests.support.process import uvicorn_in_thread
 
 WRITES: list[bytes | str] = []  # every write and close of every connection, in order
 
@@ -80,19 +77,8 @@ async def small_app(scope: Any, receive: Any, send: Any) -> None:
 
 
 def serve(app: Any) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http=RecordingProtocol,
-                            log_level="critical", lifespan="off")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert instance.started
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(app, http=RecordingProtocol) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")

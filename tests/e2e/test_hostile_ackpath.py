@@ -17,6 +17,7 @@ from tests.e2e.test_ack_path import CLIENT, SECRET, env_for
 from tests.support.engines import Storage, Where, query
 from tests.support.process import running_server
 from tests.support.sync_e2e import install
+from tests.support.together import side_by_side
 from tests.support.webhooks import issue_updated_body, signed_delivery
 
 pytestmark = pytest.mark.e2e
@@ -125,25 +126,17 @@ def test_W2_a_nul_in_the_issue_key_or_id_is_400_and_spoils_no_delivery_sent_besi
         if item["field"] == "status":
             item["toString"] = "Done\u0000"
     answers: dict[str, int] = {}
-    lock = threading.Lock()
 
-    def send(url: str, name: str, body: Any) -> None:
+    def send(url: str, name: str, body: Any) -> int:
         headers, raw = signed_delivery(CLIENT, SECRET, body, delivery_id=name)
-        status = httpx.post(url + PATH, content=raw, headers=headers, timeout=10).status_code
-        with lock:
-            answers[name] = status
+        return httpx.post(url + PATH, content=raw, headers=headers, timeout=10).status_code
 
     with running_server(env) as (url, _):
         for round_ in range(5):
-            jobs = [(f"good-{round_}-{n}", None) for n in range(8)]
-            jobs += [(f"{name}-{round_}", body) for name, body in poisoned.items()]
-            threads = [threading.Thread(target=send, args=(url, name, body))
-                       for name, body in jobs]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        send(url, "nul-in-a-name", nul_name)
+            jobs: dict[str, Any] = {f"good-{round_}-{n}": None for n in range(8)}
+            jobs |= {f"{name}-{round_}": body for name, body in poisoned.items()}
+            answers |= side_by_side(lambda name, jobs=jobs: send(url, name, jobs[name]), jobs)
+        answers["nul-in-a-name"] = send(url, "nul-in-a-name", nul_name)
     good = sorted(name for name in answers if name.startswith("good-"))
     assert {name: answers[name] for name in good} == dict.fromkeys(good, 202)
     assert {answers[name] for name in answers if name.startswith("nul-key")} == {400}
@@ -165,24 +158,17 @@ def test_W1_a_nul_in_an_unverified_issuer_is_401_and_spoils_no_lookup_beside_it(
     env, where = engine_env(tmp_path, storage)
     ignored = issue_updated_body(webhookEvent="jira:issue_created")
     answers: dict[str, int] = {}
-    lock = threading.Lock()
 
-    def send(url: str, name: str, client_key: str) -> None:
+    def send(url: str, name: str) -> int:
+        client_key = CLIENT + "\u0000" if name.startswith("nul-") else CLIENT
         headers, raw = signed_delivery(client_key, SECRET, ignored, delivery_id=name)
-        status = httpx.post(url + PATH, content=raw, headers=headers, timeout=10).status_code
-        with lock:
-            answers[name] = status
+        return httpx.post(url + PATH, content=raw, headers=headers, timeout=10).status_code
 
     with running_server(env) as (url, _):
         for round_ in range(5):
-            jobs = [(f"good-{round_}-{n}", CLIENT) for n in range(8)]
-            jobs += [(f"nul-{round_}-{n}", CLIENT + "\u0000") for n in range(2)]
-            threads = [threading.Thread(target=send, args=(url, name, key))
-                       for name, key in jobs]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            names = [f"good-{round_}-{n}" for n in range(8)]
+            names += [f"nul-{round_}-{n}" for n in range(2)]
+            answers |= side_by_side(lambda name: send(url, name), names)
     assert {answers[name] for name in answers if name.startswith("good-")} == {200}
     assert {answers[name] for name in answers if name.startswith("nul-")} == {401}
     assert pending_deliveries(where) == []

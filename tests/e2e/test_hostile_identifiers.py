@@ -14,7 +14,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ from tests.support.sync_e2e import (
     sync_env,
     wait_for,
 )
+from tests.support.together import side_by_side
 from tests.support.webhook_sites import (
     SITES,
     admin_call,
@@ -90,24 +90,16 @@ def test_W2_a_nul_in_a_kept_identifier_is_400_stores_nothing_and_spoils_no_deliv
     env, where = engine_env(tmp_path, storage)
     poisoned = _poisoned()
     answers: dict[str, httpx.Response] = {}
-    lock = threading.Lock()
 
-    def send(url: str, name: str, body: Any) -> None:
+    def send(url: str, name: str, body: Any) -> httpx.Response:
         headers, raw = signed_delivery(CLIENT, SECRET, body, delivery_id=name)
-        response = httpx.post(url + PATH, content=raw, headers=headers, timeout=10)
-        with lock:
-            answers[name] = response
+        return httpx.post(url + PATH, content=raw, headers=headers, timeout=10)
 
     with running_server(env) as (url, proc):
         for round_ in range(3):
-            jobs: list[tuple[str, Any]] = [(f"good-{round_}-{n}", None) for n in range(6)]
-            jobs += [(f"{name}-{round_}", body) for name, body in poisoned.items()]
-            threads = [threading.Thread(target=send, args=(url, name, body))
-                       for name, body in jobs]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            jobs: dict[str, Any] = {f"good-{round_}-{n}": None for n in range(6)}
+            jobs |= {f"{name}-{round_}": body for name, body in poisoned.items()}
+            answers |= side_by_side(lambda name, jobs=jobs: send(url, name, jobs[name]), jobs)
         assert proc.poll() is None
     good = sorted(name for name in answers if name.startswith("good-"))
     assert {name: answers[name].status_code for name in good} == dict.fromkeys(good, 202)
@@ -195,28 +187,20 @@ def test_10_a_nul_in_a_page_token_issuer_is_401_and_spoils_no_page_beside_it(
     unbind = CONFIGURE_PATH + "orgs/acme/unbind/"
     context = context_token(client_key=CLIENT + "\u0000", secret=SECRET, now=now)
     answers: dict[str, int] = {}
-    lock = threading.Lock()
 
-    def load(url: str, name: str) -> None:
+    def load(url: str, name: str) -> int:
         if name.startswith("post-"):
-            status = httpx.post(url + unbind, json={}, timeout=10,
-                                headers={"Authorization": f"JWT {context}"}).status_code
-        else:
-            target = good if name.startswith("good-") else forged
-            status = httpx.get(url + target, timeout=10).status_code
-        with lock:
-            answers[name] = status
+            return httpx.post(url + unbind, json={}, timeout=10,
+                              headers={"Authorization": f"JWT {context}"}).status_code
+        target = good if name.startswith("good-") else forged
+        return httpx.get(url + target, timeout=10).status_code
 
     before = _rows(storage.where(tmp_path, "db.sqlite"))
     with running_server(env) as (url, _):
         for round_ in range(3):
             names = [f"good-{round_}-{n}" for n in range(6)]
             names += [f"get-{round_}-{n}" for n in range(2)] + [f"post-{round_}"]
-            threads = [threading.Thread(target=load, args=(url, name)) for name in names]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            answers |= side_by_side(lambda name: load(url, name), names)
     assert {answers[n] for n in answers if n.startswith("good-")} == {200}
     assert {answers[n] for n in answers if not n.startswith("good-")} == {401}, answers
     assert _rows(storage.where(tmp_path, "db.sqlite")) == before

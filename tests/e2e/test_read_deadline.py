@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
 from adapters.http.app import create_app
 from adapters.http.parser import JsonErrorHttpToolsProtocol
 from tests.support.builders import a_fake_container
-from tests.support.process import free_port
+from tests.support.process import uvicorn_in_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -24,18 +22,18 @@ class ShortDeadline(JsonErrorHttpToolsProtocol):
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[int]:
-    port = free_port()
-    config = uvicorn.Config(create_app(a_fake_container()), host="127.0.0.1", port=port,
-                            http=ShortDeadline, log_level="warning", lifespan="off")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield port
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(create_app(a_fake_container()), http=ShortDeadline) as port:
+        yield port
+
+
+def trickle(sock: socket.socket, piece: bytes, times: int) -> None:
+    """Send `piece` every 0.1 s, `times` times, or until the server has closed."""
+    for _ in range(times):
+        try:
+            sock.sendall(piece)
+        except OSError:
+            return
+        time.sleep(0.1)
 
 
 def closed_within(sock: socket.socket, seconds: float) -> bool:
@@ -56,12 +54,7 @@ def test_a_silent_connection_is_closed_after_the_deadline(server: int) -> None:
 def test_headers_trickled_past_the_deadline_are_cut_off(server: int) -> None:
     with socket.create_connection(("127.0.0.1", server)) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-        for _ in range(8):  # 0.8 s of trickling, past the 0.5 s deadline
-            try:
-                sock.sendall(b"X-Slow: 1\r\n")
-            except OSError:
-                break
-            time.sleep(0.1)
+        trickle(sock, b"X-Slow: 1\r\n", 8)  # 0.8 s of trickling, past the 0.5 s deadline
         assert closed_within(sock, 3)
 
 
@@ -97,31 +90,16 @@ def test_a_later_request_trickled_on_a_kept_alive_connection_is_cut_off(server: 
         time.sleep(0.7)  # the connection's timer lapsed between requests
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
-        for _ in range(12):  # 1.2 s of trickling, past the 0.5 s deadline
-            try:
-                sock.sendall(b"X-Slow: 1\r\n")
-            except OSError:
-                break
-            time.sleep(0.1)
+        trickle(sock, b"X-Slow: 1\r\n", 12)  # 1.2 s of trickling, past the 0.5 s deadline
         assert closed_within(sock, 3)
         assert time.monotonic() - started < 3
 
 
 @pytest.fixture(scope="module")
 def short_keep_alive() -> Iterator[int]:
-    port = free_port()
-    config = uvicorn.Config(create_app(a_fake_container()), host="127.0.0.1", port=port,
-                            http=ShortDeadline, log_level="warning", lifespan="off",
-                            timeout_keep_alive=1)
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield port
-    instance.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_in_thread(create_app(a_fake_container()), http=ShortDeadline,
+                           timeout_keep_alive=1) as port:
+        yield port
 
 
 def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive_timeout(
@@ -151,11 +129,6 @@ def test_blank_lines_after_a_response_do_not_hold_a_connection_open(
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert sock.recv(4096).startswith(b"HTTP/1.1 200")
         started = time.monotonic()
-        for _ in range(20):  # 2 s of blank lines, past the 0.5 s read deadline
-            try:
-                sock.sendall(b"\r\n")
-            except OSError:
-                break
-            time.sleep(0.1)
+        trickle(sock, b"\r\n", 20)  # 2 s of blank lines, past the 0.5 s read deadline
         assert closed_within(sock, 3)
         assert time.monotonic() - started < 3

@@ -7,9 +7,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -83,3 +85,25 @@ def wait_until_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 2
         except httpx.TransportError:
             time.sleep(0.05)
     raise RuntimeError("server did not become ready in time")
+
+
+@contextlib.contextmanager
+def uvicorn_in_thread(app: Any, **config: Any) -> Iterator[int]:
+    """`app` served by uvicorn in a thread of this process on a free loopback port (the
+    port is yielded), with `config` as uvicorn.Config keywords; stopped afterwards."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="critical", lifespan="off", **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
