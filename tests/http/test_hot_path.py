@@ -5,6 +5,7 @@ called) only for a plain `POST` to the route's exact path."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,8 +20,12 @@ from adapters.http.hot_path import ServiceApp
 from adapters.logs import refusals
 from adapters.wiring import Container, bootstrap
 from core.describe import ISSUE_UPDATED_PATH as PATH
+from core.forge.endpoints import FORGE_ENDPOINT_KEYS
 from core.model.errors import Unavailable
 from tests.http.test_issue_updated import CLIENT, SECRET, _settings, deliveries, install
+from tests.support.builders import a_settings
+from tests.support.forge import APP_ID, ForgeSigner, JwksServer, mint_fit, mint_system_token
+from tests.support.paths import fixture_json
 from tests.support.webhooks import issue_updated_body, signed_delivery
 
 BODY_LIMIT = 8192
@@ -216,3 +221,104 @@ async def test_SPEC7_the_lane_keeps_the_route_template_and_handler_litestar_sets
     matched = litestar_app.asgi_router.handle_routing(path=PATH.rstrip("/"), method="POST")
     _, route_handler, path, params, template = matched
     assert seen == [(path, template, params, route_handler.paths)]
+
+
+# -- the Forge acknowledgement's lane (§8.2) -----------------------------------------------
+
+
+@pytest.fixture
+async def forge_pair(tmp_path: Path) -> AsyncIterator[tuple[list[Container],
+                                                            list[AsyncTestClient[Litestar]],
+                                                            list[_Counting], JwksServer]]:
+    """The Forge routes twice on two databases, one key server: [0] with the lanes, [1]
+    without. A FIT is single-use per database, so the same token can go to both."""
+    containers, clients, counters = [], [], []
+    with JwksServer(ForgeSigner("lane-key")) as jwks:
+        for name in ("lane", "litestar"):
+            (tmp_path / name).mkdir()
+            container = bootstrap(a_settings(
+                tmp_path / name, worker="false", forge_app_id=APP_ID, forge_jwks_url=jwks.url,
+                forge_api_hosts="http://127.0.0.1:*", max_body_bytes=str(BODY_LIMIT)))
+            app = create_app(container)
+            assert isinstance(app, ServiceApp)
+            if name == "litestar":
+                app._lanes.clear()
+            counter = _Counting(app.asgi_handler)
+            app.asgi_handler = counter
+            containers.append(container)
+            counters.append(counter)
+            clients.append(AsyncTestClient(app=app))
+        try:
+            for client in clients:
+                await client.__aenter__()
+            yield containers, clients, counters, jwks
+        finally:
+            for client in clients:
+                await client.__aexit__(None, None, None)
+            for container in containers:
+                container.close()
+
+
+FORGE_PATH = "/extensions/jira/forge/issue-updated/"
+FORGE_API = "http://127.0.0.1:9/ex/jira/0f2c7e4a-0000-4000-8000-00000000c10d"
+
+
+async def test_SPEC7_8_2_the_forge_lane_answers_every_request_as_litestar_does(
+    forge_pair: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    containers, clients, counters, jwks = forge_pair
+    caplog.set_level(logging.WARNING)
+
+    def fit(**options: Any) -> str:
+        return mint_fit(jwks.signer, module_key=options.pop(
+            "module_key", FORGE_ENDPOINT_KEYS["issue-updated"]), api_base_url=FORGE_API,
+            **options)
+
+    event = fixture_json("forge-issue-updated-event.json")
+    self_generated = {**event, "selfGenerated": True}
+    json_headers = {"content-type": "application/json"}
+
+    def call(body: Any, token: str | None = None, **headers: str) -> dict[str, Any]:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return {"method": "POST", "url": FORGE_PATH, "content": raw,
+                "headers": {**json_headers, "authorization": f"Bearer {token or fit()}",
+                            **headers}}
+
+    cases: list[tuple[str, Callable[[], dict[str, Any]], bool, int]] = [
+        ("accepted, with a system token", lambda: call(
+            event, **{"x-forge-oauth-system": mint_system_token()}), True, 202),
+        ("a retry with a new token", lambda: call(event), True, 200),
+        ("self-generated", lambda: call(self_generated), True, 200),
+        ("no token", lambda: {**call(event), "headers": json_headers}, True, 401),
+        ("another route's key", lambda: call(event, fit(
+            module_key=FORGE_ENDPOINT_KEYS["keepalive"])), True, 401),
+        ("bad body", lambda: call(b'{"eventType": 7}'), True, 400),
+        ("wrong content type", lambda: call(event, **{"content-type": "text/plain"}), True,
+         415),
+        ("headers over 16 KiB", lambda: call(event, **{"x-pad": "p" * 17_000}), True, 431),
+        ("GET", lambda: {**call(event), "method": "GET", "content": b""}, False, 405),
+        ("odd Host", lambda: call(event, host="bad host"), False, 400),
+    ]
+    for name, request, taken, status in cases:
+        answers, lines = [], []
+        sent = request()
+        for client, counter in zip(clients, counters, strict=True):
+            _full_refusal_buckets()
+            before, caplog.records[:] = counter.calls, []
+            answers.append(_answer(await client.request(**sent)))
+            lines.append([(r.name, r.levelname, r.getMessage()) for r in caplog.records])
+            if client is clients[0]:
+                assert (counter.calls == before) is taken, name
+            else:
+                assert counter.calls == before + 1, name
+        assert answers[0] == answers[1], name
+        assert answers[0][0] == status, (name, answers[0])
+        assert lines[0] == lines[1], name
+    rows = [c.database.read_sync(lambda db: db.execute(
+        "SELECT delivery_id, issue_key, state FROM deliveries ORDER BY id").fetchall())
+        for c in containers if c.database is not None]
+    assert len(rows) == 2 and rows[0] == rows[1] and len(rows[0]) == 1
+    tokens = [c.database.read_sync(lambda db: db.execute(
+        "SELECT forge_system_token IS NOT NULL FROM tenants").fetchall())
+        for c in containers if c.database is not None]
+    assert tokens == [[(1,)], [(1,)]]  # the system token kept through the lane too

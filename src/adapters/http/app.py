@@ -21,6 +21,7 @@ from adapters.http.schema_page import OfflineSchemaPage, SchemaJson
 from adapters.http.transport import TransportGuard, guard_factory
 from adapters.wiring import Container
 from core.describe import ISSUE_UPDATED_PATH
+from core.forge.endpoints import FORGE_ROUTE_PATHS
 
 VERSION = "0.1.0"
 
@@ -36,7 +37,8 @@ def create_app(container: Container) -> Litestar:
     handlers += connect_ack
     handlers += site_routes.routes(container)
     handlers += webhook_routes.routes(container)
-    handlers += forge_routes.routes(container)
+    forge = forge_routes.routes(container)
+    handlers += forge
     handlers += search_routes.routes(container)
     handlers += journal.routes(container)
     handlers += metrics.routes(container)
@@ -62,9 +64,13 @@ def create_app(container: Container) -> Litestar:
         logging_config=None,
         debug=False,
     )
-    # §7: the Connect acknowledgement, straight to its route (adapters/http/hot_path.py).
-    for handler in connect_ack:
-        app.add_lane(base_path + ISSUE_UPDATED_PATH, handler, TransportGuard(
+    # §7: the Connect and Forge acknowledgements, straight to their routes
+    # (adapters/http/hot_path.py).
+    lanes = [(ISSUE_UPDATED_PATH, handler) for handler in connect_ack]
+    lanes += [(FORGE_ROUTE_PATHS[forge_routes.ISSUE_UPDATED], handler) for handler in forge
+              if handler.name == f"forge-{forge_routes.ISSUE_UPDATED}"]
+    for lane_path, handler in lanes:
+        app.add_lane(base_path + lane_path, handler, TransportGuard(
             handler.fn, max_body_bytes=container.settings.max_body_bytes,
             admin_gate=admin_gate))
     return app

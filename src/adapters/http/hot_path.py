@@ -1,10 +1,11 @@
-"""The acknowledgement route without Litestar's per-request work (SPEC §7).
+"""The acknowledgement routes without Litestar's per-request work (SPEC §7).
 
 Litestar's routing, scope state, exception middleware and route dispatch cost about 12 µs of
 CPU per request (measured in process: 38–40 µs for an acknowledgement through the whole app,
 26–27 µs for the same route called directly) — a sixth of the acknowledgement path's CPU.
-`ServiceApp` is the Litestar application with one lane beside it: a request that is plainly a
-`POST` to a lane's exact path goes straight to its route, behind the same transport guard
+`ServiceApp` is the Litestar application with lanes beside it (the Connect and the Forge
+issue-updated routes): a request that is plainly a `POST` to a lane's exact path goes straight
+to its route, behind the same transport guard
 (405/431/413/415) and with errors answered by the same exception map
 (adapters/http/errors.py); every other request — another method, another spelling of the
 path, a `root_path`, a Host header Litestar might refuse, lifespan — is Litestar's, as before.
