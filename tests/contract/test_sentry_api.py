@@ -380,6 +380,25 @@ async def test_W8_pending_invites_are_not_members_to_assign(served: HttpWorld) -
     assert await served.api.members_by_email(served.binding(), "grace@example.com") == []
 
 
+@pytest.mark.parametrize("user_id", ["10\u0000", "\u001b[2J", "9" * 65, "\ud800"])
+async def test_W8_a_member_whose_user_id_no_engine_can_hold_is_no_one_to_assign(
+    served: HttpWorld, user_id: str,
+) -> None:
+    """docs/security.md, "Malformed identifiers": a Sentry user id is sent back in the PUT and
+    kept in the account mappings; one that is not short printable text (a NUL, a control, a
+    lone surrogate, over 64 characters) is no member at all, beside a good one."""
+    member = {"id": "1", "email": "grace@example.com", "pending": False,
+              "user": {"id": user_id, "emails": [{"email": "grace@example.com",
+                                                  "is_verified": True}]}}
+    good = {"id": "2", "email": "grace@example.com", "pending": False,
+            "user": {"id": "42", "emails": [{"email": "grace@example.com",
+                                              "is_verified": True}]}}
+    # JSON-encoded by the fake: a NUL travels as \u0000, a lone surrogate as \ud800.
+    served.server.script("GET", FakeSentry.members_path(ORG), Answer(200, [member, good]))
+    members = await served.api.members_by_email(served.binding(), "grace@example.com")
+    assert [m.user_id for m in members] == ["42"]
+
+
 async def test_W8_a_sentry_url_with_a_path_prefix_is_kept(
     served: HttpWorld, http_client: httpx.AsyncClient
 ) -> None:

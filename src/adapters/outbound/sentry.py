@@ -326,6 +326,9 @@ def _json(response: _Answer, what: str) -> Any:
         ) from None
 
 
+
+MAX_USER_ID = 64  # Sentry's user ids are integers; anything longer is no user id
+
 def _member(raw: Any) -> SentryMember | None:
     """A member of the members list; pending invites (no user) are no one to assign."""
     user = raw.get("user") if isinstance(raw, dict) else None
@@ -334,11 +337,16 @@ def _member(raw: Any) -> SentryMember | None:
     user_id = user.get("id")
     if isinstance(user_id, bool) or not isinstance(user_id, str | int):
         return None
+    user_id = str(user_id)
+    # Sent back in the PUT and kept in the account mappings: short printable text only (a
+    # NUL cannot be stored on PostgreSQL; docs/security.md, "Malformed identifiers").
+    if len(user_id) > MAX_USER_ID or not user_id.isprintable():
+        return None
     emails: list[tuple[str, bool]] = []
     for entry in user.get("emails") or ():
         if isinstance(entry, dict) and isinstance(entry.get("email"), str):
             emails.append((entry["email"], entry.get("is_verified") is True))
-    return SentryMember(user_id=str(user_id), emails=tuple(emails))
+    return SentryMember(user_id=user_id, emails=tuple(emails))
 
 
 def _issue(issue_id: str, raw: Any) -> SentryIssue | None:
