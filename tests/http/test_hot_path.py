@@ -5,9 +5,10 @@ called) only for a plain `POST` to the route's exact path."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +47,18 @@ class _Counting:
 Pair = tuple[list[Container], list[AsyncTestClient[Litestar]], list[_Counting]]
 
 
-@pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
-    """The same app twice on two databases: [0] with its lane, [1] without (all Litestar)."""
+@contextlib.asynccontextmanager
+async def _twins(tmp_path: Path, settings: Callable[[Path], Any],
+                 prepare: Callable[[Container], Awaitable[None]] | None = None,
+                 ) -> AsyncIterator[Pair]:
+    """The same app twice on two databases: [0] with its lanes, [1] without (all Litestar),
+    each with Litestar's own handler counting the requests that reach it."""
     containers, clients, counters = [], [], []
     for name in ("lane", "litestar"):
         (tmp_path / name).mkdir()
-        container = bootstrap(_settings(tmp_path / name, max_body_bytes=str(
-            BODY_LIMIT)))
-        await install(container)
+        container = bootstrap(settings(tmp_path / name))
+        if prepare is not None:
+            await prepare(container)
         app = create_app(container)
         assert isinstance(app, ServiceApp)
         if name == "litestar":
@@ -73,6 +77,14 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
             await client.__aexit__(None, None, None)
         for container in containers:
             container.close()
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
+    """The Connect route's app twice (see `_twins`)."""
+    async with _twins(tmp_path, lambda where: _settings(
+            where, max_body_bytes=str(BODY_LIMIT)), install) as twins:
+        yield twins
 
 
 def _signed(delivery_id: str = "d-1", **claims: Any) -> tuple[dict[str, str], bytes]:
@@ -135,6 +147,26 @@ def _full_refusal_buckets() -> None:
     refusals._suppressed.clear()
 
 
+async def _send_to_both(clients: list[AsyncTestClient[Litestar]], counters: list[_Counting],
+                        caplog: pytest.LogCaptureFixture, sent: dict[str, Any], *, name: str,
+                        taken: bool, status: int) -> None:
+    """One request to the app with lanes and to the one without: the same answer and log
+    lines from both, `status`; Litestar's handler skipped by the first exactly when `taken`."""
+    answers, lines = [], []
+    for client, counter in zip(clients, counters, strict=True):
+        _full_refusal_buckets()
+        before, caplog.records[:] = counter.calls, []
+        answers.append(_answer(await client.request(**sent)))
+        lines.append([(r.name, r.levelname, r.getMessage()) for r in caplog.records])
+        if client is clients[0]:
+            assert (counter.calls == before) is taken, name
+        else:
+            assert counter.calls == before + 1, name
+    assert answers[0] == answers[1], name
+    assert answers[0][0] == status, (name, answers[0])
+    assert lines[0] == lines[1], name
+
+
 def _answer(response: Any) -> tuple[int, dict[str, str], bytes]:
     headers = {k: v for k, v in response.headers.items() if k != "date"}
     return response.status_code, headers, response.content
@@ -146,19 +178,8 @@ async def test_SPEC7_the_lane_answers_every_request_as_litestar_does_and_is_take
     containers, clients, counters = pair
     caplog.set_level(logging.WARNING)
     for name, request, taken, status in _cases():
-        answers, lines = [], []
-        for client, counter in zip(clients, counters, strict=True):
-            _full_refusal_buckets()
-            before, caplog.records[:] = counter.calls, []
-            answers.append(_answer(await client.request(**request())))
-            lines.append([(r.name, r.levelname, r.getMessage()) for r in caplog.records])
-            if client is clients[0]:
-                assert (counter.calls == before) is taken, name
-            else:
-                assert counter.calls == before + 1, name
-        assert answers[0] == answers[1], name
-        assert answers[0][0] == status, (name, answers[0])
-        assert lines[0] == lines[1], name
+        await _send_to_both(clients, counters, caplog, request(), name=name, taken=taken,
+                            status=status)
     rows = [[{k: row[k] for k in ("delivery_id", "issue_key", "state")}
              for row in deliveries(c)] for c in containers]
     assert rows[0] == rows[1]
@@ -230,33 +251,14 @@ async def test_SPEC7_the_lane_keeps_the_route_template_and_handler_litestar_sets
 async def forge_pair(tmp_path: Path) -> AsyncIterator[tuple[list[Container],
                                                             list[AsyncTestClient[Litestar]],
                                                             list[_Counting], JwksServer]]:
-    """The Forge routes twice on two databases, one key server: [0] with the lanes, [1]
-    without. A FIT is single-use per database, so the same token can go to both."""
-    containers, clients, counters = [], [], []
+    """The Forge routes' app twice (see `_twins`), one key server. A FIT is single-use per
+    database, so the same token can go to both."""
     with JwksServer(ForgeSigner("lane-key")) as jwks:
-        for name in ("lane", "litestar"):
-            (tmp_path / name).mkdir()
-            container = bootstrap(a_settings(
-                tmp_path / name, worker="false", forge_app_id=APP_ID, forge_jwks_url=jwks.url,
-                forge_api_hosts="http://127.0.0.1:*", max_body_bytes=str(BODY_LIMIT)))
-            app = create_app(container)
-            assert isinstance(app, ServiceApp)
-            if name == "litestar":
-                app._lanes.clear()
-            counter = _Counting(app.asgi_handler)
-            app.asgi_handler = counter
-            containers.append(container)
-            counters.append(counter)
-            clients.append(AsyncTestClient(app=app))
-        try:
-            for client in clients:
-                await client.__aenter__()
+        async with _twins(tmp_path, lambda where: a_settings(
+                where, worker="false", forge_app_id=APP_ID, forge_jwks_url=jwks.url,
+                forge_api_hosts="http://127.0.0.1:*", max_body_bytes=str(BODY_LIMIT)),
+                ) as (containers, clients, counters):
             yield containers, clients, counters, jwks
-        finally:
-            for client in clients:
-                await client.__aexit__(None, None, None)
-            for container in containers:
-                container.close()
 
 
 FORGE_PATH = "/extensions/jira/forge/issue-updated/"
@@ -300,20 +302,8 @@ async def test_SPEC7_8_2_the_forge_lane_answers_every_request_as_litestar_does(
         ("odd Host", lambda: call(event, host="bad host"), False, 400),
     ]
     for name, request, taken, status in cases:
-        answers, lines = [], []
-        sent = request()
-        for client, counter in zip(clients, counters, strict=True):
-            _full_refusal_buckets()
-            before, caplog.records[:] = counter.calls, []
-            answers.append(_answer(await client.request(**sent)))
-            lines.append([(r.name, r.levelname, r.getMessage()) for r in caplog.records])
-            if client is clients[0]:
-                assert (counter.calls == before) is taken, name
-            else:
-                assert counter.calls == before + 1, name
-        assert answers[0] == answers[1], name
-        assert answers[0][0] == status, (name, answers[0])
-        assert lines[0] == lines[1], name
+        await _send_to_both(clients, counters, caplog, request(), name=name, taken=taken,
+                            status=status)
     rows = [c.database.read_sync(lambda db: db.execute(
         "SELECT delivery_id, issue_key, state FROM deliveries ORDER BY id").fetchall())
         for c in containers if c.database is not None]
