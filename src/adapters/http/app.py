@@ -20,8 +20,6 @@ from adapters.http.pages import routes as page_routes
 from adapters.http.schema_page import OfflineSchemaPage, SchemaJson
 from adapters.http.transport import TransportGuard, guard_factory
 from adapters.wiring import Container
-from core.describe import ISSUE_UPDATED_PATH
-from core.forge.endpoints import FORGE_ROUTE_PATHS
 
 VERSION = "0.1.0"
 
@@ -66,11 +64,9 @@ def create_app(container: Container) -> Litestar:
     )
     # §7: the Connect and Forge acknowledgements, straight to their routes
     # (adapters/http/hot_path.py).
-    lanes = [(ISSUE_UPDATED_PATH, handler) for handler in connect_ack]
-    lanes += [(FORGE_ROUTE_PATHS[forge_routes.ISSUE_UPDATED], handler) for handler in forge
-              if handler.name == f"forge-{forge_routes.ISSUE_UPDATED}"]
-    for lane_path, handler in lanes:
-        app.add_lane(base_path + lane_path, handler, TransportGuard(
+    forge_ack = [h for h in forge if h.name == f"forge-{forge_routes.ISSUE_UPDATED}"]
+    for handler in [*connect_ack, *forge_ack]:
+        app.add_lane(base_path, handler, TransportGuard(
             handler.fn, max_body_bytes=container.settings.max_body_bytes,
             admin_gate=admin_gate))
     return app

@@ -34,13 +34,14 @@ _PLAIN_HOST = re.compile(rb"\A[0-9A-Za-z.\-:\[\]]*\Z")
 
 
 class _Lane:
-    __slots__ = ("app", "handler", "path", "template")
+    __slots__ = ("app", "handler", "path")
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Any], path: str, template: str,
+    def __init__(self, app: Callable[[Scope, Receive, Send], Any], path: str,
                  handler: ASGIRouteHandler) -> None:
         self.app = app  # the transport guard around the route
-        self.path = path  # the scope path Litestar's router would leave (normalised)
-        self.template = template
+        # The route has no parameters: its template is the scope path Litestar's router
+        # would leave (normalised, no trailing slash).
+        self.path = path
         self.handler = handler
 
 
@@ -53,12 +54,13 @@ class ServiceApp(Litestar):
         super().__init__(*args, **kwargs)
         self._lanes: dict[str, _Lane] = {}
 
-    def add_lane(self, path: str, handler: ASGIRouteHandler,
+    def add_lane(self, base_path: str, handler: ASGIRouteHandler,
                  guarded: Callable[[Scope, Receive, Send], Any]) -> None:
-        """Serve `POST path` (with or without its trailing slash) by `guarded`, the route
-        `handler`'s function behind the transport guard."""
-        normalised = path.rstrip("/") or "/"
-        lane = _Lane(guarded, normalised, normalised, handler)
+        """Serve `POST` to the route `handler`'s one path under `base_path` (with or without
+        its trailing slash) by `guarded`, the handler's function behind the transport guard."""
+        [path] = handler.paths
+        normalised = (base_path + path).rstrip("/") or "/"
+        lane = _Lane(guarded, normalised, handler)
         self._lanes[normalised] = lane
         self._lanes[normalised + "/"] = lane
 
@@ -78,7 +80,7 @@ class ServiceApp(Litestar):
         scope["path"] = lane.path
         scope["path_params"] = {}
         scope["route_handler"] = lane.handler
-        scope["path_template"] = lane.template
+        scope["path_template"] = lane.path
         started = False
 
         async def tracked(message: Message) -> None:
